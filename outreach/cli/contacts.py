@@ -1,0 +1,278 @@
+"""`outreach contacts`: import, list, show, add, edit, tag, suppress, export, forget."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from outreach.cli.output import JsonOption, SegmentOption, emit_json, err, file_progress, out, table
+from outreach.contacts import directory
+from outreach.contacts.importer import ImportOptions, ImportSummary, import_contacts
+from outreach.contacts.segments import parse_segment
+from outreach.contacts.values import InvalidValueError as BadValue
+from outreach.contacts.values import role as checked_role
+from outreach.contacts.values import tags as split_tags
+from outreach.errors import InvalidValueError
+from outreach.vocabulary import ROLES, SUPPRESSION_REASONS
+
+app = typer.Typer(help="The contact list.", no_args_is_help=True)
+
+Name = Annotated[str | None, typer.Option(help="Full name as it should appear.")]
+FirstName = Annotated[str | None, typer.Option(help="First name.")]
+LastName = Annotated[str | None, typer.Option(help="Last name.")]
+Honorific = Annotated[str | None, typer.Option(help="Mr, Ms, Frau, Madame ... (implies gender).")]
+Gender = Annotated[str | None, typer.Option(help="f, m, or empty for unknown.")]
+Position = Annotated[str | None, typer.Option(help="Office or job, e.g. 'President of the French Republic'.")]
+Role = Annotated[str | None, typer.Option(help=f"One of: {', '.join(ROLES)}.")]
+Organization = Annotated[str | None, typer.Option(help="Organization or office.")]
+Country = Annotated[str | None, typer.Option(help="Country name or ISO code.")]
+Language = Annotated[str | None, typer.Option(help="Language of correspondence (fr, German ...).")]
+TimeZone = Annotated[str | None, typer.Option("--time-zone", help="IANA zone, e.g. Europe/Paris.")]
+SetAttribute = Annotated[list[str] | None, typer.Option("--set", help="Custom attribute KEY=VALUE (repeatable).")]
+Tags = Annotated[list[str] | None, typer.Option("--tag", "-t", help="Tag (repeatable).")]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _pairs(items: list[str] | None, option: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidValueError(f"{option} {item!r} is not KEY=VALUE")
+        pairs[key.strip()] = value
+    return pairs
+
+
+def _tags(items: list[str] | None) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(tag for item in items or [] for tag in split_tags(item)))
+
+
+def _role(value: str | None) -> str | None:
+    try:
+        return checked_role(value) if value else None
+    except BadValue as error:
+        raise InvalidValueError(str(error)) from None
+
+
+def _print_import(summary: ImportSummary) -> None:
+    verb = "would be" if summary.dry_run else "were"
+    err.print(f"Read {summary.source} as {summary.encoding}, separated by {summary.delimiter!r}.")
+    if summary.encoding_guessed:
+        err.print(
+            f"[yellow]The file is not UTF-8; {summary.encoding} was a guess.[/yellow] Check that names with "
+            "accents look right (`outreach contacts list`); if not, import again with --encoding and --update."
+        )
+    read = ", ".join(f"{header} -> {target.removeprefix('attr:')}{' (custom)' if target.startswith('attr:') else ''}"
+                     for header, target in summary.columns if target)  # fmt: skip
+    err.print(f"Columns: {read}")
+    counts = summary.counts()
+    err.print(
+        f"{summary.rows} rows: {counts['imported']} imported, {counts['updated']} updated, "
+        f"{counts['unchanged']} unchanged, {counts['merged']} merged duplicates, "
+        f"{counts['suppressed']} suppressed, {counts['rejected']} rejected"
+        + (f" ({counts['blank']} blank lines skipped)" if counts["blank"] else "")
+        + (" - dry run, nothing was written" if summary.dry_run else "")
+    )
+    for reject in summary.first_rejects:
+        err.print(f"  line {reject.line}: {reject.reason}", markup=False, highlight=False)
+    if summary.rejects_path:
+        err.print(f"Rejected rows {verb} written to {summary.rejects_path}")
+    if summary.unchanged and not summary.dry_run:
+        err.print("Existing contacts are left as they are; pass --update to apply the file to them.")
+
+
+@app.command("import")
+def import_command(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV file to import.")],
+    role: Annotated[str | None, typer.Option(help="Role for rows whose role column is empty.")] = None,
+    tag: Tags = None,
+    update: Annotated[bool, typer.Option(help="Apply the file to contacts that exist already.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Check the whole file, write nothing.")] = False,
+    strict: Annotated[bool, typer.Option(help="Import nothing if any row is rejected.")] = False,
+    check_dns: Annotated[bool, typer.Option(help="Also check that each domain receives mail (needs DNS).")] = False,
+    encoding: Annotated[str | None, typer.Option(help="The file's encoding, when detection gets it wrong.")] = None,
+    map_: Annotated[list[str] | None, typer.Option("--map", help="COLUMN=field, e.g. Courriel=email.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Import contacts from CSV; rejected rows are counted and written beside the file."""
+    options = ImportOptions(
+        role=_role(role), tags=_tags(tag), update=update, dry_run=dry_run, strict=strict,
+        check_dns=check_dns, encoding=encoding, mapping=_pairs(map_, "--map"),
+    )  # fmt: skip
+    sessions = ctx.obj.workspace().sessions
+    with file_progress(file, f"Importing {file.name}") as binary:
+        summary = import_contacts(sessions, binary, file, options, now=_now())
+    if json_output:
+        emit_json({
+            "source": summary.source, "encoding": summary.encoding, "encoding_guessed": summary.encoding_guessed,
+            "delimiter": summary.delimiter,
+            "dry_run": summary.dry_run, "rows": summary.rows, **summary.counts(),
+            "columns": dict(summary.columns),
+            "rejects_file": str(summary.rejects_path) if summary.rejects_path else None,
+            "rejects": [{"line": r.line, "reason": r.reason} for r in summary.first_rejects],
+        })  # fmt: skip
+    else:
+        _print_import(summary)
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    segment: SegmentOption = None,
+    limit: Annotated[int | None, typer.Option(help="Show at most this many.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List contacts, all or those of a segment."""
+    chosen = parse_segment(segment)
+    sessions = ctx.obj.workspace().sessions
+    found = directory.list_contacts(sessions, chosen, limit)
+    if json_output:
+        emit_json([view.as_json() for view in found])
+        return
+    table(
+        f"{len(found)} contacts ({chosen})",
+        ["email", "name", "role", "country", "lang", "status", "tags"],
+        [(v.email, v.name, v.role, v.country, v.language, v.status, ", ".join(v.tags)) for v in found],
+    )
+
+
+@app.command("show")
+def show_command(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Argument(help="The contact's address.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Show everything known about one contact."""
+    view = directory.show_contact(ctx.obj.workspace().sessions, address)
+    if json_output:
+        emit_json(view.as_json())
+        return
+    for key, value in view.as_json().items():
+        if key == "attributes":
+            for name, text in value.items():
+                out.print(f"{name + ' (custom)':>16}: {text}", markup=False, highlight=False)
+        else:
+            shown = ", ".join(value) if isinstance(value, list) else ("" if value is None else value)
+            out.print(f"{key:>16}: {shown}", markup=False, highlight=False)
+
+
+@app.command("add")
+def add_command(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Argument(help="Email address.")],
+    name: Name = None, first_name: FirstName = None, last_name: LastName = None, honorific: Honorific = None,
+    gender: Gender = None, position: Position = None, role: Role = None, organization: Organization = None,
+    country: Country = None, language: Language = None, time_zone: TimeZone = None,
+    tag: Tags = None, set_: SetAttribute = None, json_output: JsonOption = False,
+) -> None:  # fmt: skip
+    """Add one contact."""
+    fields = {
+        "name": name, "first_name": first_name, "last_name": last_name, "honorific": honorific,
+        "gender": gender, "position": position, "role": role, "organization": organization,
+        "country": country, "language": language, "time_zone": time_zone,
+    }  # fmt: skip
+    view = directory.add_contact(
+        ctx.obj.workspace().sessions, address, fields, _tags(tag), _pairs(set_, "--set"), now=_now()
+    )
+    if json_output:
+        emit_json(view.as_json())
+    else:
+        err.print(f"Added {view.email} (id {view.id}).")
+
+
+@app.command("edit")
+def edit_command(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Argument(help="The contact's address.")],
+    name: Name = None, first_name: FirstName = None, last_name: LastName = None, honorific: Honorific = None,
+    gender: Gender = None, position: Position = None, role: Role = None, organization: Organization = None,
+    country: Country = None, language: Language = None, time_zone: TimeZone = None,
+    set_: SetAttribute = None,
+    unset: Annotated[list[str] | None, typer.Option(help="Remove a custom attribute (repeatable).")] = None,
+    json_output: JsonOption = False,
+) -> None:  # fmt: skip
+    """Change a contact's fields (an empty value clears one) and custom attributes."""
+    fields = {
+        "name": name, "first_name": first_name, "last_name": last_name, "honorific": honorific,
+        "gender": gender, "position": position, "role": role, "organization": organization,
+        "country": country, "language": language, "time_zone": time_zone,
+    }  # fmt: skip
+    view = directory.edit_contact(
+        ctx.obj.workspace().sessions, address, fields, _pairs(set_, "--set"), tuple(unset or ()), now=_now()
+    )
+    if json_output:
+        emit_json(view.as_json())
+    else:
+        err.print(f"Updated {view.email}.")
+
+
+@app.command("tag")
+def tag_command(
+    ctx: typer.Context,
+    tag: Annotated[str, typer.Argument(help="The tag.")],
+    addresses: Annotated[list[str] | None, typer.Argument(help="Addresses; without them, --segment.")] = None,
+    segment: SegmentOption = None,
+    remove: Annotated[bool, typer.Option(help="Remove the tag instead of adding it.")] = False,
+) -> None:
+    """Tag contacts by address or by segment (or remove a tag)."""
+    if not addresses and segment is None:
+        raise InvalidValueError("name the contacts: addresses, or --segment (\"--segment ''\" for everyone)")
+    result = directory.tag_contacts(
+        ctx.obj.workspace().sessions, tag, parse_segment(segment), list(addresses or []), remove=remove
+    )
+    err.print(f"{'Removed' if result.removed else 'Tagged'} {result.tag!r} {'from' if result.removed else 'on'} "
+              f"{result.contacts} contacts.")  # fmt: skip
+
+
+@app.command("suppress")
+def suppress_command(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Argument(help="The address never to write to again.")],
+    reason: Annotated[str, typer.Option(help=f"One of: {', '.join(SUPPRESSION_REASONS)}.")] = "do_not_contact",
+    note: Annotated[str | None, typer.Option(help="Why, for the record.")] = None,
+) -> None:
+    """Never write to an address again (it need not be a contact)."""
+    email = directory.suppress_contact(
+        ctx.obj.workspace().sessions, address, reason.replace("-", "_"), note, now=_now()
+    )
+    err.print(f"Suppressed {email} ({reason}).")
+
+
+@app.command("export")
+def export_command(
+    ctx: typer.Context,
+    segment: SegmentOption = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="CSV file (default: stdout).")] = None,
+) -> None:
+    """Export contacts as CSV that `contacts import` reads back."""
+    sessions = ctx.obj.workspace().sessions
+    chosen = parse_segment(segment)
+    if output is None:
+        count = directory.export_contacts(sessions, chosen, sys.stdout)
+    else:
+        with output.open("w", encoding="utf-8", newline="") as handle:
+            count = directory.export_contacts(sessions, chosen, handle)
+    err.print(f"Exported {count} contacts" + (f" to {output}." if output else "."))
+
+
+@app.command("forget")
+def forget_command(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Argument(help="The person's address.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase a person's data (GDPR); a hash of the address stays so no import brings them back."""
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InvalidValueError("forgetting cannot be undone", hint="pass --yes to confirm")
+        typer.confirm(f"Erase everything about {address}? This cannot be undone", abort=True)
+    contact_id = directory.forget_contact(ctx.obj.workspace().sessions, address, now=_now())
+    err.print(f"Forgot contact {contact_id}: personal data erased, address kept only as a hash.")

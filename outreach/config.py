@@ -1,0 +1,88 @@
+"""Settings from OUTREACH_* environment variables and the workspace's `.env`, read and validated once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from difflib import get_close_matches
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from outreach.errors import ConfigError
+
+ENV_FILE = ".env"
+DATABASE_FILE = "outreach.db"
+PREFIX = "OUTREACH_"
+
+# Every variable the tool reads, with its default; `.env.example` documents each one.
+KNOWN = {
+    "OUTREACH_DATABASE_URL": "",  # empty: a SQLite file `outreach.db` in the workspace
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the tool needs to know about its surroundings, validated."""
+
+    workspace: Path
+    database_url: str
+
+    def __repr__(self) -> str:
+        # A database URL can carry a password: never show it.
+        return f"Settings(workspace={self.workspace!s}, database_url={redact_url(self.database_url)})"
+
+
+def process_environment() -> dict[str, str]:
+    """Return the OUTREACH_* variables of this process's environment (the only place that reads it)."""
+    return {key: value for key, value in os.environ.items() if key.startswith(PREFIX)}
+
+
+def load_settings(workspace: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read `.env` in the workspace, let the environment override it, and validate the result."""
+    environ = process_environment() if environ is None else environ
+    env_path = workspace / ENV_FILE
+    values: dict[str, str] = {}
+    if env_path.is_file():
+        for key, value in dotenv_values(env_path).items():
+            if not key.startswith(PREFIX):
+                continue
+            if key not in KNOWN:
+                close = get_close_matches(key, KNOWN, n=1)
+                raise ConfigError(
+                    f"unknown setting {key}",
+                    where=str(env_path),
+                    hint=f"did you mean {close[0]}?" if close else "see .env.example for the settings",
+                )
+            values[key] = value or ""
+    values.update({key: value for key, value in environ.items() if key in KNOWN})
+    return Settings(
+        workspace=workspace,
+        database_url=database_url(workspace, values.get("OUTREACH_DATABASE_URL", "")),
+    )
+
+
+def database_url(workspace: Path, configured: str) -> str:
+    """Return the database URL: the configured one, or a SQLite file in the workspace."""
+    url = configured.strip()
+    if not url:
+        return f"sqlite:///{(workspace / DATABASE_FILE).resolve()}"
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
+        # A relative SQLite path is relative to the workspace, not to wherever the command runs.
+        return f"sqlite:///{(workspace / url.removeprefix('sqlite:///')).resolve()}"
+    if not url.startswith(("sqlite:", "postgresql")):
+        raise ConfigError(
+            f"OUTREACH_DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL, not {redact_url(url)}"
+        )
+    return url
+
+
+def redact_url(url: str) -> str:
+    """Hide the password in a database URL."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url

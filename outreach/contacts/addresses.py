@@ -1,0 +1,99 @@
+"""Email addresses: validation, the key that finds duplicates, and the hash that outlives erasure."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+
+# RFC 5322 3.2.3 dot-atom in plain ASCII, the shape of nearly every real address. For such a local part
+# email-validator accepts it as is, so only the domain needs the library's (costly) IDNA checks, once per domain.
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_ASCII_DOMAIN = re.compile(r"[A-Za-z0-9.-]+")
+_MAX_LOCAL = 64  # RFC 5321 4.5.3.1.1
+_MAX_ADDRESS = 254  # RFC 3696 errata 1690, as email-validator checks it
+
+# A dns.resolver.Resolver; tests hand email-validator a local one, since nothing here resolves names.
+Resolver = Any
+
+
+class InvalidAddressError(ValueError):
+    """The text is not one valid email address; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A validated address: how to write it, the key that identifies it, and whether it needs SMTPUTF8."""
+
+    email: str
+    key: str
+    smtputf8: bool
+
+
+def strip_decoration(raw: str) -> str:
+    """Remove what exports wrap around an address: blanks, `mailto:`, `Name <...>`."""
+    text = raw.strip()
+    if text.endswith(">") and "<" in text:
+        text = text[text.rindex("<") + 1 : -1].strip()
+    if text[:7].lower() == "mailto:":
+        text = text[7:].split("?", 1)[0].strip()
+    return text
+
+
+def parse_address(raw: str, *, check_dns: bool = False, resolver: Resolver | None = None) -> Address:
+    """Validate one address (syntax always, DNS only when asked) and return its normal form and key."""
+    text = strip_decoration(raw)
+    if not text:
+        raise InvalidAddressError("no email address")
+    if any(sep in text for sep in (",", ";", " ")):
+        raise InvalidAddressError(f"more than one address or a blank inside {text!r}")
+    local, at, domain = text.rpartition("@")
+    if (
+        at
+        and not check_dns
+        and len(text) <= _MAX_ADDRESS
+        and len(local) <= _MAX_LOCAL
+        and _DOT_ATOM.fullmatch(local)
+        and _ASCII_DOMAIN.fullmatch(domain)
+    ):
+        ascii_domain = _checked_domain(domain.lower())
+        if isinstance(ascii_domain, EmailNotValidError):
+            raise InvalidAddressError(f"{text!r}: {ascii_domain}")
+        return Address(f"{local}@{ascii_domain}", f"{local.lower()}@{ascii_domain}", False)
+    return _library_address(text, check_dns, resolver)
+
+
+def _library_address(text: str, check_dns: bool, resolver: Resolver | None) -> Address:
+    try:
+        checked = validate_email(text, check_deliverability=check_dns, dns_resolver=resolver, allow_quoted_local=False)
+    except EmailNotValidError as error:
+        raise InvalidAddressError(f"{text!r}: {error}") from None
+    ascii_domain = checked.ascii_domain.lower()
+    return Address(
+        checked.normalized,
+        f"{checked.local_part.lower()}@{ascii_domain}",
+        bool(checked.smtputf8),
+    )
+
+
+_domains: dict[str, str | EmailNotValidError] = {}
+
+
+def _checked_domain(domain: str) -> str | EmailNotValidError:
+    """Check a domain's syntax once with email-validator and remember the verdict (the domain or the error)."""
+    verdict = _domains.get(domain)
+    if verdict is None:
+        try:
+            verdict = validate_email(f"postmaster@{domain}", check_deliverability=False).ascii_domain.lower()
+        except EmailNotValidError as error:
+            verdict = error
+        _domains[domain] = verdict
+    return verdict
+
+
+def address_hash(key: str) -> str:
+    """Return the SHA-256 of an address key: what the suppression list keeps after erasure."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()

@@ -1,0 +1,314 @@
+"""The contact list as a campaigner edits it: list, show, add, edit, tag, suppress, export, forget."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TextIO
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from outreach.contacts import values
+from outreach.contacts.addresses import InvalidAddressError, address_hash, parse_address
+from outreach.contacts.importer import FIELDS
+from outreach.contacts.segments import Segment
+from outreach.db.models import Contact, ContactTag, Signatory, Suppression, Tag
+from outreach.db.queries import contact_tags, insert_ignoring_duplicates, segment_contacts, tag_ids
+from outreach.errors import InvalidValueError, NotFoundError
+from outreach.vocabulary import SUPPRESSION_REASONS
+
+# How a suppression reason leaves the contact's status.
+_STATUS_FOR_REASON = {
+    "unsubscribed": "unsubscribed",
+    "bounced": "bounced",
+    "complained": "do_not_contact",
+    "do_not_contact": "do_not_contact",
+    "forgotten": "do_not_contact",
+}
+EXPORT_COLUMNS = ("email", *FIELDS, "status", "tags")
+
+
+@dataclass(frozen=True)
+class ContactView:
+    """A contact as shown and exported: plain values, no database object."""
+
+    id: int
+    email: str | None
+    name: str | None
+    first_name: str | None
+    last_name: str | None
+    honorific: str | None
+    gender: str | None
+    position: str | None
+    role: str | None
+    organization: str | None
+    country: str | None
+    language: str | None
+    time_zone: str | None
+    status: str
+    tags: list[str]
+    attributes: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the contact as JSON-ready values."""
+        data = dict(self.__dict__)
+        data["created_at"] = self.created_at.isoformat()
+        data["updated_at"] = self.updated_at.isoformat()
+        return data
+
+
+def _view(contact: Contact, tags: list[str]) -> ContactView:
+    return ContactView(
+        id=contact.id, email=contact.email, name=contact.name, first_name=contact.first_name,
+        last_name=contact.last_name, honorific=contact.honorific, gender=contact.gender,
+        position=contact.position, role=contact.role, organization=contact.organization,
+        country=contact.country, language=contact.language, time_zone=contact.time_zone,
+        status=contact.status, tags=tags, attributes=dict(contact.attributes or {}),
+        created_at=contact.created_at, updated_at=contact.updated_at,
+    )  # fmt: skip
+
+
+def _key(address: str) -> str:
+    try:
+        return parse_address(address).key
+    except InvalidAddressError as error:
+        raise InvalidValueError(str(error)) from None
+
+
+def _find(session: Session, address: str) -> Contact:
+    contact = session.scalars(select(Contact).where(Contact.email_key == _key(address))).one_or_none()
+    if contact is None:
+        raise NotFoundError(f"no contact {address}", hint="`outreach contacts list` shows who is there")
+    return contact
+
+
+def list_contacts(sessions: sessionmaker[Session], segment: Segment, limit: int | None = None) -> list[ContactView]:
+    """Return the contacts of a segment, oldest first."""
+    with sessions() as session:
+        query = segment_contacts(segment)
+        if limit:
+            query = query.limit(limit)
+        contacts = list(session.scalars(query))
+        tags = contact_tags(session, [c.id for c in contacts])
+        return [_view(c, tags[c.id]) for c in contacts]
+
+
+def count_contacts(sessions: sessionmaker[Session], segment: Segment) -> int:
+    """Return how many contacts a segment selects."""
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(segment_contacts(segment).subquery())) or 0
+
+
+def show_contact(sessions: sessionmaker[Session], address: str) -> ContactView:
+    """Return one contact by address."""
+    with sessions() as session:
+        contact = _find(session, address)
+        return _view(contact, contact_tags(session, [contact.id])[contact.id])
+
+
+def checked_fields(given: Mapping[str, str | None]) -> dict[str, str | None]:
+    """Check and normalize fields given on the command line; an empty string clears a field."""
+    checkers = {
+        "role": values.role, "gender": values.gender, "country": values.country,
+        "language": values.language, "time_zone": values.time_zone,
+    }  # fmt: skip
+    result: dict[str, str | None] = {}
+    for name, raw in given.items():
+        if raw is None:
+            continue
+        text = values.clean_text(raw)
+        try:
+            result[name] = checkers[name](text) if name in checkers and text else (text or None)
+        except values.InvalidValueError as error:
+            raise InvalidValueError(str(error)) from None
+    honorific = result.get("honorific")
+    if given.get("gender") is None and honorific and (implied := values.gender_of_honorific(honorific)):
+        result["gender"] = implied
+    return result
+
+
+def add_contact(
+    sessions: sessionmaker[Session],
+    address: str,
+    fields: Mapping[str, str | None],
+    tags: tuple[str, ...],
+    attributes: Mapping[str, str],
+    *,
+    now: datetime,
+) -> ContactView:
+    """Add one contact; an address already present or suppressed is refused."""
+    try:
+        parsed = parse_address(address)
+    except InvalidAddressError as error:
+        raise InvalidValueError(str(error)) from None
+    checked = checked_fields(fields)
+    if checked.get("name") is None and (checked.get("first_name") or checked.get("last_name")):
+        checked["name"] = " ".join(v for k in ("first_name", "last_name") if (v := checked.get(k)))
+    with sessions.begin() as session:
+        if session.scalar(select(Contact.id).where(Contact.email_key == parsed.key)) is not None:
+            raise InvalidValueError(f"{parsed.email} is already a contact", hint="use `contacts edit`")
+        reason = session.scalar(select(Suppression.reason).where(Suppression.address_hash == address_hash(parsed.key)))
+        if reason is not None:
+            raise InvalidValueError(f"{parsed.email} is on the suppression list ({reason})")
+        contact = Contact(
+            email=parsed.email, email_key=parsed.key, status="active", attributes=dict(attributes),
+            created_at=now, updated_at=now, **checked,
+        )  # fmt: skip
+        session.add(contact)
+        session.flush()
+        _add_tags(session, contact.id, tags)
+        return _view(contact, sorted(tags))
+
+
+def edit_contact(
+    sessions: sessionmaker[Session],
+    address: str,
+    fields: Mapping[str, str | None],
+    set_attributes: Mapping[str, str],
+    unset_attributes: tuple[str, ...],
+    *,
+    now: datetime,
+) -> ContactView:
+    """Change fields and custom attributes of one contact."""
+    checked = checked_fields(fields)
+    with sessions.begin() as session:
+        contact = _find(session, address)
+        for name, value in checked.items():
+            setattr(contact, name, value)
+        attributes = dict(contact.attributes or {})
+        attributes.update({k: values.clean_text(v) for k, v in set_attributes.items()})
+        for key in unset_attributes:
+            attributes.pop(key, None)
+        contact.attributes = attributes
+        contact.updated_at = now
+        session.flush()
+        return _view(contact, contact_tags(session, [contact.id])[contact.id])
+
+
+def _add_tags(session: Session, contact_id: int, tags: tuple[str, ...]) -> None:
+    if tags:
+        ids = tag_ids(session, tags)
+        links = [{"contact_id": contact_id, "tag_id": ids[t]} for t in tags]
+        insert_ignoring_duplicates(session, ContactTag.__table__, links)  # type: ignore[arg-type]
+
+
+@dataclass
+class TagResult:
+    """How many contacts a tag change reached."""
+
+    tag: str
+    contacts: int
+    removed: bool = False
+
+
+def tag_contacts(
+    sessions: sessionmaker[Session], tag: str, segment: Segment, addresses: list[str], *, remove: bool = False
+) -> TagResult:
+    """Add a tag to (or remove it from) the contacts named by address, or by a segment when none are named."""
+    found = values.tags(tag)
+    if len(found) != 1:
+        raise InvalidValueError(f"tag {tag!r} is not one tag")
+    name = found[0]
+    with sessions.begin() as session:
+        if addresses:
+            ids = [_find(session, address).id for address in addresses]
+        else:
+            ids = list(session.scalars(segment_contacts(segment).with_only_columns(Contact.id)))
+        if remove:
+            tag_id = session.scalar(select(Tag.id).where(Tag.name == name))
+            if tag_id is None or not ids:
+                return TagResult(name, 0, removed=True)
+            removed = session.execute(
+                delete(ContactTag).where(ContactTag.tag_id == tag_id, ContactTag.contact_id.in_(ids))
+            )
+            return TagResult(name, removed.rowcount or 0, removed=True)  # type: ignore[attr-defined]
+        tag_id = tag_ids(session, [name])[name]
+        links = [{"contact_id": contact_id, "tag_id": tag_id} for contact_id in ids]
+        for start in range(0, len(links), 1000):
+            insert_ignoring_duplicates(session, ContactTag.__table__, links[start : start + 1000])  # type: ignore[arg-type]
+        return TagResult(name, len(ids))
+
+
+def suppress_address(session: Session, key: str, reason: str, note: str | None, *, now: datetime) -> None:
+    """Put an address key on the suppression list (once) and set its contact's status to match."""
+    if reason not in SUPPRESSION_REASONS:
+        raise InvalidValueError(f"reason {reason!r} is not one of {', '.join(SUPPRESSION_REASONS)}")
+    insert_ignoring_duplicates(
+        session,
+        Suppression.__table__,  # type: ignore[arg-type]
+        [{"address_hash": address_hash(key), "reason": reason, "note": note, "created_at": now}],
+    )
+    contact = session.scalars(select(Contact).where(Contact.email_key == key)).one_or_none()
+    if contact is not None:
+        contact.status = _STATUS_FOR_REASON[reason]
+        contact.updated_at = now
+
+
+def suppress_contact(
+    sessions: sessionmaker[Session], address: str, reason: str, note: str | None, *, now: datetime
+) -> str:
+    """Never write to this address again, whether or not it is a contact; return the normalized address."""
+    try:
+        parsed = parse_address(address)
+    except InvalidAddressError as error:
+        raise InvalidValueError(str(error)) from None
+    with sessions.begin() as session:
+        suppress_address(session, parsed.key, reason, note, now=now)
+    return parsed.email
+
+
+def forget_contact(sessions: sessionmaker[Session], address: str, *, now: datetime) -> int:
+    """Erase a contact's personal data (GDPR art. 17); keep a hash so a later import does not restore it."""
+    with sessions.begin() as session:
+        contact = _find(session, address)
+        assert contact.email_key is not None
+        suppress_address(session, contact.email_key, "forgotten", None, now=now)
+        for name in ("email", "email_key", *FIELDS):
+            if name != "role":  # the role alone identifies no one and keeps reports by role whole
+                setattr(contact, name, None)
+        contact.attributes = {}
+        contact.status = "do_not_contact"
+        contact.forgotten_at = now
+        contact.updated_at = now
+        session.execute(delete(ContactTag).where(ContactTag.contact_id == contact.id))
+        session.execute(update(Signatory).where(Signatory.contact_id == contact.id).values(contact_id=None))
+        return contact.id
+
+
+def export_contacts(sessions: sessionmaker[Session], segment: Segment, out: TextIO) -> int:
+    """Write the contacts of a segment as CSV that `contacts import` reads back; return how many."""
+    attribute_keys: dict[str, None] = {}
+    for view in _stream(sessions, segment):
+        attribute_keys.update(dict.fromkeys(view.attributes))
+    writer = csv.writer(out)
+    writer.writerow([*EXPORT_COLUMNS, *attribute_keys])
+    count = 0
+    for view in _stream(sessions, segment):
+        row = [getattr(view, column) for column in EXPORT_COLUMNS[:-1]]
+        writer.writerow(
+            [
+                *(v or "" for v in row),
+                "|".join(view.tags),
+                *(view.attributes.get(k, "") for k in attribute_keys),
+            ]
+        )
+        count += 1
+    return count
+
+
+def _stream(sessions: sessionmaker[Session], segment: Segment, batch: int = 1000) -> Iterator[ContactView]:
+    """Yield the contacts of a segment a batch at a time, so memory stays flat."""
+    last_id = 0
+    while True:
+        with sessions() as session:
+            contacts = list(session.scalars(segment_contacts(segment).where(Contact.id > last_id).limit(batch)))
+            if not contacts:
+                return
+            tags = contact_tags(session, [c.id for c in contacts])
+        yield from (_view(c, tags[c.id]) for c in contacts)
+        last_id = contacts[-1].id

@@ -1,0 +1,286 @@
+"""`contacts import`: stream a CSV file into the contact list in one transaction, accounting for every row."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from outreach.contacts.addresses import Resolver, address_hash
+from outreach.contacts.rejects import RejectsFile, rejects_path_for
+from outreach.contacts.rows import (
+    CONTACT_SYNONYMS,
+    ContactReader,
+    ContactRow,
+    Reject,
+    match_columns,
+    open_table,
+)
+from outreach.db.models import Contact, ContactTag, Import, Suppression
+from outreach.db.queries import insert_ignoring_duplicates, tag_ids
+from outreach.errors import RejectedRowsError
+
+BATCH = 2000
+SHOWN_REJECTS = 10
+FIELDS = (
+    "name", "first_name", "last_name", "honorific", "gender", "position", "role",
+    "organization", "country", "language", "time_zone",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How to read the file and what to do with contacts that exist already."""
+
+    role: str | None = None
+    tags: tuple[str, ...] = ()
+    update: bool = False
+    dry_run: bool = False
+    strict: bool = False
+    check_dns: bool = False
+    encoding: str | None = None
+    mapping: Mapping[str, str] = field(default_factory=dict)
+    resolver: Resolver | None = None
+
+
+@dataclass
+class ImportSummary:
+    """What became of every row of the file."""
+
+    source: str
+    encoding: str = ""
+    encoding_guessed: bool = False
+    delimiter: str = ","
+    columns: list[tuple[str, str]] = field(default_factory=list)
+    imported: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    merged: int = 0
+    suppressed: int = 0
+    rejected: int = 0
+    blank: int = 0
+    dry_run: bool = False
+    rejects_path: Path | None = None
+    first_rejects: list[Reject] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        """Rows read, blank ones aside."""
+        return self.imported + self.updated + self.unchanged + self.merged + self.suppressed + self.rejected
+
+    def counts(self) -> dict[str, int]:
+        """The counts by outcome, as stored with the import and printed as JSON."""
+        names = ("imported", "updated", "unchanged", "merged", "suppressed", "rejected", "blank")
+        return {name: getattr(self, name) for name in names}
+
+
+def import_contacts(
+    sessions: sessionmaker[Session],
+    binary: BinaryIO,
+    source: Path,
+    options: ImportOptions,
+    *,
+    now: datetime,
+) -> ImportSummary:
+    """Import a CSV of contacts. All or nothing: a fatal error or `--dry-run` leaves the database as it was."""
+    table = open_table(binary, str(source), options.encoding)
+    columns = match_columns(table.headers, CONTACT_SYNONYMS, options.mapping)
+    reader = ContactReader(table, columns, options.role, options.tags, options.check_dns, options.resolver)
+    summary = ImportSummary(
+        str(source),
+        table.encoding,
+        table.encoding_guessed,
+        table.delimiter,
+        columns.described(),
+        dry_run=options.dry_run,
+    )
+    rejects = RejectsFile(rejects_path_for(source), table.headers, enabled=not options.dry_run)
+    try:
+        with sessions() as session:
+            run = Import(source=str(source), started_at=now, counts={})
+            session.add(run)
+            session.flush()
+            batcher = _Batcher(session, run.id, options.update, now, summary, rejects)
+            for batch in _batches(reader, summary, rejects):
+                batcher.apply(batch)
+            summary.blank = table.blank
+            if options.strict and summary.rejected:
+                raise RejectedRowsError(
+                    f"{summary.rejected} rows rejected; nothing was imported (--strict)",
+                    where=str(source),
+                    hint=f"first: line {summary.first_rejects[0].line}: {summary.first_rejects[0].reason}",
+                )
+            run.finished_at = now
+            run.counts = summary.counts()
+            if options.dry_run:
+                session.rollback()
+            else:
+                session.commit()
+    finally:
+        summary.rejects_path = rejects.finish()
+    return summary
+
+
+def _batches(reader: ContactReader, summary: ImportSummary, rejects: RejectsFile) -> Iterator[list[ContactRow]]:
+    """Yield valid rows in batches, counting and recording each reject as it passes."""
+
+    def valid() -> Iterator[ContactRow]:
+        for row in reader:
+            if isinstance(row, Reject):
+                summary.rejected += 1
+                _note_reject(summary, rejects, row)
+            else:
+                yield row
+
+    rows = valid()
+    while batch := list(islice(rows, BATCH)):
+        yield batch
+
+
+def _note_reject(summary: ImportSummary, rejects: RejectsFile, reject: Reject) -> None:
+    if len(summary.first_rejects) < SHOWN_REJECTS:
+        summary.first_rejects.append(reject)
+    rejects.add(reject)
+
+
+def _merge(into: ContactRow, later: ContactRow) -> ContactRow:
+    """Fold a later row for the same address into an earlier one: its filled fields win, tags add up."""
+    return ContactRow(
+        into.line,
+        later.address,
+        {**into.fields, **later.fields},
+        tuple(dict.fromkeys(into.tags + later.tags)),
+        {**into.attributes, **later.attributes},
+    )
+
+
+_EXISTING = select(
+    Contact.id,
+    Contact.email_key,
+    Contact.import_id,
+    Contact.attributes,
+    *(getattr(Contact, f) for f in FIELDS),
+)
+
+
+@dataclass
+class _Batcher:
+    """Applies batches of rows to the database inside the import's transaction."""
+
+    session: Session
+    import_id: int
+    update: bool
+    now: datetime
+    summary: ImportSummary
+    rejects: RejectsFile
+    tag_cache: dict[str, int] = field(default_factory=dict)
+
+    def apply(self, batch: list[ContactRow]) -> None:
+        rows: dict[str, ContactRow] = {}
+        for row in batch:
+            key = row.address.key
+            if key in rows:
+                rows[key] = _merge(rows[key], row)
+                self.summary.merged += 1
+            else:
+                rows[key] = row
+        existing = {
+            found.email_key: found for found in self.session.execute(_EXISTING.where(Contact.email_key.in_(list(rows))))
+        }
+        new = [row for key, row in rows.items() if key not in existing]
+        new = self._drop_suppressed(new)
+        created = self._insert(new)
+        changed_ids = self._update([(existing[k], row) for k, row in rows.items() if k in existing])
+        tagged = [(created[row.address.key], row) for row in new] + changed_ids
+        self._tag(tagged)
+
+    def _drop_suppressed(self, rows: list[ContactRow]) -> list[ContactRow]:
+        if not rows:
+            return rows
+        hashes = {address_hash(row.address.key): row for row in rows}
+        found = self.session.execute(
+            select(Suppression.address_hash, Suppression.reason).where(Suppression.address_hash.in_(list(hashes)))
+        )
+        for digest, reason in found:
+            row = hashes.pop(digest)
+            self.summary.suppressed += 1
+            _note_reject(
+                self.summary,
+                self.rejects,
+                Reject(row.line, f"{row.address.email} is on the suppression list ({reason})", ()),
+            )
+        return list(hashes.values())
+
+    def _insert(self, rows: list[ContactRow]) -> dict[str, int]:
+        if not rows:
+            return {}
+        values = [
+            {
+                **dict.fromkeys(FIELDS),
+                **row.fields,
+                "email": row.address.email,
+                "email_key": row.address.key,
+                "status": "active",
+                "attributes": row.attributes,
+                "import_id": self.import_id,
+                "created_at": self.now,
+                "updated_at": self.now,
+            }
+            for row in rows
+        ]
+        result = self.session.execute(
+            insert(Contact).returning(Contact.email_key, Contact.id, sort_by_parameter_order=True), values
+        )
+        self.summary.imported += len(rows)
+        return {key: contact_id for key, contact_id in result if key is not None}
+
+    def _update(self, pairs: list[tuple[Any, ContactRow]]) -> list[tuple[int, ContactRow]]:
+        """Apply rows to existing contacts where allowed; return the contacts whose tags may need adding."""
+        if not pairs:
+            return []
+        ids = [found.id for found, _ in pairs]
+        tags_of: dict[int, set[int]] = {contact_id: set() for contact_id in ids}
+        for contact_id, tag_id in self.session.execute(
+            select(ContactTag.contact_id, ContactTag.tag_id).where(ContactTag.contact_id.in_(ids))
+        ):
+            tags_of[contact_id].add(tag_id)
+        changes: list[dict[str, Any]] = []
+        touched: list[tuple[int, ContactRow]] = []
+        for found, row in pairs:
+            same_import = found.import_id == self.import_id
+            if not (self.update or same_import):
+                self.summary.unchanged += 1
+                continue
+            change: dict[str, Any] = {k: v for k, v in row.fields.items() if getattr(found, k) != v}
+            attributes = {**found.attributes, **row.attributes}
+            if attributes != found.attributes:
+                change["attributes"] = attributes
+            wanted = tag_ids(self.session, row.tags, self.tag_cache) if row.tags else {}
+            new_tags = {wanted[t] for t in row.tags} - tags_of[found.id]
+            if same_import:
+                self.summary.merged += 1
+            elif change or new_tags:
+                self.summary.updated += 1
+            else:
+                self.summary.unchanged += 1
+            if change:
+                changes.append({"id": found.id, **change, "import_id": self.import_id, "updated_at": self.now})
+            if new_tags:
+                touched.append((found.id, row))
+        if changes:
+            self.session.execute(update(Contact), changes)
+        return touched
+
+    def _tag(self, pairs: list[tuple[int, ContactRow]]) -> None:
+        names = [tag for _, row in pairs for tag in row.tags]
+        if not names:
+            return
+        ids = tag_ids(self.session, names, self.tag_cache)
+        links = [{"contact_id": cid, "tag_id": ids[tag]} for cid, row in pairs for tag in row.tags]
+        insert_ignoring_duplicates(self.session, ContactTag.__table__, links)  # type: ignore[arg-type]

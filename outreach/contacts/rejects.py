@@ -1,0 +1,45 @@
+"""The rejects file: rows that could not be imported, with line number and reason, beside the input."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from outreach.contacts.rows import Reject
+
+
+def rejects_path_for(source: Path) -> Path:
+    """Where the rejects of `contacts.csv` go: `contacts.rejects.csv` beside it."""
+    return source.with_name(f"{source.stem}.rejects.csv")
+
+
+class RejectsFile:
+    """Collects rejected rows in a hidden file, then moves it beside the input in one step."""
+
+    def __init__(self, target: Path, headers: Sequence[str], enabled: bool) -> None:
+        self.target = target
+        self._partial = target.with_name(f".{target.name}.partial")
+        self._headers = headers
+        self._enabled = enabled
+        self._file: Any = None
+        self._writer: Any = None
+
+    def add(self, reject: Reject) -> None:
+        if not self._enabled:
+            return
+        if self._writer is None:
+            self._file = self._partial.open("w", encoding="utf-8", newline="")
+            self._writer = csv.writer(self._file)
+            self._writer.writerow(["line", "reason", *self._headers])
+        self._writer.writerow([reject.line, reject.reason, *reject.cells])
+
+    def finish(self) -> Path | None:
+        """Put the file in place (also after a failed import: it says what to fix); return where, if any."""
+        if self._file is None:
+            return None
+        self._file.close()
+        os.replace(self._partial, self.target)
+        return self.target

@@ -1,0 +1,378 @@
+"""CSV files of contacts, as spreadsheets and official lists export them, turned into rows or rejects."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+import unicodedata
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any, BinaryIO
+
+from charset_normalizer import from_bytes
+
+from outreach.contacts import values
+from outreach.contacts.addresses import Address, InvalidAddressError, Resolver, parse_address
+from outreach.errors import InputError
+
+SAMPLE_SIZE = 64 * 1024
+
+CONTACT_FIELDS = (
+    "email", "name", "first_name", "last_name", "honorific", "gender", "position", "role",
+    "organization", "country", "language", "time_zone", "tags",
+)  # fmt: skip
+
+# Header names as they appear in real exports, folded (see `header_key`), for each field.
+CONTACT_SYNONYMS = {
+    "email": "email e_mail email_address e_mail_address mail mail_address courriel e_mail_adresse correo",
+    "name": "name full_name fullname display_name contact_name nom_complet",
+    "first_name": "first_name firstname first given_name forename prenom vorname nombre",
+    "last_name": "last_name lastname last surname family_name nom nachname apellido apellidos",
+    "honorific": "honorific title salutation_title courtesy_title anrede civilite",
+    "gender": "gender sex geschlecht genre",
+    "position": "position job_title jobtitle function office post fonction funktion",
+    "role": "role",
+    "organization": "organization organisation org company institution employer",
+    "country": "country country_code country_name nation land pays",
+    "language": "language lang locale preferred_language langue sprache",
+    "time_zone": "time_zone timezone tz zone",
+    "tags": "tags tag labels label",
+}
+
+
+def _synonym_table(synonyms: Mapping[str, str]) -> dict[str, str]:
+    return {name: target for target, names in synonyms.items() for name in names.split()}
+
+
+_CONTACT_HEADERS = _synonym_table(CONTACT_SYNONYMS)
+
+
+def header_key(header: str) -> str:
+    """Fold a column name into a lower-case identifier (`E-Mail Address` -> `e_mail_address`)."""
+    return values.fold(header).replace(" ", "_")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """What each column of a file feeds: a field, a custom attribute (`attr:<key>`) or nothing (``)."""
+
+    headers: tuple[str, ...]
+    targets: tuple[str, ...]
+
+    def target_of(self, name: str) -> int | None:
+        """Return the index of the column that feeds `name`, if any."""
+        return self.targets.index(name) if name in self.targets else None
+
+    def described(self) -> list[tuple[str, str]]:
+        """Return (header, target) pairs for showing the user how the file was read."""
+        return list(zip(self.headers, self.targets, strict=True))
+
+
+def match_columns(
+    headers: Sequence[str], synonyms: Mapping[str, str], mapping: Mapping[str, str] | None = None
+) -> Columns:
+    """Match header names loosely to fields: explicit mapping first, then exact names, then shared prefixes."""
+    table = _synonym_table(synonyms)
+    fields = set(synonyms)
+    keys = [header_key(h) for h in headers]
+    targets: list[str | None] = [None] * len(headers)
+    taken: set[str] = set()
+
+    def claim(index: int, target: str) -> None:
+        if targets[index] is None and (target not in fields or target not in taken):
+            targets[index] = target
+            taken.add(target)
+
+    explicit = {header_key(k): v.strip() for k, v in (mapping or {}).items()}
+    for index, key in enumerate(keys):
+        if key in explicit:
+            wanted = explicit[key]
+            claim(index, wanted if wanted in fields or wanted == "" else f"attr:{header_key(wanted)}")
+    for index, key in enumerate(keys):
+        if key in table:
+            claim(index, table[key])
+    # Official lists prefix every column with the same word (`mep_email`, `mep_name`): drop a shared prefix.
+    prefixes = [key.split("_", 1)[0] for key in keys if "_" in key]
+    shared = {prefix for prefix in prefixes if prefixes.count(prefix) >= 2}
+    for index, key in enumerate(keys):
+        head, _, rest = key.partition("_")
+        if head in shared and rest in table:
+            claim(index, table[rest])
+    for index, key in enumerate(keys):
+        if targets[index] is None:
+            targets[index] = f"attr:{key}" if key else ""
+    return Columns(tuple(headers), tuple(t or "" for t in targets))
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRow:
+    """One valid row: the address, the standard fields it fills, its tags and its custom attributes."""
+
+    line: int
+    address: Address
+    fields: dict[str, str]
+    tags: tuple[str, ...] = ()
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A row that cannot be imported: where it is, why, and what it held."""
+
+    line: int
+    reason: str
+    cells: tuple[str, ...]
+
+
+# Windows code pages that spreadsheets save in Europe, most common first: the first one ties go to.
+_SINGLE_BYTE = ("cp1252", "cp1250", "cp1251", "cp1257", "cp1253", "cp1254")
+# Accented letters of Western and of Central European languages; one word rarely needs both.
+_WESTERN = set("àæçèêëïœùûÿñãõåøìòÀÆÇÈÊËÏŒÙÛŸÑÃÕÅØÌÒ")
+_CENTRAL = set("ăčďěňřťůąęłńśźżőűĺľŕșțşţĂČĎĚŇŘŤŮĄĘŁŃŚŹŻŐŰĹĽŔȘȚŞŢ")
+_WORD = re.compile(r"[^\s,;\t\"'@.()/0-9-]+")
+
+
+def implausibility(text: str) -> int:
+    """Count signs that text was decoded with the wrong code page (symbols or capitals inside words,
+    Western and Central European accents in one word, words made mostly of accents)."""
+    score = 0
+    for word in _WORD.findall(text):
+        if word.isascii():
+            continue
+        letters = set(word)
+        score += sum(1 for ch in word if not ch.isalpha())
+        score += sum(1 for before, ch in pairwise(word) if ch.isupper() and before.islower())
+        score += 2 if letters & _WESTERN and letters & _CENTRAL else 0
+        # Cyrillic or Greek read as a Latin code page comes out as words made mostly of accented letters.
+        accented = sum(1 for ch in word if not ch.isascii() and "LATIN" in unicodedata.name(ch, ""))
+        score += 2 if len(word) >= 3 and accented * 2 > len(word) else 0
+    return score
+
+
+def detect_encoding(sample: bytes) -> tuple[str, bool]:
+    """Name the encoding of a file from its first bytes, and whether it is a guess.
+
+    A BOM or valid UTF-8 is certain. Otherwise the candidates (Windows code pages and charset-normalizer's
+    guess) are ranked by how plausible the text they decode to looks; the CLI says it guessed.
+    """
+    for bom, name in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if sample.startswith(bom):
+            return name, False
+    try:
+        # The sample may end inside a multi-byte character: an incremental decoder forgives only that.
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+        return "utf-8", False
+    except UnicodeDecodeError:
+        pass
+    guess = from_bytes(sample).best()
+    candidates = [*_SINGLE_BYTE, *([guess.encoding] if guess else [])]
+    ranked: list[tuple[int, int, str]] = []
+    for rank, name in enumerate(candidates):
+        try:
+            text = sample.decode(name)
+        except UnicodeDecodeError:
+            continue
+        ranked.append((implausibility(text), rank, name))
+    if not ranked:
+        raise InputError("cannot tell the file's text encoding", hint="pass --encoding, e.g. cp1252")
+    return min(ranked)[2], True
+
+
+def detect_delimiter(header_line: str) -> str:
+    """Pick `;`, `,` or a tab: whichever the header line uses most (`,` when it has none)."""
+    counts = {sep: header_line.count(sep) for sep in (",", ";", "\t")}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] else ","
+
+
+class _Prefixed(io.RawIOBase):
+    """A binary stream that first returns bytes already read from another, then the rest of it."""
+
+    def __init__(self, head: bytes, tail: BinaryIO) -> None:
+        self._head = memoryview(head)
+        self._tail = tail
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._head:
+            size = min(len(buffer), len(self._head))
+            buffer[:size] = self._head[:size]
+            self._head = self._head[size:]
+            return size
+        data = self._tail.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _Counting:
+    """A csv reader over the lines after the header, whose `line_num` counts from the top of the file."""
+
+    def __init__(self, text: io.TextIOWrapper, delimiter: str) -> None:
+        self._reader = csv.reader(text, delimiter=delimiter)
+
+    @property
+    def line_num(self) -> int:
+        return self._reader.line_num + 1
+
+    def __iter__(self) -> Iterator[list[str]]:
+        return self._reader
+
+
+@dataclass
+class Table:
+    """A CSV file opened for reading: its encoding, delimiter, header and records with line numbers."""
+
+    source: str
+    encoding: str
+    encoding_guessed: bool
+    delimiter: str
+    headers: tuple[str, ...]
+    reader: Any  # a csv reader (`_csv._reader`), which counts the physical lines it has read
+    blank: int = 0
+
+    def records(self) -> Iterator[tuple[int, list[str]]]:
+        """Yield (line number, cells) for each non-blank record; a record that spans lines gets its first."""
+        reader = self.reader
+        line = reader.line_num + 1
+        try:
+            for cells in reader:
+                if any(cell.strip() for cell in cells):
+                    self._check_decoded(line, cells)
+                    yield line, cells
+                else:
+                    self.blank += 1
+                line = reader.line_num + 1
+        except csv.Error as error:
+            raise InputError(
+                f"broken CSV ({error})", where=f"{self.source}:{line}", hint="check the quotes on that line"
+            ) from None
+
+    def _check_decoded(self, line: int, cells: list[str]) -> None:
+        # The text is decoded with surrogateescape, so bytes the encoding cannot read arrive here as lone
+        # surrogates and can be pinned to their line (a decoding error would only name a buffer).
+        try:
+            "".join(cells).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(
+                f"not valid {self.encoding} text",
+                where=f"{self.source}:{line}",
+                hint="pass --encoding with the file's encoding, e.g. cp1252 or utf-16",
+            ) from None
+
+
+def open_table(binary: BinaryIO, source: str, encoding: str | None = None) -> Table:
+    """Detect encoding (unless given) and delimiter, and read the header of a CSV file."""
+    sample = binary.read(SAMPLE_SIZE)
+    guessed = False
+    if encoding is None:
+        encoding, guessed = detect_encoding(sample)
+    else:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise InputError(f"unknown encoding {encoding!r}", where=source) from None
+    text = io.TextIOWrapper(
+        io.BufferedReader(_Prefixed(sample, binary), buffer_size=SAMPLE_SIZE),
+        encoding=encoding,
+        newline="",
+        errors="surrogateescape",
+    )
+    first = text.readline()
+    if not first.strip():
+        raise InputError("the file is empty or its first line is blank", where=source)
+    delimiter = detect_delimiter(first)
+    headers = next(csv.reader([first], delimiter=delimiter))
+    Table(source, encoding, False, delimiter, (), None)._check_decoded(1, headers)
+    return Table(source, encoding, guessed, delimiter, tuple(h.strip() for h in headers), _Counting(text, delimiter))
+
+
+@dataclass
+class ContactReader:
+    """Turns the records of a table into contact rows and rejects, applying `--role` and `--tag`."""
+
+    table: Table
+    columns: Columns
+    default_role: str | None = None
+    default_tags: tuple[str, ...] = ()
+    check_dns: bool = False
+    resolver: Resolver | None = None
+
+    def __post_init__(self) -> None:
+        if self.columns.target_of("email") is None:
+            raise InputError(
+                f"no email column among: {', '.join(self.table.headers)}",
+                where=self.table.source,
+                hint="name it with --map COLUMN=email",
+            )
+
+    def __iter__(self) -> Iterator[ContactRow | Reject]:
+        for line, cells in self.table.records():
+            yield self.parse(line, cells)
+
+    def parse(self, line: int, cells: list[str]) -> ContactRow | Reject:
+        """Check one record and return the row it makes, or why it makes none."""
+        targets = self.columns.targets
+        if len(cells) > len(targets) and any(cell.strip() for cell in cells[len(targets) :]):
+            return Reject(line, f"the row has {len(cells)} fields, the header {len(targets)}", tuple(cells))
+        fields: dict[str, str] = {}
+        attributes: dict[str, str] = {}
+        raw_email = ""
+        raw_tags = ""
+        for target, cell in zip(targets, cells, strict=False):
+            if not cell or not target:
+                continue
+            if target == "email":
+                raw_email = cell
+                continue
+            text = values.clean_text(cell)
+            if not text:
+                continue
+            if target == "tags":
+                raw_tags = text
+            elif target.startswith("attr:"):
+                attributes[target[5:]] = text
+            else:
+                fields[target] = text
+        try:
+            address = parse_address(raw_email, check_dns=self.check_dns, resolver=self.resolver)
+            checked = self._check_fields(fields)
+        except (InvalidAddressError, values.InvalidValueError) as error:
+            return Reject(line, str(error), tuple(cells))
+        found_tags = values.tags(raw_tags) if raw_tags else ()
+        if self.default_tags:
+            found_tags = tuple(dict.fromkeys(found_tags + self.default_tags))
+        return ContactRow(line, address, checked, found_tags, attributes)
+
+    def _check_fields(self, fields: dict[str, str]) -> dict[str, str]:
+        if "role" in fields:
+            fields["role"] = values.role(fields["role"])
+        elif self.default_role:
+            fields["role"] = self.default_role
+        if "gender" in fields:
+            found = values.gender(fields["gender"])
+            if found is None:
+                del fields["gender"]
+            else:
+                fields["gender"] = found
+        elif "honorific" in fields and (implied := values.gender_of_honorific(fields["honorific"])):
+            fields["gender"] = implied
+        if "country" in fields:
+            fields["country"] = values.country(fields["country"])
+        if "language" in fields:
+            fields["language"] = values.language(fields["language"])
+        if "time_zone" in fields:
+            fields["time_zone"] = values.time_zone(fields["time_zone"])
+        if "name" not in fields and ("first_name" in fields or "last_name" in fields):
+            fields["name"] = " ".join(fields[k] for k in ("first_name", "last_name") if k in fields)
+        return fields

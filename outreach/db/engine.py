@@ -1,0 +1,98 @@
+"""Engines and session factories for SQLite (the default) and PostgreSQL, and the schema's migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from outreach.config import redact_url
+from outreach.errors import ConfigError, WorkspaceError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers work while a sender writes; NORMAL keeps every commit across a process crash
+    # (only a power loss can take the last one); foreign keys are off in SQLite unless asked for.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine for a database URL, with SQLite's pragmas set on every connection."""
+    if url.startswith("postgresql") and "+" not in url.split("://", 1)[0]:
+        url = url.replace("postgresql", "postgresql+psycopg", 1)
+    try:
+        engine = create_engine(url)
+    except ModuleNotFoundError as error:
+        raise ConfigError(
+            f"the driver for {redact_url(url)} is not installed ({error.name})",
+            hint="pip install 'outreach[postgres]'",
+        ) from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Return the factory services open their short transactions with."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def _alembic_config(engine: Engine | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str]:
+    """Apply every migration not yet applied; return the revisions before and after."""
+    before = current_revision(engine)
+    command.upgrade(_alembic_config(engine), "head")
+    return before, head_revision()
+
+
+def head_revision() -> str:
+    """Return the newest revision the code knows."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """Return the revision the database is at, or None for an empty database."""
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except OperationalError as error:
+        raise WorkspaceError(
+            f"cannot open the database {redact_url(str(engine.url))}: {error.orig}",
+            hint="is the server running, and is OUTREACH_DATABASE_URL right?",
+        ) from None
+
+
+def require_current(engine: Engine) -> None:
+    """Refuse to work on a database whose schema is missing or older than the code."""
+    revision = current_revision(engine)
+    if revision is None:
+        raise WorkspaceError(
+            f"the database {redact_url(str(engine.url))} has no tables yet", hint="run `outreach db upgrade`"
+        )
+    if revision != head_revision():
+        raise WorkspaceError(
+            f"the database is at revision {revision}, the code expects {head_revision()}",
+            hint="run `outreach db upgrade`",
+        )

@@ -1,0 +1,129 @@
+"""The tables. Only the migrations change the schema; this module describes it for queries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from outreach.vocabulary import GROUPS, ROLES, STATUSES
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+Instant = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with constraint names Alembic can refer to."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _choice(values: tuple[str, ...], name: str) -> Enum:
+    return Enum(*values, name=name, native_enum=False, create_constraint=True, length=32)
+
+
+class Import(Base):
+    """One run of `contacts import`: where the rows came from and what became of them."""
+
+    __tablename__ = "imports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(1024))
+    started_at: Mapped[datetime] = mapped_column(Instant)
+    finished_at: Mapped[datetime | None] = mapped_column(Instant)
+    counts: Mapped[dict[str, int]] = mapped_column(Json, default=dict)
+
+
+class Contact(Base):
+    """A person the campaign may write to. After `forget`, only id, role and status remain."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    email_key: Mapped[str | None] = mapped_column(String(320), unique=True)
+    name: Mapped[str | None] = mapped_column(String(300))
+    first_name: Mapped[str | None] = mapped_column(String(200))
+    last_name: Mapped[str | None] = mapped_column(String(200))
+    honorific: Mapped[str | None] = mapped_column(String(60))
+    gender: Mapped[str | None] = mapped_column(_choice(("f", "m"), "gender"))
+    position: Mapped[str | None] = mapped_column(String(300))
+    role: Mapped[str | None] = mapped_column(_choice(ROLES, "role"), index=True)
+    organization: Mapped[str | None] = mapped_column(String(300))
+    country: Mapped[str | None] = mapped_column(String(2), index=True)
+    language: Mapped[str | None] = mapped_column(String(16))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(_choice(STATUSES, "status"), default="active", index=True)
+    attributes: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(Instant)
+    updated_at: Mapped[datetime] = mapped_column(Instant)
+    forgotten_at: Mapped[datetime | None] = mapped_column(Instant)
+
+
+class Tag(Base):
+    """A label for selecting contacts (`wave-1`)."""
+
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+
+
+class ContactTag(Base):
+    """Which contact carries which tag."""
+
+    __tablename__ = "contact_tags"
+
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class Suppression(Base):
+    """An address never to write to again, kept as a hash so it outlives the contact's data."""
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class Signatory(Base):
+    """Someone who signed the appeal, with the line printed under their name."""
+
+    __tablename__ = "signatories"
+    __table_args__ = (UniqueConstraint("name", "line", name="uq_signatories_name_line"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    line: Mapped[str] = mapped_column(String(1000), default="")
+    group: Mapped[str] = mapped_column(_choice(GROUPS, "signatory_group"), index=True)
+    country: Mapped[str | None] = mapped_column(String(2))
+    email: Mapped[str | None] = mapped_column(String(320))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    signed_at: Mapped[datetime | None] = mapped_column(Instant)
+    created_at: Mapped[datetime] = mapped_column(Instant)

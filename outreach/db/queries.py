@@ -1,0 +1,73 @@
+"""Shared selects and writes, named for what they return or do."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, Table, and_, exists, not_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from outreach.contacts.segments import Clause, Segment
+from outreach.db.models import Contact, ContactTag, Tag
+
+
+def insert_ignoring_duplicates(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows, skipping those that would break a unique constraint (ON CONFLICT DO NOTHING)."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(table).on_conflict_do_nothing(), list(rows))
+
+
+def tag_ids(session: Session, names: Iterable[str], cache: dict[str, int] | None = None) -> dict[str, int]:
+    """Return the id of each tag name, creating the tags that do not exist yet."""
+    cache = {} if cache is None else cache
+    missing = [name for name in dict.fromkeys(names) if name not in cache]
+    if missing:
+        insert_ignoring_duplicates(session, Tag.__table__, [{"name": name} for name in missing])  # type: ignore[arg-type]
+        found = session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(missing)))
+        cache.update({name: tag_id for name, tag_id in found})
+    return cache
+
+
+def _clause_condition(clause: Clause) -> ColumnElement[bool]:
+    if clause.field == "tag":
+        condition: ColumnElement[bool] = exists(
+            select(ContactTag.contact_id)
+            .join(Tag, Tag.id == ContactTag.tag_id)
+            .where(ContactTag.contact_id == Contact.id, Tag.name.in_(clause.choices))
+        )
+    else:
+        column = {"role": Contact.role, "country": Contact.country, "language": Contact.language,
+                  "status": Contact.status}[clause.field]  # fmt: skip
+        condition = column.in_(clause.choices)
+        if clause.negated:
+            # NOT IN is unknown for NULL in SQL; a contact with no role is still "not an mp".
+            return not_(and_(column.is_not(None), condition))
+    return not_(condition) if clause.negated else condition
+
+
+def segment_contacts(segment: Segment) -> Select[Contact]:
+    """Select the contacts a segment names, forgotten ones excluded, in the order they were added."""
+    query = select(Contact).where(Contact.forgotten_at.is_(None))
+    for clause in segment.clauses:
+        query = query.where(_clause_condition(clause))
+    return query.order_by(Contact.id)
+
+
+def contact_tags(session: Session, contact_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Return each contact's tag names, sorted."""
+    found: dict[int, list[str]] = {contact_id: [] for contact_id in contact_ids}
+    if contact_ids:
+        rows = session.execute(
+            select(ContactTag.contact_id, Tag.name)
+            .join(Tag, Tag.id == ContactTag.tag_id)
+            .where(ContactTag.contact_id.in_(contact_ids))
+            .order_by(Tag.name)
+        )
+        for contact_id, name in rows:
+            found[contact_id].append(name)
+    return found

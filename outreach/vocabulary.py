@@ -1,0 +1,22 @@
+"""The fixed lists every room shares: roles, contact statuses, signatory groups."""
+
+from __future__ import annotations
+
+ROLES = (
+    "head_of_state",
+    "monarch",
+    "head_of_government",
+    "minister",
+    "mp",
+    "mep",
+    "official",
+    "prospect",
+)
+
+# A contact's standing: only `active` contacts receive mail.
+STATUSES = ("active", "unsubscribed", "bounced", "do_not_contact")
+
+# How the appeal prints its signatories, in this order.
+GROUPS = ("signatories", "parliamentarians", "military_officials")
+
+SUPPRESSION_REASONS = ("unsubscribed", "bounced", "complained", "do_not_contact", "forgotten")

@@ -1,0 +1,110 @@
+"""A workspace: the folder with `.env`, templates, contact lists and (by default) the SQLite database."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from outreach.config import ENV_FILE, Settings, load_settings
+from outreach.db.engine import make_engine, make_session_factory, require_current, upgrade
+from outreach.errors import WorkspaceError
+
+ENV_EXAMPLE = ".env.example"
+SHIPPED_FOLDERS = ("contacts",)
+
+
+@dataclass
+class Workspace:
+    """What services need, built once from the settings: the engine and the session factory."""
+
+    settings: Settings
+    _checked: bool = field(default=False, repr=False)
+
+    @property
+    def root(self) -> Path:
+        """The workspace folder."""
+        return self.settings.workspace
+
+    @cached_property
+    def engine(self) -> Engine:
+        """The database engine."""
+        return make_engine(self.settings.database_url)
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """The session factory, once the schema is known to be current."""
+        if not self._checked:
+            require_current(self.engine)
+            self._checked = True
+        return make_session_factory(self.engine)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+
+def open_workspace(root: Path, environ: Mapping[str, str] | None = None) -> Workspace:
+    """Open an existing workspace; a folder without `.env` is not one."""
+    root = root.resolve()
+    if not (root / ENV_FILE).is_file():
+        raise WorkspaceError(
+            f"{root} is not an outreach workspace (it has no {ENV_FILE})",
+            hint="run `outreach init DIR` and work inside DIR, or pass --workspace",
+        )
+    return Workspace(load_settings(root, environ))
+
+
+def shipped_files() -> Path:
+    """The folder of files `init` copies into a new workspace (package data, also in an installed wheel)."""
+    return Path(str(resources.files("outreach") / "shipped"))
+
+
+@dataclass(frozen=True)
+class InitReport:
+    """What `init` created and what it found already there."""
+
+    root: Path
+    created: list[str]
+    kept: list[str]
+    revision: str
+
+
+def init_workspace(root: Path, environ: Mapping[str, str] | None = None) -> InitReport:
+    """Create a workspace (or complete one): `.env`, shipped folders, the database. Never overwrites."""
+    root = root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    created: list[str] = []
+    kept: list[str] = []
+    shipped = shipped_files()
+    env = root / ENV_FILE
+    if env.exists():
+        kept.append(ENV_FILE)
+    else:
+        shutil.copyfile(shipped / ENV_EXAMPLE, env)
+        created.append(ENV_FILE)
+    for folder in SHIPPED_FOLDERS:
+        for source in sorted((shipped / folder).rglob("*")):
+            if not source.is_file():
+                continue
+            relative = source.relative_to(shipped)
+            target = root / relative
+            if target.exists():
+                kept.append(str(relative))
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            created.append(str(relative))
+    workspace = Workspace(load_settings(root, environ))
+    try:
+        _, revision = upgrade(workspace.engine)
+    finally:
+        workspace.close()
+    return InitReport(root, created, kept, revision)

@@ -1,0 +1,113 @@
+"""Real parts for tests: a SQLite file per test, and this machine's PostgreSQL with a database per run."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from outreach.db.engine import make_engine, make_session_factory, upgrade
+from outreach.db.models import Base
+from outreach.workspace import init_workspace
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+PG_ADMIN_URL = os.environ.get("OUTREACH_TEST_PG_ADMIN", f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/postgres")
+
+
+def _unavailable(reason: str) -> None:
+    """Skip on a user's machine; fail in CI, where the server must be there."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI must run the PostgreSQL tests)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of this test run's own on the local PostgreSQL, dropped at the end."""
+    try:
+        socket.create_connection((PG_HOST, PG_PORT), timeout=2).close()
+    except OSError as error:
+        _unavailable(f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}: {error}")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        _unavailable("psycopg is not installed (pip install -e '.[dev]')")
+    name = f"outreach_test_{os.getpid()}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each test that takes this runs twice: on a fresh SQLite file and on a clean PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'outreach.db'}"
+        return
+    url: str = request.getfixturevalue("postgres_url")
+    yield url
+    engine = make_engine(url)
+    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@dataclass
+class Env:
+    """A workspace on disk with its database, and a way to run the real `outreach` command in it."""
+
+    root: Path
+    url: str
+    sessions: sessionmaker[Session]
+
+    def environ(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OUTREACH_")}
+        env["OUTREACH_DATABASE_URL"] = self.url
+        env["COLUMNS"] = "200"
+        return env
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run `python -m outreach ARGS` in the workspace, as a user would."""
+        result = subprocess.run(
+            [sys.executable, "-m", "outreach", *args],
+            cwd=self.root, env=self.environ(), capture_output=True, text=True, stdin=subprocess.DEVNULL,
+            timeout=120,
+        )  # fmt: skip
+        if check and result.returncode != 0:
+            raise AssertionError(f"outreach {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+        return result
+
+    def write(self, name: str, content: str | bytes, encoding: str = "utf-8") -> Path:
+        """Write a file into the workspace and return its path."""
+        path = self.root / name
+        path.write_bytes(content if isinstance(content, bytes) else content.encode(encoding))
+        return path
+
+
+@pytest.fixture
+def env(tmp_path: Path, database_url: str) -> Iterator[Env]:
+    """A fresh workspace on each database."""
+    root = tmp_path / "ws"
+    init_workspace(root, {"OUTREACH_DATABASE_URL": database_url})
+    engine = make_engine(database_url)
+    yield Env(root, database_url, make_session_factory(engine))
+    engine.dispose()
