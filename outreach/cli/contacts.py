@@ -69,9 +69,13 @@ def _print_import(summary: ImportSummary) -> None:
             f"[yellow]The file is not UTF-8; {summary.encoding} was a guess.[/yellow] Check that names with "
             "accents look right (`outreach contacts list`); if not, import again with --encoding and --update."
         )
-    read = ", ".join(f"{header} -> {target.removeprefix('attr:')}{' (custom)' if target.startswith('attr:') else ''}"
-                     for header, target in summary.columns if target)  # fmt: skip
-    err.print(f"Columns: {read}")
+    read = ", ".join(
+        f"{header} -> {target.removeprefix('attr:')}" + (" (custom)" if target.startswith("attr:") else "")
+        for header, target in summary.columns
+        if target
+    )
+    skipped = [header for header, target in summary.columns if not target and header]
+    err.print(f"Columns: {read}" + (f"; ignored: {', '.join(skipped)}" if skipped else ""))
     counts = summary.counts()
     err.print(
         f"{summary.rows} rows: {counts['imported']} imported, {counts['updated']} updated, "

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from outreach.contacts.addresses import Resolver, address_hash
 from outreach.contacts.rejects import RejectsFile, rejects_path_for
 from outreach.contacts.rows import (
+    CONTACT_IGNORED,
     CONTACT_SYNONYMS,
     ContactReader,
     ContactRow,
@@ -90,7 +91,7 @@ def import_contacts(
 ) -> ImportSummary:
     """Import a CSV of contacts. All or nothing: a fatal error or `--dry-run` leaves the database as it was."""
     table = open_table(binary, str(source), options.encoding)
-    columns = match_columns(table.headers, CONTACT_SYNONYMS, options.mapping)
+    columns = match_columns(table.headers, CONTACT_SYNONYMS, options.mapping, CONTACT_IGNORED)
     reader = ContactReader(table, columns, options.role, options.tags, options.check_dns, options.resolver)
     summary = ImportSummary(
         str(source),

@@ -43,6 +43,11 @@ CONTACT_SYNONYMS = {
 }
 
 
+# Columns that `contacts export` writes but an import must not apply: a status changes only through
+# suppression and the responses that come back, never because a file says "active".
+CONTACT_IGNORED = ("status",)
+
+
 def _synonym_table(synonyms: Mapping[str, str]) -> dict[str, str]:
     return {name: target for target, names in synonyms.items() for name in names.split()}
 
@@ -72,7 +77,10 @@ class Columns:
 
 
 def match_columns(
-    headers: Sequence[str], synonyms: Mapping[str, str], mapping: Mapping[str, str] | None = None
+    headers: Sequence[str],
+    synonyms: Mapping[str, str],
+    mapping: Mapping[str, str] | None = None,
+    ignored: Sequence[str] = (),
 ) -> Columns:
     """Match header names loosely to fields: explicit mapping first, then exact names, then shared prefixes."""
     table = _synonym_table(synonyms)
@@ -103,7 +111,7 @@ def match_columns(
             claim(index, table[rest])
     for index, key in enumerate(keys):
         if targets[index] is None:
-            targets[index] = f"attr:{key}" if key else ""
+            targets[index] = f"attr:{key}" if key and key not in ignored else ""
     return Columns(tuple(headers), tuple(t or "" for t in targets))
 
 

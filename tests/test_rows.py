@@ -1,0 +1,93 @@
+"""Reading CSV files as exports write them: headers, encodings, delimiters, values (no database)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from outreach.contacts import values
+from outreach.contacts.rows import (
+    CONTACT_SYNONYMS,
+    ContactReader,
+    ContactRow,
+    Reject,
+    detect_delimiter,
+    match_columns,
+    open_table,
+)
+from outreach.errors import InputError
+
+
+def read(text: str, **options: object) -> list[ContactRow | Reject]:
+    table = open_table(io.BytesIO(text.encode("utf-8")), "list.csv")
+    columns = match_columns(table.headers, CONTACT_SYNONYMS)
+    return list(ContactReader(table, columns, **options))  # type: ignore[arg-type]
+
+
+def test_headers_are_matched_loosely() -> None:
+    headers = ["E-Mail", "Given Name", "Surname", "Title", "Job Title", "Organisation", "Time Zone", "Party"]
+    columns = match_columns(headers, CONTACT_SYNONYMS)
+    assert columns.targets == (
+        "email", "first_name", "last_name", "honorific", "position", "organization", "time_zone", "attr:party",
+    )  # fmt: skip
+
+
+def test_a_shared_prefix_is_dropped_and_an_explicit_mapping_wins() -> None:
+    columns = match_columns(["mep_email", "mep_name", "mep_country", "Notes"], CONTACT_SYNONYMS)
+    assert columns.targets == ("email", "name", "country", "attr:notes")
+    mapped = match_columns(["Adresse", "Nom complet"], CONTACT_SYNONYMS, {"Adresse": "email", "Nom complet": "name"})
+    assert mapped.targets == ("email", "name")
+
+
+def test_a_second_column_for_the_same_field_becomes_a_custom_attribute() -> None:
+    columns = match_columns(["email", "e-mail address", "name"], CONTACT_SYNONYMS)
+    assert columns.targets == ("email", "attr:e_mail_address", "name")
+
+
+@pytest.mark.parametrize(("line", "sep"), [("a,b;c,d", ","), ("a;b;c", ";"), ("a\tb\tc", "\t"), ("email", ",")])
+def test_the_delimiter_is_the_one_the_header_uses_most(line: str, sep: str) -> None:
+    assert detect_delimiter(line) == sep
+
+
+def test_gender_from_honorific_and_never_from_a_first_name() -> None:
+    rows = read("email,honorific,first_name,gender\na@x.org,Frau,Angela,\nb@x.org,Dr,Maria,\nc@x.org,Mr,Kim,f\n")
+    assert [r.fields.get("gender") for r in rows if isinstance(r, ContactRow)] == ["f", None, "f"]
+
+
+def test_line_numbers_count_records_that_span_lines() -> None:
+    rows = read('email,note\na@x.org,"two\nlines"\nbad,x\n')
+    assert isinstance(rows[1], Reject) and rows[1].line == 4
+
+
+def test_an_unclosed_quote_stops_the_import_naming_the_line() -> None:
+    table = open_table(io.BytesIO(b'email,name\na@x.org,"Jane\n' + b"x" * 200_000), "list.csv")
+    reader = ContactReader(table, match_columns(table.headers, CONTACT_SYNONYMS))
+    with pytest.raises(InputError, match=r"list.csv:2: broken CSV"):
+        list(reader)
+
+
+def test_default_tags_are_added_to_the_row_tags() -> None:
+    rows = read("email,tags\na@x.org,Wave 1|academics\n", default_tags=("press",))
+    assert isinstance(rows[0], ContactRow)
+    assert rows[0].tags == ("wave-1", "academics", "press")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("Head of State", "head_of_state"), ("MEP", "mep"), ("Prime Minister", "head_of_government"), ("king", "monarch")],
+)
+def test_roles_are_matched_loosely(value: str, expected: str) -> None:
+    assert values.role(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("fr-BE", "fr"), ("French", "fr"), ("français", "fr"), ("Deutsch", "de"), ("ελληνικά", "el"), ("deu", "de")],
+)
+def test_languages_by_code_tag_or_name(value: str, expected: str) -> None:
+    assert values.language(value) == expected
+
+
+def test_clean_text_removes_every_control_character() -> None:
+    assert values.clean_text(" Jane\r\n\tBcc:\x00 x\u0085y\u2029z ") == "Jane Bcc: x y z"

@@ -1,0 +1,57 @@
+"""Workspaces and settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from outreach.config import load_settings, redact_url
+from outreach.errors import ConfigError, WorkspaceError
+from outreach.workspace import init_workspace, open_workspace
+
+
+def test_init_twice_never_overwrites(tmp_path: Path) -> None:
+    first = init_workspace(tmp_path / "ws", {})
+    assert ".env" in first.created and "contacts/signatories.csv" in first.created
+    (tmp_path / "ws" / ".env").write_text("OUTREACH_DATABASE_URL=\n# mine\n")
+    (tmp_path / "ws" / "contacts" / "prospects.csv").write_text("email\nme@example.org\n")
+    second = init_workspace(tmp_path / "ws", {})
+    assert second.created == [] and ".env" in second.kept
+    assert "# mine" in (tmp_path / "ws" / ".env").read_text()
+    assert (tmp_path / "ws" / "contacts" / "prospects.csv").read_text() == "email\nme@example.org\n"
+    assert (tmp_path / "ws" / "outreach.db").is_file()
+
+
+def test_a_folder_without_env_is_not_a_workspace(tmp_path: Path) -> None:
+    with pytest.raises(WorkspaceError, match="not an outreach workspace"):
+        open_workspace(tmp_path, {})
+
+
+def test_the_environment_wins_over_env_and_relative_sqlite_paths_are_in_the_workspace(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("OUTREACH_DATABASE_URL=sqlite:///data/campaign.db\n")
+    assert load_settings(tmp_path, {}).database_url == f"sqlite:///{tmp_path.resolve()}/data/campaign.db"
+    env = {"OUTREACH_DATABASE_URL": "postgresql+psycopg://u:secret@db/x"}
+    settings = load_settings(tmp_path, env)
+    assert settings.database_url == "postgresql+psycopg://u:secret@db/x"
+    assert "secret" not in repr(settings)
+
+
+def test_a_misspelt_setting_is_named(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("OUTREACH_DATABASE_ULR=sqlite:///x.db\n")
+    with pytest.raises(ConfigError, match="unknown setting OUTREACH_DATABASE_ULR.*did you mean OUTREACH_DATABASE_URL"):
+        load_settings(tmp_path, {})
+
+
+def test_passwords_are_redacted() -> None:
+    assert redact_url("postgresql+psycopg://user:pw@host/db") == "postgresql+psycopg://user:***@host/db"
+    assert redact_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+
+
+def test_a_database_behind_the_code_is_refused_until_upgraded(tmp_path: Path) -> None:
+    init_workspace(tmp_path, {})
+    (tmp_path / "outreach.db").unlink()
+    workspace = open_workspace(tmp_path, {})
+    with pytest.raises(WorkspaceError, match="no tables yet.*outreach db upgrade"):
+        _ = workspace.sessions
+    workspace.close()
