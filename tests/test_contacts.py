@@ -76,7 +76,7 @@ def test_add_edit_and_show(env: Env) -> None:
     assert directory.show_contact(env.sessions, "KANZLER@example.org").tags == ["wave-1"]
     with pytest.raises(InvalidValueError, match="time zone 'Mars/Olympus'"):
         directory.edit_contact(env.sessions, "kanzler@example.org", {"time_zone": "Mars/Olympus"}, {}, (), now=NOW)
-    with pytest.raises(NotFoundError, match="no contact nobody@example.org"):
+    with pytest.raises(NotFoundError, match=r"no contact nobody@example\.org"):
         directory.show_contact(env.sessions, "nobody@example.org")
 
 

@@ -39,7 +39,7 @@ def test_the_environment_wins_over_env_and_relative_sqlite_paths_are_in_the_work
 
 def test_a_misspelt_setting_is_named(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("OUTREACH_DATABASE_ULR=sqlite:///x.db\n")
-    with pytest.raises(ConfigError, match="unknown setting OUTREACH_DATABASE_ULR.*did you mean OUTREACH_DATABASE_URL"):
+    with pytest.raises(ConfigError, match=r"unknown setting OUTREACH_DATABASE_ULR.*did you mean OUTREACH_DATABASE_URL"):
         load_settings(tmp_path, {})
 
 
@@ -52,6 +52,6 @@ def test_a_database_behind_the_code_is_refused_until_upgraded(tmp_path: Path) ->
     init_workspace(tmp_path, {})
     (tmp_path / "outreach.db").unlink()
     workspace = open_workspace(tmp_path, {})
-    with pytest.raises(WorkspaceError, match="no tables yet.*outreach db upgrade"):
+    with pytest.raises(WorkspaceError, match=r"no tables yet.*outreach db upgrade"):
         _ = workspace.sessions
     workspace.close()
