@@ -16,7 +16,7 @@ from outreach.contacts.addresses import InvalidAddressError, address_hash, parse
 from outreach.contacts.importer import FIELDS
 from outreach.contacts.segments import Segment
 from outreach.db.models import Contact, ContactTag, Signatory, Suppression, Tag
-from outreach.db.queries import contact_tags, insert_ignoring_duplicates, segment_contacts, tag_ids
+from outreach.db.queries import contact_tags, insert_many, segment_contacts, tag_ids
 from outreach.errors import InvalidValueError, NotFoundError
 from outreach.vocabulary import SUPPRESSION_REASONS
 
@@ -194,7 +194,7 @@ def _add_tags(session: Session, contact_id: int, tags: tuple[str, ...]) -> None:
     if tags:
         ids = tag_ids(session, tags)
         links = [{"contact_id": contact_id, "tag_id": ids[t]} for t in tags]
-        insert_ignoring_duplicates(session, ContactTag.__table__, links)  # type: ignore[arg-type]
+        insert_many(session, ContactTag.__table__, links, skip_duplicates=True)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -230,7 +230,7 @@ def tag_contacts(
         tag_id = tag_ids(session, [name])[name]
         links = [{"contact_id": contact_id, "tag_id": tag_id} for contact_id in ids]
         for start in range(0, len(links), 1000):
-            insert_ignoring_duplicates(session, ContactTag.__table__, links[start : start + 1000])  # type: ignore[arg-type]
+            insert_many(session, ContactTag.__table__, links[start : start + 1000], skip_duplicates=True)  # type: ignore[arg-type]
         return TagResult(name, len(ids))
 
 
@@ -238,10 +238,11 @@ def suppress_address(session: Session, key: str, reason: str, note: str | None, 
     """Put an address key on the suppression list (once) and set its contact's status to match."""
     if reason not in SUPPRESSION_REASONS:
         raise InvalidValueError(f"reason {reason!r} is not one of {', '.join(SUPPRESSION_REASONS)}")
-    insert_ignoring_duplicates(
+    insert_many(
         session,
         Suppression.__table__,  # type: ignore[arg-type]
         [{"address_hash": address_hash(key), "reason": reason, "note": note, "created_at": now}],
+        skip_duplicates=True,
     )
     contact = session.scalars(select(Contact).where(Contact.email_key == key)).one_or_none()
     if contact is not None:

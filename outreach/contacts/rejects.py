@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,17 +20,26 @@ def rejects_path_for(source: Path) -> Path:
 class RejectsFile:
     """Collects rejected rows in a hidden file, then moves it beside the input in one step."""
 
-    def __init__(self, target: Path, headers: Sequence[str], enabled: bool) -> None:
+    def __init__(self, target: Path, headers: Sequence[str], enabled: bool, shown: int = 10) -> None:
         self.target = target
         self._partial = target.with_name(f".{target.name}.partial")
         self._headers = headers
         self._enabled = enabled
         self._file: Any = None
         self._writer: Any = None
+        self._lock = threading.Lock()  # the parsing thread and the writing one both report rejects
+        self._shown = shown
+        self.first: list[Reject] = []  # the first few, to show on the terminal (also in a dry run)
 
     def add(self, reject: Reject) -> None:
-        if not self._enabled:
-            return
+        """Record one rejected row."""
+        with self._lock:
+            if len(self.first) < self._shown:
+                self.first.append(reject)
+            if self._enabled:
+                self._write(reject)
+
+    def _write(self, reject: Reject) -> None:
         if self._writer is None:
             self._file = self._partial.open("w", encoding="utf-8", newline="")
             self._writer = csv.writer(self._file)

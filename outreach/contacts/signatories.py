@@ -149,6 +149,7 @@ def import_signatories(
         raise InputError(f"no name column among: {', '.join(table.headers)}", where=str(source))
     summary = SignatoryImport(str(source))
     rejects = RejectsFile(rejects_path_for(source), table.headers, enabled=True)
+    summary.first_rejects = rejects.first
     try:
         with sessions() as session:
             seen = {(name, line) for name, line in session.execute(select(Signatory.name, Signatory.line))}
@@ -166,8 +167,6 @@ def import_signatories(
                 except values.InvalidValueError as error:
                     reject = Reject(number, str(error), tuple(cells))
                     summary.rejected += 1
-                    if len(summary.first_rejects) < 10:
-                        summary.first_rejects.append(reject)
                     rejects.add(reject)
                     continue
                 key = (fields["name"], fields["line"])

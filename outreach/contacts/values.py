@@ -23,6 +23,10 @@ class InvalidValueError(ValueError):
 
 def clean_text(value: str) -> str:
     """Replace control characters with a blank, collapse runs of blanks, trim."""
+    if value.isprintable():  # the common case, checked in C: no controls, no blanks but the plain space
+        value = value.strip()
+        if "  " not in value:
+            return value
     if _CONTROLS.search(value):
         value = _CONTROLS.sub(" ", value)
     return " ".join(value.split())
@@ -53,6 +57,7 @@ _ROLE_ALIASES = {
 }
 
 
+@cache  # a file repeats a few dozen values thousands of times
 def role(value: str) -> str:
     """Return one of the fixed roles for a loosely written one (`Head of State` -> `head_of_state`)."""
     key = fold(value).replace("_", " ")
@@ -69,6 +74,7 @@ _GENDERS = {
 _UNKNOWN_GENDERS = {"", "x", "d", "u", "unknown", "other", "divers", "diverse", "n a", "na", "none"}
 
 
+@cache
 def gender(value: str) -> str | None:
     """Return `f`, `m` or None (unknown) for a gender column's value; never guessed from anything else."""
     key = fold(value)
@@ -91,6 +97,7 @@ _HONORIFIC_GENDERS = {
 }  # fmt: skip
 
 
+@cache
 def gender_of_honorific(honorific: str) -> str | None:
     """Return the gender an honorific implies (`Frau` -> `f`), or None when it implies none."""
     return _HONORIFIC_GENDERS.get(fold(honorific))
@@ -165,6 +172,7 @@ def _country_names() -> dict[str, str]:
     return names
 
 
+@cache
 def country(value: str) -> str:
     """Return the ISO 3166-1 alpha-2 code for a country code or name in one of Europe's languages."""
     key = fold(value)
@@ -208,6 +216,7 @@ def _language_names() -> dict[str, str]:
 _LANGUAGE_TAG = re.compile(r"([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]+)*")
 
 
+@cache
 def language(value: str) -> str:
     """Return the ISO 639-1 code for a language code, tag or name (`fr-BE`, `French`, `français` -> `fr`)."""
     text = value.strip()
@@ -223,6 +232,7 @@ def _zones() -> dict[str, str]:
     return {zone.lower(): zone for zone in zoneinfo.available_timezones()}
 
 
+@cache
 def time_zone(value: str) -> str:
     """Return the IANA name of a time zone (`europe/paris` -> `Europe/Paris`)."""
     found = _zones().get(value.strip().lower().replace(" ", "_"))

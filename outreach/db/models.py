@@ -56,7 +56,11 @@ class Import(Base):
 
 
 class Contact(Base):
-    """A person the campaign may write to. After `forget`, only id, role and status remain."""
+    """A person the campaign may write to. After `forget`, only id, role and status remain.
+
+    Role, country and status have no index: each value is shared by thousands of rows, so a scan is as fast
+    as the index for a segment, and every import would pay to maintain it.
+    """
 
     __tablename__ = "contacts"
 
@@ -69,12 +73,12 @@ class Contact(Base):
     honorific: Mapped[str | None] = mapped_column(String(60))
     gender: Mapped[str | None] = mapped_column(_choice(("f", "m"), "gender"))
     position: Mapped[str | None] = mapped_column(String(300))
-    role: Mapped[str | None] = mapped_column(_choice(ROLES, "role"), index=True)
+    role: Mapped[str | None] = mapped_column(_choice(ROLES, "role"))
     organization: Mapped[str | None] = mapped_column(String(300))
-    country: Mapped[str | None] = mapped_column(String(2), index=True)
+    country: Mapped[str | None] = mapped_column(String(2))
     language: Mapped[str | None] = mapped_column(String(16))
     time_zone: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(_choice(STATUSES, "status"), default="active", index=True)
+    status: Mapped[str] = mapped_column(_choice(STATUSES, "status"), default="active")
     attributes: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(Instant)

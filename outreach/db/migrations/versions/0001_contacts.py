@@ -114,11 +114,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_contacts")),
         sa.UniqueConstraint("email_key", name=op.f("uq_contacts_email_key")),
     )
-    with op.batch_alter_table("contacts", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_contacts_country"), ["country"], unique=False)
-        batch_op.create_index(batch_op.f("ix_contacts_role"), ["role"], unique=False)
-        batch_op.create_index(batch_op.f("ix_contacts_status"), ["status"], unique=False)
-
     op.create_table(
         "contact_tags",
         sa.Column("contact_id", sa.Integer(), nullable=False),
@@ -180,11 +175,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_contact_tags_tag_id"))
 
     op.drop_table("contact_tags")
-    with op.batch_alter_table("contacts", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_contacts_status"))
-        batch_op.drop_index(batch_op.f("ix_contacts_role"))
-        batch_op.drop_index(batch_op.f("ix_contacts_country"))
-
     op.drop_table("contacts")
     op.drop_table("tags")
     op.drop_table("suppressions")
