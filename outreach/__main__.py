@@ -2,4 +2,6 @@
 
 from outreach.cli.main import run
 
-run()
+# The guard matters: a large import reads its file in a spawned process, which imports this module again.
+if __name__ == "__main__":
+    run()

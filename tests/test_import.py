@@ -23,8 +23,7 @@ NOW = datetime(2026, 11, 29, 9, 30, tzinfo=UTC)
 
 
 def do_import(env: Env, path: Path, **options: Any) -> ImportSummary:
-    with path.open("rb") as binary:
-        return import_contacts(env.sessions, binary, path, ImportOptions(**options), now=NOW)
+    return import_contacts(env.sessions, path, ImportOptions(**options), now=NOW)
 
 
 def contacts(env: Env) -> dict[str, Contact]:
@@ -128,7 +127,7 @@ def test_duplicates_within_a_file_merge_into_one_contact(env: Env) -> None:
 
 
 def test_duplicates_across_batches_merge_too(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("outreach.contacts.importer.BATCH", 2)
+    monkeypatch.setattr("outreach.contacts.reading.BATCH", 2)
     path = env.write("dups.csv", "email,name\na@example.org,A\nb@example.org,B\nc@example.org,C\nA@example.org,A2\n")
     summary = do_import(env, path)
     assert (summary.imported, summary.merged, summary.unchanged) == (3, 1, 0)
@@ -280,3 +279,29 @@ def test_cli_errors_are_one_line(env: Env) -> None:
     assert result.returncode == 4
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith("error: ") and "list.csv: 1 rows rejected" in result.stderr
+
+
+def test_a_large_file_is_read_in_a_worker_process_with_the_same_result(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = "email;name;country;tags\n" + "".join(
+        f"p{i}@example.org;Πέτρος {i};{'GR' if i % 2 else 'Ελλάδα'};wave-{i % 3}\n" for i in range(5000)
+    )
+    body += "broken;Nobody;GR;\nP7@Example.org;Πέτρος Seven;GR;late\n"
+    path = env.write("large.csv", body)
+    monkeypatch.setattr("outreach.contacts.reading.WORKER_THRESHOLD", 0)
+    seen: list[int] = []
+    summary = import_contacts(env.sessions, path, ImportOptions(), now=NOW, progress=seen.append)
+    assert (summary.imported, summary.merged, summary.rejected, summary.delimiter) == (5000, 1, 1, ";")
+    assert summary.first_rejects[0].line == 5002
+    assert seen[-1] == path.stat().st_size and seen == sorted(seen)
+    p7 = directory.show_contact(env.sessions, "p7@example.org")
+    assert (p7.name, p7.country, p7.tags) == ("Πέτρος Seven", "GR", ["late", "wave-1"])
+
+
+def test_an_error_in_the_worker_process_names_the_line(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = env.write("bad.csv", b"email,name\n" + b"a@example.org,A\n" * 3000 + b"b@example.org,B\xff\n")
+    monkeypatch.setattr("outreach.contacts.reading.WORKER_THRESHOLD", 0)
+    with pytest.raises(InputError, match=r"bad.csv:3002: not valid utf-8"):
+        do_import(env, path, encoding="utf-8")
+    assert contacts(env) == {}

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from outreach.cli.output import JsonOption, SegmentOption, emit_json, err, file_progress, out, table
+from outreach.cli.output import JsonOption, SegmentOption, byte_progress, emit_json, err, out, table
 from outreach.contacts import directory
 from outreach.contacts.importer import ImportOptions, ImportSummary, import_contacts
 from outreach.contacts.segments import parse_segment
@@ -112,8 +112,8 @@ def import_command(
         check_dns=check_dns, encoding=encoding, mapping=_pairs(map_, "--map"),
     )  # fmt: skip
     sessions = ctx.obj.workspace().sessions
-    with file_progress(file, f"Importing {file.name}") as binary:
-        summary = import_contacts(sessions, binary, file, options, now=_now())
+    with byte_progress(f"Importing {file.name}", file.stat().st_size) as advance:
+        summary = import_contacts(sessions, file, options, now=_now(), progress=advance)
     if json_output:
         emit_json({
             "source": summary.source, "encoding": summary.encoding, "encoding_guessed": summary.encoding_guessed,

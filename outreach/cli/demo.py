@@ -43,8 +43,7 @@ def demo(
             start=2,
         ):
             path = root / "contacts" / name
-            with file_progress(path, f"Importing {name}") as binary:
-                summary = import_contacts(sessions, binary, path, options, now=now)
+            summary = import_contacts(sessions, path, options, now=now)
             err.print(f"[bold]{step}. outreach contacts import[/bold] contacts/{name}: "
                       f"{summary.imported} imported, {summary.rejected} rejected")  # fmt: skip
         path = root / "contacts" / "signatories.csv"

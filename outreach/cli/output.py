@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
@@ -43,18 +43,27 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
 
 
 @contextmanager
+def byte_progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """Show a progress bar on stderr; yield the function that says how many bytes are done."""
+    with _bar() as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda done: progress.update(task, completed=done)
+
+
+def _bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+@contextmanager
 def file_progress(path: Path, description: str) -> Iterator[BinaryIO]:
     """Open a file for reading, wrapped in a progress bar on stderr that follows the bytes read."""
-    with (
-        Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-            disable=not err.is_terminal,
-        ) as progress,
-        path.open("rb") as raw,
-    ):
+    with _bar() as progress, path.open("rb") as raw:
         yield progress.wrap_file(raw, total=path.stat().st_size, description=description)

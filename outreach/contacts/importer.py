@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import islice
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.contacts.addresses import Resolver, address_hash
+from outreach.contacts.reading import ReadOptions, open_contacts_file
 from outreach.contacts.rejects import RejectsFile, rejects_path_for
-from outreach.contacts.rows import (
-    CONTACT_IGNORED,
-    CONTACT_SYNONYMS,
-    ContactReader,
-    ContactRow,
-    Reject,
-    match_columns,
-    open_table,
-)
+from outreach.contacts.rows import ContactRow, Reject
 from outreach.db.models import Contact, ContactTag, Import, Suppression
 from outreach.db.queries import insert_many, tag_ids
 from outreach.errors import RejectedRowsError
 
-BATCH = 2000
-SHOWN_REJECTS = 10
 FIELDS = (
     "name", "first_name", "last_name", "honorific", "gender", "position", "role",
     "organization", "country", "language", "time_zone",
@@ -83,77 +73,65 @@ class ImportSummary:
 
 def import_contacts(
     sessions: sessionmaker[Session],
-    binary: BinaryIO,
     source: Path,
     options: ImportOptions,
     *,
     now: datetime,
+    progress: Callable[[int], None] | None = None,
 ) -> ImportSummary:
-    """Import a CSV of contacts. All or nothing: a fatal error or `--dry-run` leaves the database as it was."""
-    table = open_table(binary, str(source), options.encoding)
-    columns = match_columns(table.headers, CONTACT_SYNONYMS, options.mapping, CONTACT_IGNORED)
-    reader = ContactReader(table, columns, options.role, options.tags, options.check_dns, options.resolver)
-    summary = ImportSummary(
-        str(source),
-        table.encoding,
-        table.encoding_guessed,
-        table.delimiter,
-        columns.described(),
-        dry_run=options.dry_run,
-    )
-    rejects = RejectsFile(rejects_path_for(source), table.headers, enabled=not options.dry_run, shown=SHOWN_REJECTS)
-    summary.first_rejects = rejects.first
-    try:
-        with sessions() as session:
-            run = Import(source=str(source), started_at=now, counts={})
-            session.add(run)
-            session.flush()
-            batcher = _Batcher(session, run.id, options.update, now, summary, rejects)
-            # Parsing runs in a second thread while SQLite writes the batch before (outside the GIL).
-            for batch in _batches(reader, summary, rejects):
-                batcher.apply(batch)
-            summary.blank = table.blank
-            if options.strict and summary.rejected:
-                raise RejectedRowsError(
-                    f"{summary.rejected} rows rejected; nothing was imported (--strict)",
-                    where=str(source),
-                    hint=f"first: line {summary.first_rejects[0].line}: {summary.first_rejects[0].reason}",
-                )
-            run.finished_at = now
-            run.counts = summary.counts()
-            if options.dry_run:
-                session.rollback()
-            else:
-                session.commit()
-    finally:
-        summary.rejects_path = rejects.finish()
+    """Import a CSV of contacts. All or nothing: a fatal error or `--dry-run` leaves the database as it was.
+
+    `progress` is called with the number of bytes of the file read so far.
+    """
+    read = ReadOptions(options.encoding, dict(options.mapping), options.role, options.tags)
+    with open_contacts_file(source, read, check_dns=options.check_dns, resolver=options.resolver) as file:
+        shape = file.shape
+        summary = ImportSummary(
+            str(source), shape.encoding, shape.encoding_guessed, shape.delimiter, shape.columns,
+            dry_run=options.dry_run,
+        )  # fmt: skip
+        rejects = RejectsFile(rejects_path_for(source), shape.headers, enabled=not options.dry_run)
+        summary.first_rejects = rejects.first
+        try:
+            with sessions() as session:
+                run = Import(source=str(source), started_at=now, counts={})
+                session.add(run)
+                session.flush()
+                batcher = _Batcher(session, run.id, options.update, now, summary, rejects)
+                for batch in file.batches():
+                    for reject in batch.rejects:
+                        summary.rejected += 1
+                        rejects.add(reject)
+                    batcher.apply(batch.rows)
+                    if progress:
+                        progress(batch.position)
+                summary.blank = file.blank
+                if options.strict and summary.rejected:
+                    first = summary.first_rejects[0]
+                    raise RejectedRowsError(
+                        f"{summary.rejected} rows rejected; nothing was imported (--strict)",
+                        where=str(source),
+                        hint=f"first: line {first.line}: {first.reason}",
+                    )
+                run.finished_at = now
+                run.counts = summary.counts()
+                if options.dry_run:
+                    session.rollback()
+                else:
+                    session.commit()
+        finally:
+            summary.rejects_path = rejects.finish()
     return summary
-
-
-def _batches(reader: ContactReader, summary: ImportSummary, rejects: RejectsFile) -> Iterator[list[ContactRow]]:
-    """Yield valid rows in batches, counting and recording each reject as it passes."""
-
-    def valid() -> Iterator[ContactRow]:
-        for row in reader:
-            if isinstance(row, Reject):
-                summary.rejected += 1
-                rejects.add(row)
-            else:
-                yield row
-
-    rows = valid()
-    while batch := list(islice(rows, BATCH)):
-        yield batch
 
 
 def _merge(into: ContactRow, later: ContactRow) -> ContactRow:
     """Fold a later row for the same address into an earlier one: its filled fields win, tags add up."""
-    return ContactRow(
-        into.line,
-        later.address,
-        {**into.fields, **later.fields},
-        tuple(dict.fromkeys(into.tags + later.tags)),
-        {**into.attributes, **later.attributes},
+    return into._replace(
+        email=later.email,
+        smtputf8=later.smtputf8,
+        fields={**into.fields, **later.fields},
+        tags=tuple(dict.fromkeys(into.tags + later.tags)),
+        attributes={**into.attributes, **later.attributes},
     )
 
 
@@ -181,7 +159,7 @@ class _Batcher:
     def apply(self, batch: list[ContactRow]) -> None:
         rows: dict[str, ContactRow] = {}
         for row in batch:
-            key = row.address.key
+            key = row.key
             if key in rows:
                 rows[key] = _merge(rows[key], row)
                 self.summary.merged += 1
@@ -194,20 +172,20 @@ class _Batcher:
         new = self._drop_suppressed(new)
         created = self._insert(new)
         changed_ids = self._update([(existing[k], row) for k, row in rows.items() if k in existing])
-        tagged = [(created[row.address.key], row) for row in new] + changed_ids
+        tagged = [(created[row.key], row) for row in new] + changed_ids
         self._tag(tagged)
 
     def _drop_suppressed(self, rows: list[ContactRow]) -> list[ContactRow]:
         if not rows:
             return rows
-        hashes = {address_hash(row.address.key): row for row in rows}
+        hashes = {address_hash(row.key): row for row in rows}
         found = self.session.execute(
             select(Suppression.address_hash, Suppression.reason).where(Suppression.address_hash.in_(list(hashes)))
         )
         for digest, reason in found:
             row = hashes.pop(digest)
             self.summary.suppressed += 1
-            self.rejects.add(Reject(row.line, f"{row.address.email} is on the suppression list ({reason})", ()))
+            self.rejects.add(Reject(row.line, f"{row.email} is on the suppression list ({reason})", ()))
         return list(hashes.values())
 
     def _insert(self, rows: list[ContactRow]) -> dict[str, int]:
@@ -217,8 +195,8 @@ class _Batcher:
             {
                 **dict.fromkeys(FIELDS),
                 **row.fields,
-                "email": row.address.email,
-                "email_key": row.address.key,
+                "email": row.email,
+                "email_key": row.key,
                 "status": "active",
                 "attributes": row.attributes,
                 "import_id": self.import_id,
@@ -230,7 +208,7 @@ class _Batcher:
         # A plain executemany, then one select for the ids: RETURNING with executemany makes SQLAlchemy run
         # one statement per row on SQLite, which was 90% of an import's time.
         insert_many(self.session, Contact.__table__, values)  # type: ignore[arg-type]
-        keys = [row.address.key for row in rows]
+        keys = [row.key for row in rows]
         created = self.session.execute(select(Contact.email_key, Contact.id).where(Contact.email_key.in_(keys)))
         self.summary.imported += len(rows)
         return {key: contact_id for key, contact_id in created if key is not None}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,17 +26,15 @@ class RejectsFile:
         self._enabled = enabled
         self._file: Any = None
         self._writer: Any = None
-        self._lock = threading.Lock()  # the parsing thread and the writing one both report rejects
         self._shown = shown
         self.first: list[Reject] = []  # the first few, to show on the terminal (also in a dry run)
 
     def add(self, reject: Reject) -> None:
         """Record one rejected row."""
-        with self._lock:
-            if len(self.first) < self._shown:
-                self.first.append(reject)
-            if self._enabled:
-                self._write(reject)
+        if len(self.first) < self._shown:
+            self.first.append(reject)
+        if self._enabled:
+            self._write(reject)
 
     def _write(self, reject: Reject) -> None:
         if self._writer is None:

@@ -99,6 +99,8 @@ class ContactTag(Base):
     """Which contact carries which tag."""
 
     __tablename__ = "contact_tags"
+    # On SQLite the primary key is the table itself: one B-tree fewer to write for every tag of an import.
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - SQLAlchemy's declarative convention
 
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
     tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True)

@@ -126,6 +126,7 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(["tag_id"], ["tags.id"], name=op.f("fk_contact_tags_tag_id_tags"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("contact_id", "tag_id", name=op.f("pk_contact_tags")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("contact_tags", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_contact_tags_tag_id"), ["tag_id"], unique=False)
