@@ -29,6 +29,7 @@ _STATUS_FOR_REASON = {
     "forgotten": "do_not_contact",
 }
 EXPORT_COLUMNS = ("email", *FIELDS, "status", "tags")
+_LINKS = ("contact_id", "tag_id")
 
 
 @dataclass(frozen=True)
@@ -193,8 +194,8 @@ def edit_contact(
 def _add_tags(session: Session, contact_id: int, tags: tuple[str, ...]) -> None:
     if tags:
         ids = tag_ids(session, tags)
-        links = [{"contact_id": contact_id, "tag_id": ids[t]} for t in tags]
-        insert_many(session, ContactTag.__table__, links, skip_duplicates=True)  # type: ignore[arg-type]
+        links = [(contact_id, ids[t]) for t in tags]
+        insert_many(session, ContactTag.__table__, _LINKS, links, skip_duplicates=True)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -228,9 +229,9 @@ def tag_contacts(
             )
             return TagResult(name, removed.rowcount or 0, removed=True)  # type: ignore[attr-defined]
         tag_id = tag_ids(session, [name])[name]
-        links = [{"contact_id": contact_id, "tag_id": tag_id} for contact_id in ids]
+        links = [(contact_id, tag_id) for contact_id in ids]
         for start in range(0, len(links), 1000):
-            insert_many(session, ContactTag.__table__, links[start : start + 1000], skip_duplicates=True)  # type: ignore[arg-type]
+            insert_many(session, ContactTag.__table__, _LINKS, links[start : start + 1000], skip_duplicates=True)  # type: ignore[arg-type]
         return TagResult(name, len(ids))
 
 
@@ -241,7 +242,8 @@ def suppress_address(session: Session, key: str, reason: str, note: str | None, 
     insert_many(
         session,
         Suppression.__table__,  # type: ignore[arg-type]
-        [{"address_hash": address_hash(key), "reason": reason, "note": note, "created_at": now}],
+        ("address_hash", "reason", "note", "created_at"),
+        [(address_hash(key), reason, note, now)],
         skip_duplicates=True,
     )
     contact = session.scalars(select(Contact).where(Contact.email_key == key)).one_or_none()

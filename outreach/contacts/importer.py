@@ -98,6 +98,7 @@ def import_contacts(
                 session.add(run)
                 session.flush()
                 batcher = _Batcher(session, run.id, options.update, now, summary, rejects)
+                batcher.any_suppressed = session.scalar(select(Suppression.id).limit(1)) is not None
                 for batch in file.batches():
                     for reject in batch.rejects:
                         summary.rejected += 1
@@ -135,6 +136,8 @@ def _merge(into: ContactRow, later: ContactRow) -> ContactRow:
     )
 
 
+_INSERTED = ("email", "email_key", *FIELDS, "attributes", "status", "import_id", "created_at", "updated_at")
+_LINKS = ("contact_id", "tag_id")
 _EXISTING = select(
     Contact.id,
     Contact.email_key,
@@ -155,6 +158,7 @@ class _Batcher:
     summary: ImportSummary
     rejects: RejectsFile
     tag_cache: dict[str, int] = field(default_factory=dict)
+    any_suppressed: bool = True  # an empty suppression list (most workspaces) needs no hashing and no query
 
     def apply(self, batch: list[ContactRow]) -> None:
         rows: dict[str, ContactRow] = {}
@@ -176,7 +180,7 @@ class _Batcher:
         self._tag(tagged)
 
     def _drop_suppressed(self, rows: list[ContactRow]) -> list[ContactRow]:
-        if not rows:
+        if not rows or not self.any_suppressed:
             return rows
         hashes = {address_hash(row.key): row for row in rows}
         found = self.session.execute(
@@ -191,23 +195,11 @@ class _Batcher:
     def _insert(self, rows: list[ContactRow]) -> dict[str, int]:
         if not rows:
             return {}
-        values = [
-            {
-                **dict.fromkeys(FIELDS),
-                **row.fields,
-                "email": row.email,
-                "email_key": row.key,
-                "status": "active",
-                "attributes": row.attributes,
-                "import_id": self.import_id,
-                "created_at": self.now,
-                "updated_at": self.now,
-            }
-            for row in rows
-        ]
+        constant = ("active", self.import_id, self.now, self.now)
+        values = [(row.email, row.key, *map(row.fields.get, FIELDS), row.attributes, *constant) for row in rows]
         # A plain executemany, then one select for the ids: RETURNING with executemany makes SQLAlchemy run
         # one statement per row on SQLite, which was 90% of an import's time.
-        insert_many(self.session, Contact.__table__, values)  # type: ignore[arg-type]
+        insert_many(self.session, Contact.__table__, _INSERTED, values)  # type: ignore[arg-type]
         keys = [row.key for row in rows]
         created = self.session.execute(select(Contact.email_key, Contact.id).where(Contact.email_key.in_(keys)))
         self.summary.imported += len(rows)
@@ -255,5 +247,5 @@ class _Batcher:
         if not names:
             return
         ids = tag_ids(self.session, names, self.tag_cache)
-        links = [{"contact_id": cid, "tag_id": ids[tag]} for cid, row in pairs for tag in row.tags]
-        insert_many(self.session, ContactTag.__table__, links, skip_duplicates=True)  # type: ignore[arg-type]
+        links = [(cid, ids[tag]) for cid, row in pairs for tag in row.tags]
+        insert_many(self.session, ContactTag.__table__, _LINKS, links, skip_duplicates=True)  # type: ignore[arg-type]

@@ -3,8 +3,9 @@ files, so that parsing and validating (one core) overlap with writing to the dat
 
 from __future__ import annotations
 
-import multiprocessing
-import queue
+import pickle
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
@@ -26,7 +27,6 @@ from outreach.contacts.rows import (
 BATCH = 2000
 # Below this size a second process costs more to start (it imports the validators anew) than it saves.
 WORKER_THRESHOLD = 2 * 1024 * 1024
-_QUEUE_DEPTH = 4  # batches in flight: keeps memory flat when the database is the slower side
 
 
 @dataclass(frozen=True)
@@ -106,48 +106,58 @@ class _Here(ContactsFile):
         self._binary.close()
 
 
-def _work(path: str, options: ReadOptions, out: Any) -> None:
-    """The worker process: read the file here and send its shape, batches and end (or the error) back."""
+def _serve() -> None:
+    """The worker: read (path, options) from stdin, send the shape, the batches and the end (or the error) to
+    stdout as pickles."""
+    out = sys.stdout.buffer
+    path, options = pickle.load(sys.stdin.buffer)
     try:
         with _Here(Path(path), options, False, None) as here:
-            out.put(("shape", here.shape))
+            pickle.dump(("shape", here.shape), out)
             for batch in here.batches():
-                out.put(("batch", batch))
-            out.put(("end", here.blank))
+                pickle.dump(("batch", batch), out)
+            pickle.dump(("end", here.blank), out)
     except errors.OutreachError as error:
-        out.put(("error", (type(error).__name__, error.message, error.where, error.hint)))
-    except BaseException as error:
-        out.put(("error", ("InputError", f"reading failed: {error!r}", path, None)))
+        pickle.dump(("error", (type(error).__name__, error.message, error.where, error.hint)), out)
+    except Exception as error:  # reported to the parent, which raises it
+        pickle.dump(("error", ("InputError", f"reading failed: {error!r}", path, None)), out)
+    out.flush()
 
 
 class _InWorker(ContactsFile):
-    """Reads in a second process (spawned, so it shares no threads or connections with this one)."""
+    """Reads in a second Python process that imports only what parsing needs (not the CLI or the database),
+    so it starts fast and stays small; the pipe between the two is the backpressure."""
 
     def __init__(self, path: Path, options: ReadOptions) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._queue: Any = context.Queue(maxsize=_QUEUE_DEPTH)
-        self._process = context.Process(target=_work, args=(str(path), options, self._queue), daemon=True)
-        self._process.start()
-        kind, value = self._receive()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "outreach.contacts.reading"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._out = self._process.stdout
+        try:
+            pickle.dump((str(path), options), self._process.stdin)
+            self._process.stdin.close()
+            kind, value = self._receive()
+        except BaseException:
+            self.close()
+            raise
         if kind != "shape":
             raise errors.InputError(f"reading {path} did not start as expected ({kind})")
         self.shape = value
 
     def _receive(self) -> tuple[str, Any]:
-        while True:
-            try:
-                kind, value = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                if not self._process.is_alive():
-                    raise errors.InputError(
-                        f"the process reading the file stopped (exit code {self._process.exitcode})"
-                    ) from None
-                continue
-            if kind == "error":
-                name, message, where, hint = value
-                error_class = getattr(errors, name, errors.InputError)
-                raise error_class(message, where=where, hint=hint)
-            return kind, value
+        try:
+            kind, value = pickle.load(self._out)
+        except EOFError:
+            code = self._process.wait()
+            raise errors.InputError(f"the process reading the file stopped (exit code {code})") from None
+        if kind == "error":
+            name, message, where, hint = value
+            error_class = getattr(errors, name, errors.InputError)
+            raise error_class(message, where=where, hint=hint)
+        return kind, value
 
     def batches(self) -> Iterator[Batch]:
         while True:
@@ -158,11 +168,10 @@ class _InWorker(ContactsFile):
             yield value
 
     def close(self) -> None:
-        if self._process.is_alive():
-            self._process.terminate()
-        self._process.join(timeout=5)
-        self._queue.close()
-        self._queue.join_thread()
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        self._out.close()
 
 
 def open_contacts_file(
@@ -172,3 +181,10 @@ def open_contacts_file(
     if not check_dns and path.stat().st_size >= WORKER_THRESHOLD:
         return _InWorker(path, options)
     return _Here(path, options, check_dns, resolver)
+
+
+if __name__ == "__main__":
+    # Run the copy imported under its own name, so that what is pickled names outreach.contacts.reading.
+    from outreach.contacts import reading
+
+    reading._serve()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Table, and_, exists, not_, select
@@ -14,40 +14,51 @@ from outreach.db.models import Contact, ContactTag, Tag
 
 
 def insert_many(
-    session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *, skip_duplicates: bool = False
+    session: Session,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    skip_duplicates: bool = False,
 ) -> None:
-    """Insert rows (all with the same keys) in one executemany; with `skip_duplicates`, ON CONFLICT DO NOTHING.
+    """Insert rows (tuples in the order of `columns`) in one executemany; with `skip_duplicates`, ON CONFLICT
+    DO NOTHING.
 
     SQLAlchemy's own executemany compiles and processes every parameter set in Python, which cost an import
     more than SQLite's writing. Here the statement is compiled once and each column's bind processing (JSON,
-    dates on SQLite) applied directly, so the driver gets plain values.
+    dates on SQLite) is applied once per distinct value, so the driver gets plain values.
     """
     if not rows:
         return
     dialect = session.get_bind().dialect
     insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
     statement = insert(table).on_conflict_do_nothing() if skip_duplicates else insert(table)
-    names = list(rows[0])
-    compiled = statement.compile(dialect=dialect, column_keys=names, for_executemany=True)
-    # Columns with a Python-side default would be compiled in, with nothing to fill them: name them in the rows.
-    missing = set(compiled.params) - set(names)
+    compiled = statement.compile(dialect=dialect, column_keys=list(columns), for_executemany=True)
+    # A column with a Python-side default would be compiled in with nothing to fill it: the caller must name it.
+    missing = set(compiled.params) - set(columns)
     if missing:
         raise ValueError(f"insert_many into {table.name}: give values for {', '.join(sorted(missing))}")
-    processors = {name: table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names}
-    active = [(name, process) for name, process in processors.items() if process is not None]
-
-    def processed(row: Mapping[str, Any]) -> dict[str, Any]:
-        values = dict(row)
-        for name, process in active:
-            values[name] = process(values[name])
-        return values
-
-    prepared = [processed(row) for row in rows] if active else [dict(row) for row in rows]
+    active: list[tuple[int, Callable[[Any], Any], dict[Any, Any]]] = []
+    for index, name in enumerate(columns):
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            active.append((index, process, {}))
+    prepared: list[Any] = [list(row) for row in rows] if active else list(rows)
+    for index, convert, memo in active:
+        for values in prepared:
+            value = values[index]
+            key = tuple(value.items()) if isinstance(value, dict) else value
+            try:
+                values[index] = memo[key]
+            except KeyError:
+                values[index] = memo[key] = convert(value)
+            except TypeError:  # unhashable: convert it every time
+                values[index] = convert(value)
     if compiled.positional:
-        order = compiled.positiontup or []
-        parameters: list[Any] = [tuple(values[name] for name in order) for values in prepared]
+        order = [list(columns).index(name) for name in compiled.positiontup or []]
+        parameters: list[Any] = [tuple(values[i] for i in order) for values in prepared]
     else:
-        parameters = prepared
+        parameters = [dict(zip(columns, values, strict=True)) for values in prepared]
     session.connection().exec_driver_sql(str(compiled), parameters)
 
 
@@ -56,7 +67,7 @@ def tag_ids(session: Session, names: Iterable[str], cache: dict[str, int] | None
     cache = {} if cache is None else cache
     missing = [name for name in dict.fromkeys(names) if name not in cache]
     if missing:
-        insert_many(session, Tag.__table__, [{"name": name} for name in missing], skip_duplicates=True)  # type: ignore[arg-type]
+        insert_many(session, Tag.__table__, ["name"], [(name,) for name in missing], skip_duplicates=True)  # type: ignore[arg-type]
         found = session.execute(select(Tag.name, Tag.id).where(Tag.name.in_(missing)))
         cache.update({name: tag_id for name, tag_id in found})
     return cache
