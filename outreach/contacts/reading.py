@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
@@ -59,16 +60,17 @@ class Batch:
     position: int
 
 
-class ContactsFile:
+class ContactsFile(ABC):
     """A contacts file being read: `shape` first, then `batches()`, then `blank` (blank lines skipped)."""
 
     shape: Shape
     blank: int = 0
 
+    @abstractmethod
     def batches(self) -> Iterator[Batch]:
         """Yield the file's records in batches, in file order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def close(self) -> None:
         """Release what reading holds (the file, the worker process)."""
 
