@@ -27,6 +27,7 @@ TASKS = {
         [str(BIN / "ruff"), "check", "outreach", "tests", "bench", "dev.py"],
         [str(BIN / "ruff"), "format", "--check", "outreach", "tests", "bench", "dev.py"],
         [str(BIN / "mypy")],
+        [str(BIN / "lint-imports")],
     ],
 }
 

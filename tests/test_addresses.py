@@ -70,3 +70,37 @@ def test_the_erasure_hash_is_stable_and_does_not_show_the_address() -> None:
     digest = address_hash("pm@example.org")
     assert digest == address_hash(parse_address("PM@Example.org").key)
     assert len(digest) == 64 and "example" not in digest
+
+
+class LocalResolver:
+    """A resolver for email-validator's DNS check that answers from a dict (nothing here reaches DNS)."""
+
+    def __init__(self, mail_exchangers: dict[str, str]) -> None:
+        self.mail_exchangers = mail_exchangers
+        self.asked: list[tuple[str, str]] = []
+
+    def resolve(self, name: str, rdtype: str, *args: object, **kwargs: object) -> list[object]:
+        import dns.resolver
+
+        self.asked.append((str(name), rdtype))
+        if str(name) not in self.mail_exchangers:
+            raise dns.resolver.NXDOMAIN
+        if rdtype != "MX":
+            raise dns.resolver.NoAnswer
+
+        class Exchanger:
+            preference = 10
+            exchange = self.mail_exchangers[str(name)]
+
+        return [Exchanger()]
+
+
+def test_check_dns_asks_once_per_domain_and_names_a_domain_that_receives_no_mail() -> None:
+    resolver = LocalResolver({"parliament.example.org": "mx.parliament.example.org."})
+    assert (
+        parse_address("a@parliament.example.org", check_dns=True, resolver=resolver).key == "a@parliament.example.org"
+    )
+    parse_address("b@Parliament.example.org", check_dns=True, resolver=resolver)
+    assert [rdtype for _, rdtype in resolver.asked].count("MX") == 1
+    with pytest.raises(InvalidAddressError, match=r"'c@nowhere\.example\.org': The domain name .* does not exist"):
+        parse_address("c@nowhere.example.org", check_dns=True, resolver=resolver)

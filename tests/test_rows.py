@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import io
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from outreach.contacts import values
 from outreach.contacts.rows import (
@@ -91,3 +94,24 @@ def test_languages_by_code_tag_or_name(value: str, expected: str) -> None:
 
 def test_clean_text_removes_every_control_character() -> None:
     assert values.clean_text(" Jane\r\n\tBcc:\x00 x\u0085y\u2029z ") == "Jane Bcc: x y z"
+
+
+names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=40).filter(
+    lambda text: values.clean_text(text) != ""
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(names, names), min_size=1, max_size=8), st.sampled_from([",", ";", "\t"]), st.booleans())
+def test_any_text_survives_a_csv_round_trip(people: list[tuple[str, str]], delimiter: str, bom: bool) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter)
+    writer.writerow(["email", "name", "organisation"])
+    for number, (name, organization) in enumerate(people):
+        writer.writerow([f"p{number}@example.org", name, organization])
+    data = ("\ufeff" if bom else "") + buffer.getvalue()
+    table = open_table(io.BytesIO(data.encode("utf-8")), "list.csv")
+    rows = list(ContactReader(table, match_columns(table.headers, CONTACT_SYNONYMS)))
+    assert [(r.fields["name"], r.fields["organization"]) for r in rows if isinstance(r, ContactRow)] == [
+        (values.clean_text(name), values.clean_text(organization)) for name, organization in people
+    ]

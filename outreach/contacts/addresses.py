@@ -44,7 +44,17 @@ def strip_decoration(raw: str) -> str:
 
 
 def parse_address(raw: str, *, check_dns: bool = False, resolver: Resolver | None = None) -> Address:
-    """Validate one address (syntax always, DNS only when asked) and return its normal form and key."""
+    """Validate one address (syntax always; with `check_dns`, that its domain receives mail) and return its
+    normal form and key."""
+    address = _checked_syntax(raw)
+    if check_dns:
+        refusal = _undeliverable(address.key.rpartition("@")[2], resolver)
+        if refusal is not None:
+            raise InvalidAddressError(f"{address.email!r}: {refusal}")
+    return address
+
+
+def _checked_syntax(raw: str) -> Address:
     text = strip_decoration(raw)
     if not text:
         raise InvalidAddressError("no email address")
@@ -53,7 +63,6 @@ def parse_address(raw: str, *, check_dns: bool = False, resolver: Resolver | Non
     local, at, domain = text.rpartition("@")
     if (
         at
-        and not check_dns
         and len(text) <= _MAX_ADDRESS
         and len(local) <= _MAX_LOCAL
         and _DOT_ATOM.fullmatch(local)
@@ -63,12 +72,12 @@ def parse_address(raw: str, *, check_dns: bool = False, resolver: Resolver | Non
         if isinstance(ascii_domain, EmailNotValidError):
             raise InvalidAddressError(f"{text!r}: {ascii_domain}")
         return Address(f"{local}@{ascii_domain}", f"{local.lower()}@{ascii_domain}", False)
-    return _library_address(text, check_dns, resolver)
+    return _library_address(text)
 
 
-def _library_address(text: str, check_dns: bool, resolver: Resolver | None) -> Address:
+def _library_address(text: str) -> Address:
     try:
-        checked = validate_email(text, check_deliverability=check_dns, dns_resolver=resolver, allow_quoted_local=False)
+        checked = validate_email(text, check_deliverability=False, allow_quoted_local=False)
     except EmailNotValidError as error:
         raise InvalidAddressError(f"{text!r}: {error}") from None
     ascii_domain = checked.ascii_domain.lower()
@@ -92,6 +101,21 @@ def _checked_domain(domain: str) -> str | EmailNotValidError:
             verdict = error
         _domains[domain] = verdict
     return verdict
+
+
+_deliverability: dict[tuple[str, Any], str | None] = {}  # keeps each resolver alive: no reused ids
+
+
+def _undeliverable(ascii_domain: str, resolver: Resolver | None) -> str | None:
+    """Ask DNS once per domain (and resolver) whether it receives mail; return why not, or None."""
+    key = (ascii_domain, resolver)
+    if key not in _deliverability:
+        try:
+            validate_email(f"postmaster@{ascii_domain}", check_deliverability=True, dns_resolver=resolver)
+            _deliverability[key] = None
+        except EmailNotValidError as error:
+            _deliverability[key] = str(error)
+    return _deliverability[key]
 
 
 def address_hash(key: str) -> str:

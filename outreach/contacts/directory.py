@@ -15,8 +15,9 @@ from outreach.contacts import values
 from outreach.contacts.addresses import InvalidAddressError, address_hash, parse_address
 from outreach.contacts.importer import FIELDS
 from outreach.contacts.segments import Segment
+from outreach.contacts.selecting import segment_contacts
 from outreach.db.models import Contact, ContactTag, Signatory, Suppression, Tag
-from outreach.db.queries import contact_tags, insert_many, segment_contacts, tag_ids
+from outreach.db.queries import contact_tags, insert_many, tag_ids
 from outreach.errors import InvalidValueError, NotFoundError
 from outreach.vocabulary import SUPPRESSION_REASONS
 
