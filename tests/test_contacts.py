@@ -116,3 +116,20 @@ def test_cli_list_show_and_forget(listed: Env) -> None:
         missing.returncode == 5
         and missing.stderr == "error: no contact mep1@example.org (`outreach contacts list` shows who is there)\n"
     )
+
+
+def test_cli_add_and_edit_pass_every_field_through(env: Env) -> None:
+    added = json.loads(
+        env.run(
+            "contacts", "add", "pm@example.org", "--first-name", "Ana", "--last-name", "Silva", "--honorific", "Ms",
+            "--role", "head of government", "--country", "Portugal", "--language", "português",
+            "--time-zone", "europe/lisbon", "--tag", "wave-1", "--set", "party=PS", "--json",
+        ).stdout
+    )  # fmt: skip
+    assert (added["name"], added["gender"], added["role"], added["country"], added["language"]) == (
+        "Ana Silva", "f", "head_of_government", "PT", "pt")  # fmt: skip
+    assert (added["time_zone"], added["tags"], added["attributes"]) == ("Europe/Lisbon", ["wave-1"], {"party": "PS"})
+    edited = json.loads(
+        env.run("contacts", "edit", "pm@example.org", "--position", "", "--unset", "party", "--json").stdout
+    )
+    assert edited["position"] is None and edited["attributes"] == {}

@@ -11,7 +11,7 @@ import typer
 
 from outreach.cli.output import JsonOption, SegmentOption, byte_progress, emit_json, err, out, table
 from outreach.contacts import directory
-from outreach.contacts.importer import ImportOptions, ImportSummary, import_contacts
+from outreach.contacts.importer import FIELDS, ImportOptions, ImportSummary, import_contacts
 from outreach.contacts.segments import parse_segment
 from outreach.contacts.values import InvalidValueError as BadValue
 from outreach.contacts.values import role as checked_role
@@ -59,6 +59,11 @@ def _role(value: str | None) -> str | None:
         return checked_role(value) if value else None
     except BadValue as error:
         raise InvalidValueError(str(error)) from None
+
+
+def _given_fields(ctx: typer.Context) -> dict[str, str | None]:
+    """The contact fields given as options (`--name` ... `--time-zone`); None where not given."""
+    return {name: ctx.params.get(name) for name in FIELDS}
 
 
 def _print_import(summary: ImportSummary) -> None:
@@ -178,11 +183,7 @@ def add_command(
     tag: Tags = None, set_: SetAttribute = None, json_output: JsonOption = False,
 ) -> None:  # fmt: skip
     """Add one contact."""
-    fields = {
-        "name": name, "first_name": first_name, "last_name": last_name, "honorific": honorific,
-        "gender": gender, "position": position, "role": role, "organization": organization,
-        "country": country, "language": language, "time_zone": time_zone,
-    }  # fmt: skip
+    fields = _given_fields(ctx)
     view = directory.add_contact(
         ctx.obj.workspace().sessions, address, fields, _tags(tag), _pairs(set_, "--set"), now=_now()
     )
@@ -204,11 +205,7 @@ def edit_command(
     json_output: JsonOption = False,
 ) -> None:  # fmt: skip
     """Change a contact's fields (an empty value clears one) and custom attributes."""
-    fields = {
-        "name": name, "first_name": first_name, "last_name": last_name, "honorific": honorific,
-        "gender": gender, "position": position, "role": role, "organization": organization,
-        "country": country, "language": language, "time_zone": time_zone,
-    }  # fmt: skip
+    fields = _given_fields(ctx)
     view = directory.edit_contact(
         ctx.obj.workspace().sessions, address, fields, _pairs(set_, "--set"), tuple(unset or ()), now=_now()
     )
