@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+# A contact's own fields besides its address, status and tags; anything else is a custom attribute.
+CONTACT_FIELDS = (
+    "name",
+    "first_name",
+    "last_name",
+    "honorific",
+    "gender",
+    "position",
+    "role",
+    "organization",
+    "country",
+    "language",
+    "time_zone",
+)
+
 ROLES = (
     "head_of_state",
     "monarch",

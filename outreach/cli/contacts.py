@@ -11,13 +11,13 @@ import typer
 
 from outreach.cli.output import JsonOption, SegmentOption, byte_progress, emit_json, err, out, table
 from outreach.contacts import directory
-from outreach.contacts.importer import FIELDS, ImportOptions, ImportSummary, import_contacts
+from outreach.contacts.importer import ImportOptions, ImportSummary, import_contacts
 from outreach.contacts.segments import parse_segment
 from outreach.contacts.values import InvalidValueError as BadValue
 from outreach.contacts.values import role as checked_role
 from outreach.contacts.values import tags as split_tags
 from outreach.errors import InvalidValueError
-from outreach.vocabulary import ROLES, SUPPRESSION_REASONS
+from outreach.vocabulary import CONTACT_FIELDS, ROLES, SUPPRESSION_REASONS
 
 app = typer.Typer(help="The contact list.", no_args_is_help=True)
 
@@ -63,7 +63,7 @@ def _role(value: str | None) -> str | None:
 
 def _given_fields(ctx: typer.Context) -> dict[str, str | None]:
     """The contact fields given as options (`--name` ... `--time-zone`); None where not given."""
-    return {name: ctx.params.get(name) for name in FIELDS}
+    return {name: ctx.params.get(name) for name in CONTACT_FIELDS}
 
 
 def _print_import(summary: ImportSummary) -> None:

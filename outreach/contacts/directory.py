@@ -13,13 +13,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.contacts import values
 from outreach.contacts.addresses import InvalidAddressError, address_hash, parse_address
-from outreach.contacts.importer import FIELDS
 from outreach.contacts.segments import Segment
 from outreach.contacts.selecting import segment_contacts
 from outreach.db.models import Contact, ContactTag, Signatory, Suppression, Tag
 from outreach.db.queries import contact_tags, insert_many, tag_ids
 from outreach.errors import InvalidValueError, NotFoundError
-from outreach.vocabulary import SUPPRESSION_REASONS
+from outreach.vocabulary import CONTACT_FIELDS, SUPPRESSION_REASONS
 
 # How a suppression reason leaves the contact's status.
 _STATUS_FOR_REASON = {
@@ -29,7 +28,7 @@ _STATUS_FOR_REASON = {
     "do_not_contact": "do_not_contact",
     "forgotten": "do_not_contact",
 }
-EXPORT_COLUMNS = ("email", *FIELDS, "status", "tags")
+EXPORT_COLUMNS = ("email", *CONTACT_FIELDS, "status", "tags")
 _LINKS = ("contact_id", "tag_id")
 
 
@@ -272,7 +271,7 @@ def forget_contact(sessions: sessionmaker[Session], address: str, *, now: dateti
         contact = _find(session, address)
         assert contact.email_key is not None
         suppress_address(session, contact.email_key, "forgotten", None, now=now)
-        for name in ("email", "email_key", *FIELDS):
+        for name in ("email", "email_key", *CONTACT_FIELDS):
             if name != "role":  # the role alone identifies no one and keeps reports by role whole
                 setattr(contact, name, None)
         contact.attributes = {}

@@ -18,11 +18,7 @@ from outreach.contacts.rows import ContactRow, Reject
 from outreach.db.models import Contact, ContactTag, Import, Suppression
 from outreach.db.queries import insert_many, tag_ids
 from outreach.errors import RejectedRowsError
-
-FIELDS = (
-    "name", "first_name", "last_name", "honorific", "gender", "position", "role",
-    "organization", "country", "language", "time_zone",
-)  # fmt: skip
+from outreach.vocabulary import CONTACT_FIELDS
 
 
 @dataclass(frozen=True)
@@ -136,14 +132,14 @@ def _merge(into: ContactRow, later: ContactRow) -> ContactRow:
     )
 
 
-_INSERTED = ("email", "email_key", *FIELDS, "attributes", "status", "import_id", "created_at", "updated_at")
+_INSERTED = ("email", "email_key", *CONTACT_FIELDS, "attributes", "status", "import_id", "created_at", "updated_at")
 _LINKS = ("contact_id", "tag_id")
 _EXISTING = select(
     Contact.id,
     Contact.email_key,
     Contact.import_id,
     Contact.attributes,
-    *(getattr(Contact, f) for f in FIELDS),
+    *(getattr(Contact, f) for f in CONTACT_FIELDS),
 )
 
 
@@ -196,7 +192,7 @@ class _Batcher:
         if not rows:
             return {}
         constant = ("active", self.import_id, self.now, self.now)
-        values = [(row.email, row.key, *map(row.fields.get, FIELDS), row.attributes, *constant) for row in rows]
+        values = [(row.email, row.key, *map(row.fields.get, CONTACT_FIELDS), row.attributes, *constant) for row in rows]
         # A plain executemany, then one select for the ids: RETURNING with executemany makes SQLAlchemy run
         # one statement per row on SQLite, which was 90% of an import's time.
         insert_many(self.session, Contact.__table__, _INSERTED, values)  # type: ignore[arg-type]

@@ -20,11 +20,6 @@ from outreach.errors import InputError
 
 SAMPLE_SIZE = 64 * 1024
 
-CONTACT_FIELDS = (
-    "email", "name", "first_name", "last_name", "honorific", "gender", "position", "role",
-    "organization", "country", "language", "time_zone", "tags",
-)  # fmt: skip
-
 # Header names as they appear in real exports, folded (see `header_key`), for each field.
 CONTACT_SYNONYMS = {
     "email": "email e_mail email_address e_mail_address mail mail_address courriel e_mail_adresse correo",
