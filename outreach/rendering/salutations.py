@@ -1,0 +1,126 @@
+"""Forms of address as data: the salutation and address line for a contact's role, language, country, gender."""
+
+from __future__ import annotations
+
+import string
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+FORMS_FILE = Path(__file__).with_name("salutations.toml")
+FALLBACK_LANGUAGE = "en"
+PLACEHOLDERS = ("name", "first_name", "last_name", "honorific", "position", "organization")
+
+
+class FormsError(ValueError):
+    """The forms file is not what this module expects; the message names the form."""
+
+
+@dataclass(frozen=True)
+class Form:
+    """One entry of the forms file."""
+
+    language: str
+    role: str
+    salutation: str
+    address: str
+    country: str | None = None
+    gender: str | None = None
+
+
+@dataclass(frozen=True)
+class Addressee:
+    """What the forms need to know about a contact: plain values, no database object."""
+
+    role: str | None = None
+    language: str | None = None
+    country: str | None = None
+    gender: str | None = None
+    name: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    honorific: str | None = None
+    position: str | None = None
+    organization: str | None = None
+    salutation: str | None = None  # the contact's own override
+    address_line: str | None = None  # the contact's own override
+
+
+@dataclass(frozen=True)
+class Greeting:
+    """The salutation that opens the letter and the line that names the addressee."""
+
+    salutation: str
+    address_line: str
+
+
+def parse_forms(data: Mapping[str, object], source: str = "forms") -> tuple[Form, ...]:
+    """Check the forms of a parsed TOML document and return them in file order."""
+    entries = data.get("form")
+    if not isinstance(entries, list) or not entries:
+        raise FormsError(f"{source}: no [[form]] entries")
+    forms = []
+    for number, entry in enumerate(entries, start=1):
+        try:
+            form = Form(**entry)
+        except TypeError as error:
+            raise FormsError(f"{source}: form {number}: {error}") from None
+        for text in (form.salutation, form.address):
+            unknown = {field for _, field, _, _ in string.Formatter().parse(text) if field} - set(PLACEHOLDERS)
+            if unknown:
+                raise FormsError(f"{source}: form {number}: unknown placeholder {sorted(unknown)[0]!r}")
+        forms.append(form)
+    return tuple(forms)
+
+
+@cache
+def shipped_forms() -> tuple[Form, ...]:
+    """The forms shipped with the package."""
+    return parse_forms(tomllib.loads(FORMS_FILE.read_text(encoding="utf-8")), str(FORMS_FILE))
+
+
+def _fill(text: str, values: Mapping[str, str]) -> str | None:
+    """Fill the placeholders of a form, or return None when one of them has no value."""
+    fields = [field for _, field, _, _ in string.Formatter().parse(text) if field]
+    if any(not values.get(field) for field in fields):
+        return None
+    return text.format_map(values)
+
+
+def _candidates(forms: Sequence[Form], person: Addressee, language: str) -> list[Form]:
+    """The forms that apply to the person in a language: the role's first, then `any`, most specific first."""
+
+    def applies(form: Form) -> bool:
+        return (form.country in (None, person.country)) and (form.gender in (None, person.gender))
+
+    def specificity(form: Form) -> int:
+        return (2 if form.country else 0) + (1 if form.gender else 0)
+
+    ordered: list[Form] = []
+    for role in (person.role, "any"):
+        matching = [f for f in forms if f.language == language and f.role == role and applies(f)]
+        ordered += sorted(matching, key=specificity, reverse=True)  # sorted is stable: file order among equals
+    return ordered
+
+
+def greeting(person: Addressee, forms: Sequence[Form] | None = None) -> Greeting:
+    """Choose the salutation and address line for a person; their own overrides win."""
+    forms = shipped_forms() if forms is None else forms
+    values = {field: value for field in PLACEHOLDERS if (value := getattr(person, field))}
+    languages = [person.language or FALLBACK_LANGUAGE, FALLBACK_LANGUAGE]
+    salutation = person.salutation or _first_filled(forms, person, languages, values, "salutation")
+    address = person.address_line or _first_filled(forms, person, languages, values, "address")
+    return Greeting(salutation or "", address or "")
+
+
+def _first_filled(
+    forms: Sequence[Form], person: Addressee, languages: list[str], values: Mapping[str, str], part: str
+) -> str | None:
+    for language in dict.fromkeys(languages):
+        for form in _candidates(forms, person, language):
+            filled = _fill(getattr(form, part), values)
+            if filled is not None:
+                return filled
+    return None
