@@ -65,6 +65,6 @@ def test_every_role_has_a_salutation_that_needs_nothing_but_the_role(role: str |
 def test_a_broken_forms_file_names_the_form() -> None:
     with pytest.raises(FormsError, match="form 1: unknown placeholder 'surname'"):
         parse_forms({"form": [{"language": "en", "role": "mp", "salutation": "Dear {surname},", "address": ""}]})
-    with pytest.raises(FormsError, match="form 1: .*unexpected keyword argument 'sex'"):
+    with pytest.raises(FormsError, match=r"form 1: .*unexpected keyword argument 'sex'"):
         parse_forms({"form": [{"language": "en", "role": "mp", "salutation": "", "address": "", "sex": "f"}]})
     assert len(shipped_forms()) > 50
