@@ -17,7 +17,7 @@ from outreach.db.engine import make_engine, make_session_factory, require_curren
 from outreach.errors import WorkspaceError
 
 ENV_EXAMPLE = ".env.example"
-SHIPPED_FOLDERS = ("contacts",)
+SHIPPED_FOLDERS = ("contacts", "templates")
 
 
 @dataclass

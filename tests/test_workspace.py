@@ -14,6 +14,7 @@ from outreach.workspace import init_workspace, open_workspace
 def test_init_twice_never_overwrites(tmp_path: Path) -> None:
     first = init_workspace(tmp_path / "ws", {})
     assert ".env" in first.created and "contacts/signatories.csv" in first.created
+    assert "templates/appeal/fr/body.txt" in first.created
     (tmp_path / "ws" / ".env").write_text("OUTREACH_DATABASE_URL=\n# mine\n")
     (tmp_path / "ws" / "contacts" / "prospects.csv").write_text("email\nme@example.org\n")
     second = init_workspace(tmp_path / "ws", {})
