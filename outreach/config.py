@@ -19,6 +19,9 @@ PREFIX = "OUTREACH_"
 # Every variable the tool reads, with its default; `.env.example` documents each one.
 KNOWN = {
     "OUTREACH_DATABASE_URL": "",  # empty: a SQLite file `outreach.db` in the workspace
+    "OUTREACH_FROM": "",  # `Name <address>` the letters come from
+    "OUTREACH_REPLY_TO": "",  # where replies should go, if not to OUTREACH_FROM
+    "OUTREACH_ORGANIZATION": "",  # printed under the sender's name
 }
 
 
@@ -28,6 +31,9 @@ class Settings:
 
     workspace: Path
     database_url: str
+    sender: str = ""
+    reply_to: str = ""
+    organization: str = ""
 
     def __repr__(self) -> str:
         # A database URL can carry a password: never show it.
@@ -60,6 +66,9 @@ def load_settings(workspace: Path, environ: Mapping[str, str] | None = None) -> 
     return Settings(
         workspace=workspace,
         database_url=database_url(workspace, values.get("OUTREACH_DATABASE_URL", "")),
+        sender=values.get("OUTREACH_FROM", "").strip(),
+        reply_to=values.get("OUTREACH_REPLY_TO", "").strip(),
+        organization=values.get("OUTREACH_ORGANIZATION", "").strip(),
     )
 
 

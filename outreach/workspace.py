@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from outreach.config import ENV_FILE, Settings, load_settings
 from outreach.db.engine import make_engine, make_session_factory, require_current, upgrade
 from outreach.errors import WorkspaceError
+from outreach.rendering.previewing import Sender, parse_mailbox
 
 ENV_EXAMPLE = ".env.example"
 SHIPPED_FOLDERS = ("contacts", "templates")
@@ -44,6 +45,19 @@ class Workspace:
             require_current(self.engine)
             self._checked = True
         return make_session_factory(self.engine)
+
+    @property
+    def templates(self) -> Path:
+        """The folder of the workspace's templates."""
+        return self.root / "templates"
+
+    def sender(self) -> Sender:
+        """Who the letters come from, as the settings say."""
+        return Sender(
+            parse_mailbox(self.settings.sender, "OUTREACH_FROM"),
+            self.settings.organization,
+            parse_mailbox(self.settings.reply_to, "OUTREACH_REPLY_TO"),
+        )
 
     def close(self) -> None:
         """Release the database connections."""

@@ -193,7 +193,7 @@ def build_message(message: Message) -> bytes:
         if any(boundary in part for part in (*plain, *html)):  # pragma: no cover - 96 random bits
             raise MessageError("the MIME boundary occurs in the message")
         lines += [
-            f'Content-Type: multipart/alternative; boundary="{boundary}"',
+            f'Content-Type: multipart/alternative;{CRLF} boundary="{boundary}"',
             "",
             f"--{boundary}",
             *plain,

@@ -1,0 +1,121 @@
+"""`outreach templates`: list them, check them against contacts, render one copy to look at."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from outreach.cli.output import JsonOption, SegmentOption, emit_json, err, table
+from outreach.contacts.segments import parse_segment
+from outreach.errors import InvalidValueError, OutreachError
+from outreach.rendering.environment import template_languages, template_names
+from outreach.rendering.previewing import as_eml, check_template, render_for
+
+app = typer.Typer(help="The letters: list, check, render.", no_args_is_help=True)
+
+Follows = Annotated[
+    str | None,
+    typer.Option(help="For a follow-up: the template of the first letter (default: NAME without -reminder)."),
+]
+REMINDER_SUFFIX = "-reminder"
+
+
+def _first_of(name: str, root: Path) -> str | None:
+    """The first letter a follow-up refers to, by the naming convention `X` and `X-reminder`."""
+    first = name.removesuffix(REMINDER_SUFFIX)
+    return first if first != name and first in template_names(root) else None
+
+
+@app.command("list")
+def list_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """List the workspace's templates and their languages."""
+    root = ctx.obj.workspace().templates
+    found = [{"name": name, "languages": template_languages(root, name)} for name in template_names(root)]
+    if json_output:
+        emit_json(found)
+        return
+    table(f"{len(found)} templates in {root}", ["template", "languages"],
+          [(t["name"], ", ".join(t["languages"])) for t in found])  # fmt: skip
+
+
+@app.command("check")
+def check_command(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="The template (default: every one).")] = None,
+    segment: SegmentOption = None,
+    follows: Follows = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Render templates for every contact of a segment and report every failure, with contact, file and line."""
+    workspace = ctx.obj.workspace()
+    names = [name] if name else template_names(workspace.templates)
+    chosen = parse_segment(segment)
+    reports = [
+        check_template(
+            workspace.sessions,
+            workspace.templates,
+            each,
+            chosen,
+            workspace.sender(),
+            now=datetime.now(UTC),
+            follows=follows or _first_of(each, workspace.templates),
+        )
+        for each in names
+    ]
+    failed = sum(len(report.failures) for report in reports)
+    if json_output:
+        emit_json([
+            {"template": r.template, "checked": r.checked, "languages": r.languages,
+             "failures": [{"contact": email, "where": e.where, "error": e.message} for email, e in r.failures]}
+            for r in reports
+        ])  # fmt: skip
+    else:
+        for report in reports:
+            languages = ", ".join(f"{n} in {language}" for language, n in sorted(report.languages.items()))
+            err.print(f"{report.template}: {report.checked} copies checked, {len(report.failures)} failed"
+                      + (f" ({languages})" if languages else ""))  # fmt: skip
+            for problem, emails in report.grouped():
+                shown = ", ".join(emails[:3]) + (f" and {len(emails) - 3} more" if len(emails) > 3 else "")
+                err.print(f"  {problem}: {len(emails)} contacts ({shown})", markup=False, highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("render")
+def render_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The template.")],
+    contact: Annotated[str, typer.Option("--contact", "-c", help="The contact's address.")],
+    format_: Annotated[str, typer.Option("--format", "-f", help="text, html or eml.")] = "text",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file (default: stdout).")] = None,
+    follows: Follows = None,
+) -> None:
+    """Render one copy for one contact, to look at before anything is queued."""
+    if format_ not in ("text", "html", "eml"):
+        raise InvalidValueError(f"--format {format_!r} is not text, html or eml")
+    workspace = ctx.obj.workspace()
+    now = datetime.now(UTC)
+    copy, recipient = render_for(
+        workspace.sessions, workspace.templates, name, contact, workspace.sender(), now=now,
+        follows=follows or _first_of(name, workspace.templates),
+    )  # fmt: skip
+    if format_ == "html" and copy.html is None:
+        raise OutreachError(f"template {name!r} has no HTML body in {copy.language}")
+    if format_ == "eml":
+        data = as_eml(copy, recipient, workspace.sender(), now=now)
+    elif format_ == "html":
+        data = (copy.html or "").encode("utf-8")
+    else:
+        data = f"Subject: {copy.subject}\n\n{copy.text}".encode()
+    if output:
+        output.write_bytes(data)
+        err.print(f"Wrote the {copy.language} copy of {name!r} for {recipient.email} to {output}.")
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    if copy.language != (recipient.language or "en"):
+        err.print(f"note: {name!r} has no {recipient.language} version; the copy is in {copy.language}.")

@@ -1,0 +1,174 @@
+"""Rendering for people to look at: one copy for one contact, and a check of a template against a segment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parseaddr
+from pathlib import Path
+
+from babel.dates import format_date
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from outreach.contacts.addresses import InvalidAddressError, parse_address
+from outreach.contacts.segments import Segment
+from outreach.contacts.selecting import segment_contacts
+from outreach.db.models import Contact, Signatory
+from outreach.errors import ConfigError, InvalidValueError, NotFoundError, OutreachError
+from outreach.rendering.copies import CompiledTemplate, Copy, Letterhead, Recipient, TemplateRenderError
+from outreach.rendering.copies import Signatory as PrintedSignatory
+from outreach.rendering.environment import make_environment, template_names
+from outreach.rendering.mime import Mailbox, Message, build_message, make_message_id
+from outreach.rendering.salutations import shipped_forms
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who the letters come from, read from the settings."""
+
+    mailbox: Mailbox | None
+    organization: str = ""
+    reply_to: Mailbox | None = None
+
+    @property
+    def name(self) -> str:
+        """The name printed under the letter."""
+        return (self.mailbox.name or self.mailbox.address) if self.mailbox else ""
+
+
+def parse_mailbox(text: str, setting: str) -> Mailbox | None:
+    """Read `Name <address>` from a setting; empty means not set."""
+    if not text.strip():
+        return None
+    name, address = parseaddr(text)
+    try:
+        checked = parse_address(address)
+    except InvalidAddressError as error:
+        raise ConfigError(f"{setting}: {error}", hint='write it as "Name <address@example.org>"') from None
+    return Mailbox(checked.email, name or None)
+
+
+def compile_template(root: Path, name: str) -> CompiledTemplate:
+    """Load and compile one template of the workspace."""
+    if name not in template_names(root):
+        known = ", ".join(template_names(root)) or "none"
+        raise NotFoundError(f"no template {name!r} in {root}", hint=f"templates: {known}")
+    return CompiledTemplate(make_environment(root), root, name, shipped_forms())
+
+
+def recipient_of(contact: Contact) -> Recipient:
+    """The contact as templates see it."""
+    return Recipient(
+        email=contact.email or "", name=contact.name, first_name=contact.first_name, last_name=contact.last_name,
+        honorific=contact.honorific, gender=contact.gender, position=contact.position, role=contact.role,
+        organization=contact.organization, country=contact.country, language=contact.language,
+        time_zone=contact.time_zone, attributes=dict(contact.attributes or {}),
+    )  # fmt: skip
+
+
+def letterhead(session: Session, sender: Sender, now: datetime) -> Letterhead:
+    """What every copy shares, with the signatories as they stand in the database now."""
+    groups: dict[str, list[PrintedSignatory]] = {}
+    for row in session.scalars(select(Signatory).order_by(Signatory.id)):
+        groups.setdefault(row.group, []).append(PrintedSignatory(row.name, row.line))
+    return Letterhead(sender.name, sender.organization, now.date(), groups)
+
+
+def _contact(session: Session, address: str) -> Contact:
+    try:
+        key = parse_address(address).key
+    except InvalidAddressError as error:
+        raise InvalidValueError(str(error)) from None
+    contact = session.scalars(select(Contact).where(Contact.email_key == key)).one_or_none()
+    if contact is None:
+        raise NotFoundError(f"no contact {address}", hint="`outreach contacts list` shows who is there")
+    return contact
+
+
+def _follow_up(first: CompiledTemplate | None, recipient: Recipient, head: Letterhead) -> dict[str, str]:
+    """What a follow-up says of the first letter, as if that letter had gone out today (for previews)."""
+    if first is None:
+        return {}
+    copy = first.render(recipient, head)
+    return {"first_subject": copy.subject, "first_sent_on": format_date(head.date, "long", locale=copy.language)}
+
+
+def render_for(
+    sessions: sessionmaker[Session],
+    root: Path,
+    name: str,
+    address: str,
+    sender: Sender,
+    *,
+    now: datetime,
+    follows: str | None = None,
+) -> tuple[Copy, Recipient]:
+    """Render one template for one contact (`follows`: the template of the first letter, for a follow-up)."""
+    template = compile_template(root, name)
+    first = compile_template(root, follows) if follows else None
+    with sessions() as session:
+        contact = _contact(session, address)
+        recipient = recipient_of(contact)
+        head = letterhead(session, sender, now)
+    return template.render(recipient, head, _follow_up(first, recipient, head)), recipient
+
+
+def as_eml(copy: Copy, recipient: Recipient, sender: Sender, *, now: datetime) -> bytes:
+    """The copy as a message file, exactly as it would be sent (with a fresh Message-ID)."""
+    if sender.mailbox is None:
+        raise ConfigError("OUTREACH_FROM is not set", hint='add OUTREACH_FROM="Name <address>" to .env')
+    domain = sender.mailbox.address.rpartition("@")[2]
+    message = Message(
+        sender=sender.mailbox, recipient=Mailbox(recipient.email, recipient.name), subject=copy.subject,
+        text=copy.text, html=copy.html, message_id=make_message_id(domain), date=now, reply_to=sender.reply_to,
+    )  # fmt: skip
+    return build_message(message)
+
+
+@dataclass
+class CheckReport:
+    """How a template fared against every contact of a segment."""
+
+    template: str
+    checked: int = 0
+    failures: list[tuple[str, TemplateRenderError]] = field(default_factory=list)
+    languages: dict[str, int] = field(default_factory=dict)
+
+    def grouped(self) -> list[tuple[str, list[str]]]:
+        """The failures grouped by what went wrong where, each with the contacts it happened for."""
+        groups: dict[str, list[str]] = {}
+        for email, error in self.failures:
+            groups.setdefault(OutreachError.format_message(error), []).append(email)
+        return list(groups.items())
+
+
+def check_template(
+    sessions: sessionmaker[Session],
+    root: Path,
+    name: str,
+    segment: Segment,
+    sender: Sender,
+    *,
+    now: datetime,
+    follows: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> CheckReport:
+    """Render the template for every contact of the segment; collect every failure instead of stopping."""
+    template = compile_template(root, name)
+    first = compile_template(root, follows) if follows else None
+    report = CheckReport(name)
+    with sessions() as session:
+        head = letterhead(session, sender, now)
+        for contact in session.scalars(segment_contacts(segment).execution_options(yield_per=1000)):
+            recipient = recipient_of(contact)
+            try:
+                copy = template.render(recipient, head, _follow_up(first, recipient, head))
+                report.languages[copy.language] = report.languages.get(copy.language, 0) + 1
+            except TemplateRenderError as error:
+                report.failures.append((recipient.email, error))
+            report.checked += 1
+            if progress:
+                progress(report.checked)
+    return report

@@ -1,0 +1,158 @@
+"""Copies of the appeal for real contacts: the message a recipient would open, in their language, and the
+template errors a campaigner would see."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from outreach.contacts import directory
+from outreach.contacts.segments import parse_segment
+from outreach.contacts.signatories import import_signatories
+from outreach.rendering.copies import TemplateRenderError
+from outreach.rendering.mime import Mailbox
+from outreach.rendering.previewing import Sender, as_eml, check_template, render_for
+
+from .conftest import Env
+
+NOW = datetime(2026, 11, 29, 9, 30, tzinfo=UTC)
+SENDER = Sender(Mailbox("appeal@example.org", "European Appeal"), "European Surge for Ukraine")
+
+
+@pytest.fixture
+def ws(env: Env) -> Env:
+    path = env.root / "contacts" / "signatories.csv"
+    with path.open("rb") as binary:
+        import_signatories(env.sessions, binary, path, now=NOW)
+    people = [
+        ("elysee@example.org", {"name": "Emmanuel Macron", "role": "head_of_state", "country": "FR", "gender": "m",
+                                "language": "fr"}),
+        ("kanzleramt@example.org", {"name": "Jürgen Müller-Lüdenscheidt", "role": "head_of_government",
+                                    "country": "DE", "gender": "m", "language": "de"}),
+        ("rada@example.org", {"name": "Олена Коваленко", "role": "mp", "country": "UA", "language": "uk"}),
+        ("vouli@example.org", {"name": "Κυριάκος Μητσοτάκης", "role": "head_of_government", "country": "GR",
+                               "language": "el", "gender": "m"}),
+        ("azgayin@example.org", {"name": "Նիկոլ Փաշինյան", "role": "head_of_government", "country": "AM",
+                                 "language": "hy"}),
+    ]  # fmt: skip
+    for address, fields in people:
+        directory.add_contact(env.sessions, address, fields, (), {}, now=NOW)
+    return env
+
+
+def eml(ws: Env, address: str, name: str = "appeal") -> EmailMessage:
+    copy, recipient = render_for(ws.sessions, ws.root / "templates", name, address, SENDER, now=NOW)
+    data = as_eml(copy, recipient, SENDER, now=NOW)
+    assert all(len(line) <= 78 for line in data.split(b"\r\n")) and b"\n" not in data.replace(b"\r\n", b"")
+    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def text_of(message: EmailMessage, subtype: str = "plain") -> str:
+    part = message.get_body(preferencelist=(subtype,))
+    assert part is not None
+    return str(part.get_content()).replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize(
+    ("address", "subject_start", "salutation", "count"),
+    [
+        ("elysee@example.org", "Lettre ouverte", "Monsieur le Président de la République,", "Signé par 35 personnes"),
+        ("kanzleramt@example.org", "Offener Appell", "Sehr geehrter Herr Bundeskanzler,", "Unterzeichnet von 35"),
+        ("rada@example.org", "Open appeal", "Dear Member of Parliament,", "Signed by 35 people"),  # uk: English
+        ("vouli@example.org", "Open appeal", "Dear Prime Minister,", "Signed by 35 people"),
+        ("azgayin@example.org", "Open appeal", "Dear Prime Minister,", "Signed by 35 people"),
+    ],
+)
+def test_each_contact_gets_their_language_and_form_of_address(
+    ws: Env, address: str, subject_start: str, salutation: str, count: str
+) -> None:
+    message = eml(ws, address)
+    assert message["Subject"].startswith(subject_start)
+    assert message["To"].addresses[0].addr_spec == address
+    assert message["From"] == "European Appeal <appeal@example.org>"
+    text = text_of(message)
+    assert f"\n{salutation}\n" in text
+    assert "Andrej \u0410. Piontkovsky" in text
+    assert count in text
+    assert "500" not in text
+    assert "Andrej \u0410. Piontkovsky" in text_of(message, "html")
+
+
+def test_non_latin_names_reach_the_to_header_intact(ws: Env) -> None:
+    for address, name in [("rada@example.org", "Олена Коваленко"), ("vouli@example.org", "Κυριάκος Μητσοτάκης"),
+                          ("azgayin@example.org", "Նիկոլ Փաշինյան"),
+                          ("kanzleramt@example.org", "Jürgen Müller-Lüdenscheidt")]:  # fmt: skip
+        assert eml(ws, address)["To"].addresses[0].display_name == name
+
+
+def test_the_contacts_own_salutation_wins(ws: Env) -> None:
+    directory.edit_contact(ws.sessions, "elysee@example.org", {}, {"salutation": "Cher Emmanuel,"}, (), now=NOW)
+    assert "\nCher Emmanuel,\n" in text_of(eml(ws, "elysee@example.org"))
+
+
+def write_template(ws: Env, name: str, body: str, *, html: str | None = None) -> Path:
+    folder = ws.root / "templates" / name / "en"
+    folder.mkdir(parents=True)
+    (folder / "subject.txt").write_text("Test letter", encoding="utf-8")
+    if body:
+        (folder / "body.txt").write_text(body, encoding="utf-8")
+    if html is not None:
+        (folder / "body.html").write_text(html, encoding="utf-8")
+    return folder
+
+
+def test_jinja_syntax_in_a_custom_attribute_is_printed_not_run(ws: Env) -> None:
+    directory.edit_contact(ws.sessions, "rada@example.org", {}, {"party": "{{ 7 * 7 }} {% raw %}"}, (), now=NOW)
+    write_template(ws, "note", "{{ greeting.salutation }}\nParty: {{ contact.attributes.party }}\n")
+    copy, _ = render_for(ws.sessions, ws.root / "templates", "note", "rada@example.org", SENDER, now=NOW)
+    assert "Party: {{ 7 * 7 }} {% raw %}" in copy.text
+
+
+def test_a_template_cannot_reach_python_internals(ws: Env) -> None:
+    write_template(ws, "evil", "Hello\n{{ contact.__class__.__mro__[1].__subclasses__() }}\n")
+    with pytest.raises(TemplateRenderError, match=r"evil/en/body.txt:2: .*unsafe") as caught:
+        render_for(ws.sessions, ws.root / "templates", "evil", "rada@example.org", SENDER, now=NOW)
+    assert caught.value.contact == "rada@example.org"
+
+
+def test_an_html_only_template_gets_a_plain_text_part(ws: Env) -> None:
+    write_template(ws, "card", "", html="<p>{{ greeting.salutation }}</p><p>Thank you &amp; goodbye.</p>")
+    message = eml(ws, "rada@example.org", "card")
+    assert text_of(message) == "Dear Member of Parliament,\n\nThank you & goodbye.\n"
+    assert "<p>Dear Member of Parliament,</p>" in text_of(message, "html")
+
+
+def test_check_reports_every_failing_contact_with_file_and_line(ws: Env) -> None:
+    write_template(ws, "broken", "{{ greeting.salutation }}\n\n{{ contact.attributes.party }}\n")
+    directory.edit_contact(ws.sessions, "elysee@example.org", {}, {"party": "Renaissance"}, (), now=NOW)
+    report = check_template(ws.sessions, ws.root / "templates", "broken", parse_segment(""), SENDER, now=NOW)
+    assert report.checked == 5
+    assert sorted(email for email, _ in report.failures) == [
+        "azgayin@example.org", "kanzleramt@example.org", "rada@example.org", "vouli@example.org"]  # fmt: skip
+    assert all(e.where and e.where.endswith("broken/en/body.txt:3") for _, e in report.failures)
+    problem, contacts = report.grouped()[0]
+    assert "'dict object' has no attribute 'party'" in problem and len(contacts) == 4
+
+
+def test_cli_check_and_render(ws: Env) -> None:
+    (ws.root / ".env").write_text('OUTREACH_FROM="European Appeal <appeal@example.org>"\n', encoding="utf-8")
+    checked = json.loads(ws.run("templates", "check", "--json").stdout)
+    assert [(r["template"], r["checked"], r["failures"]) for r in checked] == [
+        ("appeal", 5, []), ("appeal-reminder", 5, [])]  # fmt: skip
+    out = ws.root / "elysee.eml"
+    ws.run("templates", "render", "appeal", "--contact", "elysee@example.org", "--format", "eml", "-o", str(out))
+    parsed = email.message_from_bytes(out.read_bytes(), policy=email.policy.default)
+    assert parsed["Message-ID"].endswith("@example.org>")
+    text = ws.run("templates", "render", "appeal-reminder", "--contact", "kanzleramt@example.org").stdout
+    assert "Offener Appell" in text and "35 Personen" in text
+    write_template(ws, "broken", "{{ nothing }}\n")
+    failed = ws.run("templates", "check", "broken", check=False)
+    assert failed.returncode == 1 and "broken/en/body.txt:1: 'nothing' is undefined: 5 contacts" in failed.stderr
