@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from babel.dates import format_date
 from jinja2 import Template, TemplateError, TemplateNotFound, TemplateSyntaxError
@@ -52,6 +52,8 @@ class TemplateRenderError(OutreachError):
 class Signatory:
     """A name and the line printed after it."""
 
+    template_data: ClassVar[bool] = True  # plain values: templates read them without sandbox checks
+
     name: str
     line: str = ""
 
@@ -59,6 +61,8 @@ class Signatory:
 @dataclass(frozen=True)
 class SignatoryGroup:
     """A group as the templates print it: its heading in the letter's language, and its people."""
+
+    template_data: ClassVar[bool] = True  # plain values: templates read them without sandbox checks
 
     key: str
     title: str

@@ -152,7 +152,8 @@ def mailbox(box: Mailbox) -> str:
 
 
 def _text_part(content: str, subtype: str) -> list[str]:
-    normalized = _LINE_BREAKS.sub(CRLF, content)
+    # Most bodies have only LF: str.replace is many times faster than the regex on a 15 kB letter.
+    normalized = content.replace("\n", CRLF) if "\r" not in content else _LINE_BREAKS.sub(CRLF, content)
     if not normalized.endswith(CRLF):
         normalized += CRLF
     # Quoted-printable keeps every line within 76 characters (the appeal's paragraphs are single lines of up

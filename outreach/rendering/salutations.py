@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import ClassVar
 
 FORMS_FILE = Path(__file__).with_name("salutations.toml")
 FALLBACK_LANGUAGE = "en"
@@ -51,6 +52,8 @@ class Addressee:
 @dataclass(frozen=True)
 class Greeting:
     """The salutation that opens the letter and the line that names the addressee."""
+
+    template_data: ClassVar[bool] = True  # plain values: templates read them without sandbox checks
 
     salutation: str
     address_line: str
