@@ -123,6 +123,17 @@ def test_a_template_cannot_reach_python_internals(ws: Env) -> None:
     assert caught.value.contact == "rada@example.org"
 
 
+@pytest.mark.parametrize(
+    "expression",
+    ["greeting.__class__.__mro__", "signatory_groups[0].__class__", "signatory_groups[0].people[0]._fields",
+     "greeting.salutation.__class__.__base__.__subclasses__()"],
+)  # fmt: skip
+def test_the_fast_path_for_plain_data_keeps_the_sandbox_closed(ws: Env, expression: str) -> None:
+    write_template(ws, "probe", f"{{{{ {expression} }}}}\n")
+    with pytest.raises(TemplateRenderError):
+        render_for(ws.sessions, ws.root / "templates", "probe", "rada@example.org", SENDER, now=NOW)
+
+
 def test_an_html_only_template_gets_a_plain_text_part(ws: Env) -> None:
     write_template(ws, "card", "", html="<p>{{ greeting.salutation }}</p><p>Thank you &amp; goodbye.</p>")
     message = eml(ws, "rada@example.org", "card")
