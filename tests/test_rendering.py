@@ -93,6 +93,13 @@ def test_non_latin_names_reach_the_to_header_intact(ws: Env) -> None:
         assert eml(ws, address)["To"].addresses[0].display_name == name
 
 
+def test_an_international_domain_goes_on_the_wire_in_ascii(ws: Env) -> None:
+    directory.add_contact(ws.sessions, "info@bücher.example.org", {"name": "Zoë Bücher"}, (), {}, now=NOW)
+    message = eml(ws, "info@bücher.example.org")
+    assert message["To"].addresses[0].addr_spec == "info@xn--bcher-kva.example.org"
+    assert message["To"].addresses[0].display_name == "Zoë Bücher"
+
+
 def test_the_contacts_own_salutation_wins(ws: Env) -> None:
     directory.edit_contact(ws.sessions, "elysee@example.org", {}, {"salutation": "Cher Emmanuel,"}, (), now=NOW)
     assert "\nCher Emmanuel,\n" in text_of(eml(ws, "elysee@example.org"))

@@ -118,6 +118,15 @@ def _undeliverable(ascii_domain: str, resolver: Resolver | None) -> str | None:
     return _deliverability[key]
 
 
+def ascii_domain_form(email: str) -> str:
+    """The address with its domain in IDNA's ASCII form (`info@bücher.example` -> `info@xn--bcher-kva.example`),
+    as it must stand in a header; a non-ASCII local part stays as it is (it needs SMTPUTF8)."""
+    if email.isascii():
+        return email
+    local = email.rpartition("@")[0]
+    return f"{local}@{parse_address(email).key.rpartition('@')[2]}"
+
+
 def address_hash(key: str) -> str:
     """Return the SHA-256 of an address key: what the suppression list keeps after erasure."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()

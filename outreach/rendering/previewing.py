@@ -12,7 +12,7 @@ from babel.dates import format_date
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from outreach.contacts.addresses import InvalidAddressError, parse_address
+from outreach.contacts.addresses import InvalidAddressError, ascii_domain_form, parse_address
 from outreach.contacts.segments import Segment
 from outreach.contacts.selecting import segment_contacts
 from outreach.db.models import Contact, Signatory
@@ -47,7 +47,7 @@ def parse_mailbox(text: str, setting: str) -> Mailbox | None:
         checked = parse_address(address)
     except InvalidAddressError as error:
         raise ConfigError(f"{setting}: {error}", hint='write it as "Name <address@example.org>"') from None
-    return Mailbox(checked.email, name or None)
+    return Mailbox(ascii_domain_form(checked.email), name or None)
 
 
 def compile_template(root: Path, name: str) -> CompiledTemplate:
@@ -120,9 +120,10 @@ def as_eml(copy: Copy, recipient: Recipient, sender: Sender, *, now: datetime) -
     if sender.mailbox is None:
         raise ConfigError("OUTREACH_FROM is not set", hint='add OUTREACH_FROM="Name <address>" to .env')
     domain = sender.mailbox.address.rpartition("@")[2]
+    to = Mailbox(ascii_domain_form(recipient.email), recipient.name)
     message = Message(
-        sender=sender.mailbox, recipient=Mailbox(recipient.email, recipient.name), subject=copy.subject,
-        text=copy.text, html=copy.html, message_id=make_message_id(domain), date=now, reply_to=sender.reply_to,
+        sender=sender.mailbox, recipient=to, subject=copy.subject, text=copy.text, html=copy.html,
+        message_id=make_message_id(domain), date=now, reply_to=sender.reply_to,
     )  # fmt: skip
     return build_message(message)
 
