@@ -9,14 +9,17 @@ from typing import Annotated
 
 import typer
 
-from outreach.cli.output import err, file_progress, table
+from outreach.cli.output import err, file_progress, out, table
 from outreach.config import process_environment
 from outreach.contacts.directory import count_contacts, list_contacts
 from outreach.contacts.importer import ImportOptions, import_contacts
 from outreach.contacts.segments import parse_segment
 from outreach.contacts.signatories import import_signatories, list_signatories
+from outreach.rendering.previewing import as_eml, check_template, render_for
 from outreach.vocabulary import GROUPS
 from outreach.workspace import init_workspace, open_workspace
+
+DEMO_SENDER = "European Appeal (demo) <appeal@example.org>"
 
 
 def demo(
@@ -29,6 +32,7 @@ def demo(
     root = directory or Path(tempfile.mkdtemp(prefix="outreach-demo-"))
     # The demo always runs on its own SQLite file, whatever database the environment names.
     environ = {k: v for k, v in process_environment().items() if k != "OUTREACH_DATABASE_URL"}
+    environ.setdefault("OUTREACH_FROM", DEMO_SENDER)
     report = init_workspace(root, environ)
     err.print(f"[bold]1. outreach init[/bold] {report.root}: {len(report.created)} files and a SQLite database")
     workspace = open_workspace(root, environ)
@@ -60,7 +64,19 @@ def demo(
         heads = list_contacts(sessions, parse_segment("role:head_of_state,monarch country:FR,DE,GB,PL,SE"))
         table(None, ["email", "name", "position", "country", "language"],
               [(c.email, c.name, c.position, c.country, c.language) for c in heads])  # fmt: skip
+        report_check = check_template(sessions, workspace.templates, "appeal", segment, workspace.sender(), now=now)
+        err.print(f"[bold]6. outreach templates check[/bold] appeal --segment \"{segment}\": "
+                  f"{report_check.checked} copies, {len(report_check.failures)} failed, "
+                  + ", ".join(f"{n} in {lang}" for lang, n in sorted(report_check.languages.items())))  # fmt: skip
+        copy, recipient = render_for(sessions, workspace.templates, "appeal", "elysee@example.org",
+                                     workspace.sender(), now=now)  # fmt: skip
+        eml = root / "appeal-elysee.eml"
+        eml.write_bytes(as_eml(copy, recipient, workspace.sender(), now=now))
+        err.print(f"[bold]7. outreach templates render[/bold] appeal --contact elysee@example.org -f eml -o {eml.name}")
+        preview = [line for line in copy.text.splitlines() if line.strip()][:4]
+        out.print("\n".join(f"   | {line[:100]}" for line in [f"Subject: {copy.subject}", *preview]),
+                  markup=False, highlight=False)  # fmt: skip
     finally:
         workspace.close()
     err.print(f"\nThe demo workspace is {root}. Try: cd {root} && outreach contacts list --segment tag:wave-1")
-    err.print("Rendering, sending, follow-ups, the response log and reports are not built yet.")
+    err.print("Sending, follow-ups, the response log and reports are not built yet.")
