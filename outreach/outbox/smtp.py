@@ -1,0 +1,199 @@
+"""SMTP, one transaction at a time, with the end-of-data mark as a step of its own.
+
+`smtplib.SMTP.sendmail()` sends the body and the end-of-data mark in one call; the outbox must record "about to
+commit" before the mark leaves (RFC 5321 4.1.1.4: only the 250 after the mark hands responsibility to the
+server), so this drives the transaction step by step with smtplib's lower-level calls. It knows nothing of the
+database; the caller's `before_commit` writes that state.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import smtplib
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from outreach.errors import OutreachError
+
+SECURITIES = ("none", "starttls", "tls")
+
+
+class SmtpError(OutreachError):
+    """The SMTP server cannot be used as configured (connection, TLS, authentication); never shows the password."""
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where and how to connect."""
+
+    host: str
+    port: int
+    security: str = "starttls"
+    username: str = ""
+    password: str = ""
+    timeout: float = 60.0
+    local_hostname: str | None = None
+
+    def __repr__(self) -> str:
+        # The password is never shown.
+        return f"SmtpSettings({self.host!r}, {self.port}, security={self.security!r}, username={self.username!r})"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the server answered; `code` None when the connection broke instead. `after_data_mark` says whether
+    the end-of-data mark had gone out (the one case where the message's fate is unknown)."""
+
+    code: int | None
+    text: str
+    after_data_mark: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True for a 2xx reply."""
+        return self.code is not None and 200 <= self.code < 300
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses, where AUTH without encryption harms no one."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class SmtpConnection:
+    """One connection to the server, opened once and reused for many transactions."""
+
+    def __init__(self, settings: SmtpSettings, context: ssl.SSLContext | None = None) -> None:
+        if settings.security not in SECURITIES:
+            raise SmtpError(f"OUTREACH_SMTP_SECURITY {settings.security!r} is not one of {', '.join(SECURITIES)}")
+        self.settings = settings
+        self._context = context or ssl.create_default_context()
+        self._smtp: smtplib.SMTP | None = None
+
+    @property
+    def where(self) -> str:
+        """host:port, for messages."""
+        return f"{self.settings.host}:{self.settings.port}"
+
+    def open(self) -> None:
+        """Connect, say EHLO, start TLS and log in as the settings say."""
+        s = self.settings
+        try:
+            if s.security == "tls":
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                    s.host, s.port, timeout=s.timeout, local_hostname=s.local_hostname, context=self._context
+                )
+            else:
+                smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout, local_hostname=s.local_hostname)
+        except OSError as error:
+            raise SmtpError(f"cannot use the SMTP server: {type(error).__name__}: {error}", where=self.where) from None
+        try:
+            self._greet(smtp)
+        except BaseException:
+            smtp.close()
+            raise
+        self._smtp = smtp
+
+    def _greet(self, smtp: smtplib.SMTP) -> None:
+        """EHLO, STARTTLS and AUTH on a fresh connection, with library errors turned into one-line ones."""
+        s = self.settings
+        try:
+            smtp.ehlo()
+            if s.security == "starttls":
+                if not smtp.has_extn("starttls"):
+                    raise SmtpError(
+                        "the server does not offer STARTTLS",
+                        where=self.where,
+                        hint="set OUTREACH_SMTP_SECURITY=tls for port 465, or none for a local server",
+                    )
+                smtp.starttls(context=self._context)
+                smtp.ehlo()
+            if s.username:
+                if s.security == "none" and not is_loopback(s.host):
+                    raise SmtpError(
+                        "refusing to send the password over an unencrypted connection",
+                        where=self.where,
+                        hint="set OUTREACH_SMTP_SECURITY=starttls or tls",
+                    )
+                smtp.login(s.username, s.password)
+        except smtplib.SMTPAuthenticationError as error:
+            message = f"the server refused the login for {s.username!r} ({error.smtp_code})"
+            raise SmtpError(message, where=self.where) from None
+        except (OSError, smtplib.SMTPException) as error:
+            reason = f"{type(error).__name__}: {error}"
+            raise SmtpError(f"cannot use the SMTP server: {reason}", where=self.where) from None
+
+    @property
+    def supports_smtputf8(self) -> bool:
+        """True when the server offers SMTPUTF8 (RFC 6531)."""
+        return bool(self._smtp and self._smtp.has_extn("smtputf8"))
+
+    def send(
+        self, sender: str, recipient: str, data: bytes, before_commit: Callable[[], None], *, smtputf8: bool = False
+    ) -> Reply:
+        """Run one transaction; call `before_commit` just before the end-of-data mark goes out."""
+        smtp = self._smtp
+        if smtp is None:
+            raise SmtpError("the connection is not open", where=self.where)
+        committing = False
+        try:
+            options = ["SMTPUTF8", "BODY=8BITMIME"] if smtputf8 else []
+            if smtputf8 and not self.supports_smtputf8:
+                return Reply(553, "5.6.7 the address needs SMTPUTF8, which the server does not offer")
+            code, text = smtp.mail(sender, options)
+            if code != 250:
+                self._reset()
+                return Reply(code, text.decode("utf-8", "replace"))
+            code, text = smtp.rcpt(recipient)
+            if code not in (250, 251):
+                self._reset()
+                return Reply(code, text.decode("utf-8", "replace"))
+            code, text = smtp.docmd("DATA")
+            if code != 354:
+                self._reset()
+                return Reply(code, text.decode("utf-8", "replace"))
+            smtp.send(_dot_stuffed(data))
+            before_commit()
+            committing = True
+            smtp.send(b".\r\n")
+            code, text = smtp.getreply()
+            return Reply(code, text.decode("utf-8", "replace"), after_data_mark=True)
+        except (smtplib.SMTPServerDisconnected, OSError) as error:  # timeouts are OSErrors too
+            self.close()
+            return Reply(None, f"{type(error).__name__}: {error}", after_data_mark=committing)
+
+    def _reset(self) -> None:
+        assert self._smtp is not None
+        try:
+            self._smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            self.close()
+
+    @property
+    def is_open(self) -> bool:
+        """True while the connection can carry another transaction."""
+        return self._smtp is not None
+
+    def close(self) -> None:
+        """Say QUIT if the server still listens, and close."""
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """The message as DATA carries it: CRLF line ends, a leading dot doubled (RFC 5321 4.5.2), ending in CRLF."""
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    if data.startswith(b"."):
+        data = b"." + data
+    return data.replace(b"\r\n.", b"\r\n..")
