@@ -35,3 +35,9 @@ STATUSES = ("active", "unsubscribed", "bounced", "do_not_contact")
 GROUPS = ("signatories", "parliamentarians", "military_officials")
 
 SUPPRESSION_REASONS = ("unsubscribed", "bounced", "complained", "do_not_contact", "forgotten")
+
+# A campaign's standing: a draft is being prepared, an active one sends, a paused one waits, a cancelled one is over.
+CAMPAIGN_STATUSES = ("draft", "active", "paused", "cancelled")
+
+# The states of an outbox message (see outreach/outbox/states.py for what each means and the moves between them).
+OUTBOX_STATES = ("queued", "sending", "committing", "sent", "failed", "unknown", "held", "cancelled")

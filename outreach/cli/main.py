@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from outreach.cli import contacts, db, signatories, templates
+from outreach.cli import campaigns, contacts, db, signatories, templates
 from outreach.cli.demo import demo
 from outreach.cli.output import emit_json, err
 from outreach.errors import OutreachError
@@ -76,6 +76,7 @@ app.command()(demo)
 app.add_typer(contacts.app, name="contacts")
 app.add_typer(signatories.app, name="signatories")
 app.add_typer(templates.app, name="templates")
+app.add_typer(campaigns.app, name="campaigns")
 app.add_typer(db.app, name="db")
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Select, and_, exists, not_, select
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import ColumnElement, ScalarResult, Select, and_, exists, not_, select
+from sqlalchemy.orm import Session
 
 from outreach.contacts.segments import Clause, Segment
 from outreach.db.models import Contact, ContactTag, Tag
@@ -31,3 +35,14 @@ def segment_contacts(segment: Segment) -> Select[Contact]:
     for clause in segment.clauses:
         query = query.where(_clause_condition(clause))
     return query.order_by(Contact.id)
+
+
+@contextmanager
+def streamed_contacts(session: Session, segment: Segment, batch: int = 1000) -> Iterator[ScalarResult[Contact]]:
+    """The contacts of a segment, fetched a batch at a time (a server-side cursor on PostgreSQL), and closed
+    on the way out, also when the caller stops early on an error."""
+    result = session.scalars(segment_contacts(segment).execution_options(yield_per=batch))
+    try:
+        yield result
+    finally:
+        result.close()

@@ -10,16 +10,18 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from outreach.vocabulary import GROUPS, ROLES, STATUSES
+from outreach.vocabulary import CAMPAIGN_STATUSES, GROUPS, OUTBOX_STATES, ROLES, STATUSES
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -133,3 +135,71 @@ class Signatory(Base):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     signed_at: Mapped[datetime | None] = mapped_column(Instant)
     created_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class Campaign(Base):
+    """A mailing: a segment of contacts, the sender, and a sequence of steps."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    segment: Mapped[str] = mapped_column(Text, default="")
+    sender: Mapped[str | None] = mapped_column(String(400))  # `Name <address>`; None: OUTREACH_FROM
+    reply_to: Mapped[str | None] = mapped_column(String(400))
+    status: Mapped[str] = mapped_column(_choice(CAMPAIGN_STATUSES, "campaign_status"), default="draft")
+    created_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class CampaignStep(Base):
+    """The first letter (position 0) or a follow-up `delay_days` after the step before it."""
+
+    __tablename__ = "campaign_steps"
+    __table_args__ = (UniqueConstraint("campaign_id", "position", name="uq_campaign_steps_position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    template: Mapped[str] = mapped_column(String(200))
+    delay_days: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class OutboxMessage(Base):
+    """One rendered copy on its way to one contact: the state machine of outreach/outbox/states.py."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        # Never the same step twice to the same contact: enforced here, not only by code. A cancelled copy does
+        # not count, so a step can be queued again after a typo is fixed.
+        Index(
+            "uq_outbox_messages_step_contact",
+            "step_id",
+            "contact_id",
+            unique=True,
+            sqlite_where=text("state != 'cancelled'"),
+            postgresql_where=text("state != 'cancelled'"),
+        ),
+        Index("ix_outbox_messages_due", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    step_id: Mapped[int] = mapped_column(ForeignKey("campaign_steps.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(_choice(OUTBOX_STATES, "outbox_state"), default="queued")
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    recipient_name: Mapped[str | None] = mapped_column(String(300))
+    language: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(Text)
+    text_body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(Instant)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None] = mapped_column(Instant)
+    last_reply: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(Instant)
+    created_at: Mapped[datetime] = mapped_column(Instant)
+    updated_at: Mapped[datetime] = mapped_column(Instant)

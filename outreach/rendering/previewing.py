@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.contacts.addresses import InvalidAddressError, ascii_domain_form, parse_address
 from outreach.contacts.segments import Segment
-from outreach.contacts.selecting import segment_contacts
+from outreach.contacts.selecting import streamed_contacts
 from outreach.db.models import Contact, Signatory
 from outreach.errors import ConfigError, InvalidValueError, NotFoundError, OutreachError
 from outreach.rendering.copies import CompiledTemplate, Copy, Letterhead, Recipient, TemplateRenderError
@@ -162,14 +162,15 @@ def check_template(
     report = CheckReport(name)
     with sessions() as session:
         head = letterhead(session, sender, now)
-        for contact in session.scalars(segment_contacts(segment).execution_options(yield_per=1000)):
-            recipient = recipient_of(contact)
-            try:
-                copy = template.render(recipient, head, _follow_up(first, recipient, head))
-                report.languages[copy.language] = report.languages.get(copy.language, 0) + 1
-            except TemplateRenderError as error:
-                report.failures.append((recipient.email, error))
-            report.checked += 1
-            if progress:
-                progress(report.checked)
+        with streamed_contacts(session, segment) as contacts:
+            for contact in contacts:
+                recipient = recipient_of(contact)
+                try:
+                    copy = template.render(recipient, head, _follow_up(first, recipient, head))
+                    report.languages[copy.language] = report.languages.get(copy.language, 0) + 1
+                except TemplateRenderError as error:
+                    report.failures.append((recipient.email, error))
+                report.checked += 1
+                if progress:
+                    progress(report.checked)
     return report
