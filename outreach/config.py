@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 
@@ -22,6 +23,14 @@ KNOWN = {
     "OUTREACH_FROM": "",  # `Name <address>` the letters come from
     "OUTREACH_REPLY_TO": "",  # where replies should go, if not to OUTREACH_FROM
     "OUTREACH_ORGANIZATION": "",  # printed under the sender's name
+    "OUTREACH_SMTP_HOST": "localhost",
+    "OUTREACH_SMTP_PORT": "",  # empty: 25 for none and starttls, 465 for tls
+    "OUTREACH_SMTP_SECURITY": "starttls",  # none, starttls or tls
+    "OUTREACH_SMTP_USERNAME": "",
+    "OUTREACH_SMTP_PASSWORD": "",
+    "OUTREACH_RATE_LIMIT": "1/second, 500/day",
+    "OUTREACH_DOMAIN_RATE_LIMIT": "20/hour",
+    "OUTREACH_UNSUBSCRIBE_MAILTO": "",  # address for List-Unsubscribe; empty: none
 }
 
 
@@ -34,10 +43,21 @@ class Settings:
     sender: str = ""
     reply_to: str = ""
     organization: str = ""
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_security: str = "starttls"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    rate_limit: str = "1/second, 500/day"
+    domain_rate_limit: str = "20/hour"
+    unsubscribe_mailto: str = ""
 
     def __repr__(self) -> str:
-        # A database URL can carry a password: never show it.
-        return f"Settings(workspace={self.workspace!s}, database_url={redact_url(self.database_url)})"
+        # A database URL can carry a password, and the SMTP password is one: never show them.
+        return (
+            f"Settings(workspace={self.workspace!s}, database_url={redact_url(self.database_url)}, "
+            f"smtp={self.smtp_username or '-'}@{self.smtp_host}:{self.smtp_port}/{self.smtp_security})"
+        )
 
 
 def process_environment() -> dict[str, str]:
@@ -69,7 +89,32 @@ def load_settings(workspace: Path, environ: Mapping[str, str] | None = None) -> 
         sender=values.get("OUTREACH_FROM", "").strip(),
         reply_to=values.get("OUTREACH_REPLY_TO", "").strip(),
         organization=values.get("OUTREACH_ORGANIZATION", "").strip(),
+        **_smtp(values),
     )
+
+
+def _smtp(values: Mapping[str, str]) -> dict[str, Any]:
+    """The SMTP and pacing settings, checked."""
+
+    def get(key: str) -> str:
+        return (values.get(key) or KNOWN[key]).strip()
+
+    security = get("OUTREACH_SMTP_SECURITY").lower()
+    if security not in ("none", "starttls", "tls"):
+        raise ConfigError(f"OUTREACH_SMTP_SECURITY is {security!r}", hint="use none, starttls or tls")
+    port_text = get("OUTREACH_SMTP_PORT") or ("465" if security == "tls" else "25")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"OUTREACH_SMTP_PORT is {port_text!r}, not a port number")
+    return {
+        "smtp_host": get("OUTREACH_SMTP_HOST"),
+        "smtp_port": int(port_text),
+        "smtp_security": security,
+        "smtp_username": get("OUTREACH_SMTP_USERNAME"),
+        "smtp_password": values.get("OUTREACH_SMTP_PASSWORD", ""),
+        "rate_limit": get("OUTREACH_RATE_LIMIT"),
+        "domain_rate_limit": get("OUTREACH_DOMAIN_RATE_LIMIT"),
+        "unsubscribe_mailto": get("OUTREACH_UNSUBSCRIBE_MAILTO"),
+    }
 
 
 def database_url(workspace: Path, configured: str) -> str:

@@ -197,3 +197,27 @@ def _dot_stuffed(data: bytes) -> bytes:
     if data.startswith(b"."):
         data = b"." + data
     return data.replace(b"\r\n.", b"\r\n..")
+
+
+class SmtpTransport:
+    """A connection that opens on first use and again after the server dropped it."""
+
+    def __init__(self, settings: SmtpSettings, context: ssl.SSLContext | None = None) -> None:
+        self._connection = SmtpConnection(settings, context)
+
+    def send(
+        self, sender: str, recipient: str, data: bytes, before_commit: Callable[[], None], *, smtputf8: bool = False
+    ) -> Reply:
+        """Send one message, connecting first if needed; a server that cannot be reached is a temporary failure."""
+        if not self._connection.is_open:
+            try:
+                self._connection.open()
+            except SmtpError as error:
+                if "refused the login" in error.message or "refusing" in error.message:
+                    raise  # a configuration error: retrying every message would not help
+                return Reply(None, error.format_message())
+        return self._connection.send(sender, recipient, data, before_commit, smtputf8=smtputf8)
+
+    def close(self) -> None:
+        """Say goodbye to the server."""
+        self._connection.close()
