@@ -111,8 +111,9 @@ def _smtp(values: Mapping[str, str]) -> dict[str, Any]:
         "smtp_security": security,
         "smtp_username": get("OUTREACH_SMTP_USERNAME"),
         "smtp_password": values.get("OUTREACH_SMTP_PASSWORD", ""),
-        "rate_limit": get("OUTREACH_RATE_LIMIT"),
-        "domain_rate_limit": get("OUTREACH_DOMAIN_RATE_LIMIT"),
+        # A rate set to nothing means no limit; one not set at all gets the polite default.
+        "rate_limit": values.get("OUTREACH_RATE_LIMIT", KNOWN["OUTREACH_RATE_LIMIT"]).strip(),
+        "domain_rate_limit": values.get("OUTREACH_DOMAIN_RATE_LIMIT", KNOWN["OUTREACH_DOMAIN_RATE_LIMIT"]).strip(),
         "unsubscribe_mailto": get("OUTREACH_UNSUBSCRIBE_MAILTO"),
     }
 

@@ -13,7 +13,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from random import Random
@@ -64,21 +64,47 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _gone(worker: str | None) -> bool:
+    """True when the worker that claimed a message was a process of this host that no longer runs."""
+    host, _, pid = (worker or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def recover(sessions: sessionmaker[Session], now: datetime) -> dict[str, int]:
-    """Take back what a dead sender left: an expired claim without data sent is queued again; one that may have
-    sent its end-of-data mark is unknown."""
+    """Take back what a stopped sender left (its lease ran out, or its process on this host is gone): a claim
+    without data sent is queued again; one that may have sent its end-of-data mark becomes unknown."""
+    found = {"queued": 0, "unknown": 0}
     with sessions.begin() as session:
-        expired = OutboxMessage.lease_until < now
-        queued = session.execute(
-            update(OutboxMessage).where(OutboxMessage.state == "sending", expired)
-            .values(state="queued", claimed_by=None, lease_until=None, updated_at=now)
-        ).rowcount  # type: ignore[attr-defined]  # fmt: skip
-        unknown = session.execute(
-            update(OutboxMessage).where(OutboxMessage.state == "committing", expired)
-            .values(state="unknown", claimed_by=None, lease_until=None, updated_at=now,
-                    last_reply="the sender stopped after the end of data, before the server's answer was recorded")
-        ).rowcount  # type: ignore[attr-defined]  # fmt: skip
-    return {"queued": queued or 0, "unknown": unknown or 0}
+        held = session.execute(
+            select(OutboxMessage.id, OutboxMessage.state, OutboxMessage.claimed_by, OutboxMessage.lease_until)
+            .where(OutboxMessage.state.in_(("sending", "committing")))
+        ).all()  # fmt: skip
+        for message_id, state, worker, lease_until in held:
+            if not (_gone(worker) or (lease_until is not None and _aware(lease_until) < now)):
+                continue
+            target = "queued" if state == "sending" else "unknown"
+            note = None if target == "queued" else (
+                "the sender stopped after the end of data, before the server's answer was recorded")  # fmt: skip
+            moved = session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.state == state)
+                .values(state=target, claimed_by=None, lease_until=None, updated_at=now,
+                        **({"last_reply": note} if note else {}))
+            ).rowcount  # type: ignore[attr-defined]  # fmt: skip
+            found[target] += moved or 0
+    return found
+
+
+def _aware(instant: datetime) -> datetime:
+    """SQLite hands back naive datetimes for what was stored as UTC."""
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 
 def _claim(
