@@ -67,7 +67,8 @@ def worker_name() -> str:
 def _gone(worker: str | None) -> bool:
     """True when the worker that claimed a message was a process of this host that no longer runs."""
     host, _, pid = (worker or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    # Only on POSIX: there, signal 0 only asks whether the process exists; on Windows os.kill would end it.
+    if os.name != "posix" or host != socket.gethostname() or not pid.isdigit():
         return False
     try:
         os.kill(int(pid), 0)
