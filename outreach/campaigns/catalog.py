@@ -44,6 +44,16 @@ def find_campaign(session: Session, name: str) -> Campaign:
     return campaign
 
 
+def find_step(session: Session, campaign: Campaign, position: int) -> CampaignStep:
+    """A campaign's step at `position` (0 is the first letter), or a clear error."""
+    step = session.scalars(
+        select(CampaignStep).where(CampaignStep.campaign_id == campaign.id, CampaignStep.position == position)
+    ).one_or_none()
+    if step is None:
+        raise NotFoundError(f"campaign {campaign.name!r} has no step {position}")
+    return step
+
+
 def create_campaign(
     sessions: sessionmaker[Session],
     name: str,

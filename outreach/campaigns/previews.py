@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from outreach.campaigns.catalog import find_campaign
+from outreach.campaigns.catalog import find_campaign, find_step
 from outreach.campaigns.queueing import campaign_sender
 from outreach.contacts.segments import parse_segment
 from outreach.contacts.selecting import segment_contacts
-from outreach.db.models import CampaignStep, Contact
+from outreach.db.models import Contact
 from outreach.rendering.previewing import Sender, as_eml, compile_template, letterhead, recipient_of
 
 
@@ -25,9 +24,7 @@ def write_previews(
     written: list[Path] = []
     with sessions() as session:
         campaign = find_campaign(session, name)
-        step = session.scalars(
-            select(CampaignStep).where(CampaignStep.campaign_id == campaign.id, CampaignStep.position == 0)
-        ).one()
+        step = find_step(session, campaign, 0)
         sender = campaign_sender(campaign.sender, default_sender)
         template = compile_template(templates, step.template)
         head = letterhead(session, sender, now)

@@ -16,13 +16,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from outreach.campaigns.catalog import find_campaign
+from outreach.campaigns.catalog import find_campaign, find_step
 from outreach.contacts.addresses import ascii_domain_form
 from outreach.contacts.segments import parse_segment
 from outreach.contacts.selecting import streamed_contacts
-from outreach.db.models import CampaignStep, OutboxMessage
+from outreach.db.models import OutboxMessage
 from outreach.db.queries import insert_many
-from outreach.errors import ConfigError, InvalidValueError, NotFoundError
+from outreach.errors import ConfigError, InvalidValueError
 from outreach.rendering.mime import make_message_id
 from outreach.rendering.previewing import Sender, compile_template, letterhead, parse_mailbox, recipient_of
 
@@ -74,11 +74,7 @@ def queue_step(
         campaign = find_campaign(session, name)
         if campaign.status == "cancelled":
             raise InvalidValueError(f"campaign {name!r} is cancelled", hint="create a new campaign instead")
-        step = session.scalars(
-            select(CampaignStep).where(CampaignStep.campaign_id == campaign.id, CampaignStep.position == position)
-        ).one_or_none()
-        if step is None:
-            raise NotFoundError(f"campaign {name!r} has no step {position}")
+        step = find_step(session, campaign, position)
         sender = campaign_sender(campaign.sender, default_sender)
         if sender.mailbox is None:
             raise ConfigError("no sender: OUTREACH_FROM is not set and the campaign has no --from")

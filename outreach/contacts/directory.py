@@ -81,7 +81,8 @@ def _key(address: str) -> str:
         raise InvalidValueError(str(error)) from None
 
 
-def _find(session: Session, address: str) -> Contact:
+def find_contact(session: Session, address: str) -> Contact:
+    """The contact with that address (any spelling of it), or a clear error."""
     contact = session.scalars(select(Contact).where(Contact.email_key == _key(address))).one_or_none()
     if contact is None:
         raise NotFoundError(f"no contact {address}", hint="`outreach contacts list` shows who is there")
@@ -108,7 +109,7 @@ def count_contacts(sessions: sessionmaker[Session], segment: Segment) -> int:
 def show_contact(sessions: sessionmaker[Session], address: str) -> ContactView:
     """Return one contact by address."""
     with sessions() as session:
-        contact = _find(session, address)
+        contact = find_contact(session, address)
         return _view(contact, contact_tags(session, [contact.id])[contact.id])
 
 
@@ -178,7 +179,7 @@ def edit_contact(
     """Change fields and custom attributes of one contact."""
     checked = checked_fields(fields)
     with sessions.begin() as session:
-        contact = _find(session, address)
+        contact = find_contact(session, address)
         for name, value in checked.items():
             setattr(contact, name, value)
         attributes = dict(contact.attributes or {})
@@ -217,7 +218,7 @@ def tag_contacts(
     name = found[0]
     with sessions.begin() as session:
         if addresses:
-            ids = [_find(session, address).id for address in addresses]
+            ids = [find_contact(session, address).id for address in addresses]
         else:
             ids = list(session.scalars(segment_contacts(segment).with_only_columns(Contact.id)))
         if remove:
@@ -268,7 +269,7 @@ def suppress_contact(
 def forget_contact(sessions: sessionmaker[Session], address: str, *, now: datetime) -> int:
     """Erase a contact's personal data (GDPR art. 17); keep a hash so a later import does not restore it."""
     with sessions.begin() as session:
-        contact = _find(session, address)
+        contact = find_contact(session, address)
         assert contact.email_key is not None
         suppress_address(session, contact.email_key, "forgotten", None, now=now)
         for name in ("email", "email_key", *CONTACT_FIELDS):

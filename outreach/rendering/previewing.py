@@ -13,10 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.contacts.addresses import InvalidAddressError, ascii_domain_form, parse_address
+from outreach.contacts.directory import find_contact
 from outreach.contacts.segments import Segment
 from outreach.contacts.selecting import streamed_contacts
 from outreach.db.models import Contact, Signatory
-from outreach.errors import ConfigError, InvalidValueError, NotFoundError, OutreachError
+from outreach.errors import ConfigError, NotFoundError, OutreachError
 from outreach.rendering.copies import CompiledTemplate, Copy, Letterhead, Recipient, TemplateRenderError
 from outreach.rendering.copies import Signatory as PrintedSignatory
 from outreach.rendering.environment import make_environment, template_names
@@ -76,17 +77,6 @@ def letterhead(session: Session, sender: Sender, now: datetime) -> Letterhead:
     return Letterhead(sender.name, sender.organization, now.date(), groups)
 
 
-def _contact(session: Session, address: str) -> Contact:
-    try:
-        key = parse_address(address).key
-    except InvalidAddressError as error:
-        raise InvalidValueError(str(error)) from None
-    contact = session.scalars(select(Contact).where(Contact.email_key == key)).one_or_none()
-    if contact is None:
-        raise NotFoundError(f"no contact {address}", hint="`outreach contacts list` shows who is there")
-    return contact
-
-
 def _follow_up(first: CompiledTemplate | None, recipient: Recipient, head: Letterhead) -> dict[str, str]:
     """What a follow-up says of the first letter, as if that letter had gone out today (for previews)."""
     if first is None:
@@ -109,7 +99,7 @@ def render_for(
     template = compile_template(root, name)
     first = compile_template(root, follows) if follows else None
     with sessions() as session:
-        contact = _contact(session, address)
+        contact = find_contact(session, address)
         recipient = recipient_of(contact)
         head = letterhead(session, sender, now)
     return template.render(recipient, head, _follow_up(first, recipient, head)), recipient
