@@ -172,6 +172,25 @@ def test_the_pace_is_kept_per_domain_without_blocking_the_others(
     assert drain(queued, sending(port, clock, domain_rate="2/hour")).sent == 6
 
 
+def test_a_campaigns_own_from_and_reply_to_are_on_what_it_sends(env: Env, server: tuple[FaultyHandler, int]) -> None:
+    handler, port = server
+    do_import(env, env.write("one.csv", "email,name,role\npm@example.org,Prime Minister,head_of_government\n"))
+    create_campaign(env.sessions, "own", "appeal", "", sender="Coalition <coalition@example.net>",
+                    reply_to="Desk <replies@example.net>", now=NOW)  # fmt: skip
+    queue_step(env.sessions, env.root / "templates", "own", SENDER, now=NOW)
+    how = sending(port, Clock())
+    [eml] = write_due_as_eml(env.sessions, how, env.root / "outbox")
+    assert drain(env, how).sent == 1
+    for data in (eml.read_bytes(), handler.received[0].data):
+        parsed = email.message_from_bytes(data, policy=email.policy.default)
+        assert (parsed["From"], parsed["Reply-To"]) == (
+            "Coalition <coalition@example.net>",
+            "Desk <replies@example.net>",
+        )
+    assert handler.received[0].sender == "coalition@example.net"
+    assert "@example.net>" in parsed["Message-ID"], "Message-IDs are made under the sending domain"
+
+
 def test_a_dry_run_writes_eml_files_and_changes_nothing(queued: Env, server: tuple[FaultyHandler, int]) -> None:
     handler, port = server
     how = sending(port, Clock())

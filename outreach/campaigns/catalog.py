@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from outreach.contacts.segments import parse_segment
 from outreach.db.models import Campaign, CampaignStep, OutboxMessage
 from outreach.errors import InvalidValueError, NotFoundError
+from outreach.rendering.previewing import Sender, parse_mailbox
 from outreach.vocabulary import OUTBOX_STATES
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
@@ -42,6 +43,15 @@ def find_campaign(session: Session, name: str) -> Campaign:
     if campaign is None:
         raise NotFoundError(f"no campaign {name!r}", hint="`outreach campaigns list` shows them")
     return campaign
+
+
+def campaign_sender(campaign: Campaign, default: Sender) -> Sender:
+    """The campaign's own sender and Reply-To where it has them, else the workspace's."""
+    return Sender(
+        parse_mailbox(campaign.sender, "--from") if campaign.sender else default.mailbox,
+        default.organization,
+        parse_mailbox(campaign.reply_to, "--reply-to") if campaign.reply_to else default.reply_to,
+    )
 
 
 def find_step(session: Session, campaign: Campaign, position: int) -> CampaignStep:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from outreach.campaigns.catalog import find_campaign, find_step
-from outreach.campaigns.queueing import campaign_sender
+from outreach.campaigns.catalog import campaign_sender, find_campaign, find_step
 from outreach.contacts.segments import parse_segment
 from outreach.contacts.selecting import segment_contacts
 from outreach.db.models import Contact
@@ -25,7 +24,7 @@ def write_previews(
     with sessions() as session:
         campaign = find_campaign(session, name)
         step = find_step(session, campaign, 0)
-        sender = campaign_sender(campaign.sender, default_sender)
+        sender = campaign_sender(campaign, default_sender)
         template = compile_template(templates, step.template)
         head = letterhead(session, sender, now)
         query = segment_contacts(parse_segment(campaign.segment)).where(Contact.status == "active").limit(limit)

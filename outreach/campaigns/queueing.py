@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from outreach.campaigns.catalog import find_campaign, find_step
+from outreach.campaigns.catalog import campaign_sender, find_campaign, find_step
 from outreach.contacts.addresses import ascii_domain_form
 from outreach.contacts.segments import parse_segment
 from outreach.contacts.selecting import streamed_contacts
@@ -24,7 +24,7 @@ from outreach.db.models import OutboxMessage
 from outreach.db.queries import insert_many
 from outreach.errors import ConfigError, InvalidValueError
 from outreach.rendering.mime import make_message_id
-from outreach.rendering.previewing import Sender, compile_template, letterhead, parse_mailbox, recipient_of
+from outreach.rendering.previewing import Sender, compile_template, letterhead, recipient_of
 
 BATCH = 500
 _COLUMNS = (
@@ -50,13 +50,6 @@ class QueueReport:
         return dict(self.__dict__)
 
 
-def campaign_sender(campaign_sender: str | None, default: Sender) -> Sender:
-    """The campaign's own sender if it has one, else the workspace's."""
-    if not campaign_sender:
-        return default
-    return Sender(parse_mailbox(campaign_sender, "--from"), default.organization, default.reply_to)
-
-
 def queue_step(
     sessions: sessionmaker[Session],
     templates: Path,
@@ -75,7 +68,7 @@ def queue_step(
         if campaign.status == "cancelled":
             raise InvalidValueError(f"campaign {name!r} is cancelled", hint="create a new campaign instead")
         step = find_step(session, campaign, position)
-        sender = campaign_sender(campaign.sender, default_sender)
+        sender = campaign_sender(campaign, default_sender)
         if sender.mailbox is None:
             raise ConfigError("no sender: OUTREACH_FROM is not set and the campaign has no --from")
         domain = sender.mailbox.address.rpartition("@")[2]

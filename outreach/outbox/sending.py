@@ -14,7 +14,6 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import parseaddr
 from pathlib import Path
 from random import Random
 from typing import Any, Protocol
@@ -22,6 +21,7 @@ from typing import Any, Protocol
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from outreach.campaigns.catalog import campaign_sender
 from outreach.contacts.addresses import parse_address
 from outreach.contacts.directory import suppress_address
 from outreach.db.models import Campaign, Contact, OutboxMessage
@@ -29,6 +29,7 @@ from outreach.outbox.pacing import Pacer
 from outreach.outbox.smtp import Reply
 from outreach.outbox.states import Verdict, classify_reply, next_attempt_at
 from outreach.rendering.mime import Mailbox, Message, build_message
+from outreach.rendering.previewing import Sender
 
 LEASE = timedelta(minutes=2)
 
@@ -109,9 +110,9 @@ def _aware(instant: datetime) -> datetime:
 
 
 def _claim(
-    sessions: sessionmaker[Session], worker: str, now: datetime, campaign: str | None
-) -> tuple[OutboxMessage, str | None] | None:
-    """Claim the next due message of an active campaign (with the campaign's own sender, if it has one)."""
+    sessions: sessionmaker[Session], worker: str, now: datetime, campaign: str | None, default: Sender
+) -> tuple[OutboxMessage, Sender] | None:
+    """Claim the next due message of an active campaign, with the sender it goes out from."""
     with sessions.begin() as session:
         query = (
             select(OutboxMessage)
@@ -134,9 +135,9 @@ def _claim(
         if claimed != 1:
             return None
         session.refresh(message)
-        own_sender = session.scalar(select(Campaign.sender).where(Campaign.id == message.campaign_id))
+        sender = campaign_sender(session.get_one(Campaign, message.campaign_id), default)
         session.expunge(message)
-        return message, own_sender
+        return message, sender
 
 
 def _move(sessions: sessionmaker[Session], message_id: int, source: str, now: datetime, **values: Any) -> None:
@@ -164,6 +165,11 @@ class Sending:
     unsubscribe_mailto: str = ""
     worker: str = field(default_factory=worker_name)
 
+    @property
+    def default_sender(self) -> Sender:
+        """The workspace's sender, for campaigns without their own."""
+        return Sender(self.sender, "", self.reply_to)
+
 
 def drain_outbox(
     sessions: sessionmaker[Session],
@@ -179,10 +185,10 @@ def drain_outbox(
     tried = 0
     while (limit is None or tried < limit) and not stop():
         now = sending.clock()
-        claimed = _claim(sessions, sending.worker, now, campaign)
+        claimed = _claim(sessions, sending.worker, now, campaign, sending.default_sender)
         if claimed is None:
             break
-        message, own_sender = claimed
+        message, sender = claimed
         domain = message.recipient.rpartition("@")[2].lower()
         wait = sending.pacer.wait(domain, sending.monotonic())
         if wait > 0:
@@ -192,34 +198,27 @@ def drain_outbox(
             continue
         sending.pacer.take(domain, sending.monotonic())
         tried += 1
-        _send_one(sessions, sending, message, report, _sender_of(own_sender, sending.sender))
+        _send_one(sessions, sending, message, report, sender)
         if progress:
             progress(report)
     return report
 
 
-def _sender_of(own: str | None, default: Mailbox) -> Mailbox:
-    """A campaign's own `Name <address>`, or the workspace's sender."""
-    if not own:
-        return default
-    name, address = parseaddr(own)
-    return Mailbox(address, name or None)
-
-
-def _wire_bytes(sending: Sending, message: OutboxMessage, now: datetime, sender: Mailbox | None = None) -> bytes:
+def _wire_bytes(sending: Sending, message: OutboxMessage, now: datetime, sender: Sender) -> bytes:
     """The message as it goes on the wire, with the Message-ID it was queued with."""
     headers: list[tuple[str, str]] = []
     if sending.unsubscribe_mailto:
         headers.append(("List-Unsubscribe", f"<mailto:{sending.unsubscribe_mailto}?subject=unsubscribe>"))
     return build_message(
-        Message(sender or sending.sender, Mailbox(message.recipient, message.recipient_name), message.subject,
-                message.text_body, message.message_id, now, html=message.html_body, reply_to=sending.reply_to,
+        Message(sender.mailbox or sending.sender, Mailbox(message.recipient, message.recipient_name),
+                message.subject, message.text_body, message.message_id, now, html=message.html_body,
+                reply_to=sender.reply_to,
                 headers=headers)
     )  # fmt: skip
 
 
 def _send_one(
-    sessions: sessionmaker[Session], sending: Sending, message: OutboxMessage, report: SendReport, sender: Mailbox
+    sessions: sessionmaker[Session], sending: Sending, message: OutboxMessage, report: SendReport, sender: Sender
 ) -> None:
     now = sending.clock()
     data = _wire_bytes(sending, message, now, sender)
@@ -228,7 +227,11 @@ def _send_one(
         _move(sessions, message.id, "sending", sending.clock(), state="committing")
 
     reply = sending.transport.send(
-        sender.address, message.recipient, data, before_commit, smtputf8=not message.recipient.isascii()
+        (sender.mailbox or sending.sender).address,
+        message.recipient,
+        data,
+        before_commit,
+        smtputf8=not message.recipient.isascii(),
     )
     verdict = classify_reply(reply.code, reply.text, after_data_mark=reply.after_data_mark)
     source = "committing" if reply.after_data_mark else "sending"
@@ -283,7 +286,7 @@ def write_due_as_eml(
     folder.mkdir(parents=True, exist_ok=True)
     now = sending.clock()
     query = (
-        select(OutboxMessage).join(Campaign, Campaign.id == OutboxMessage.campaign_id)
+        select(OutboxMessage, Campaign).join(Campaign, Campaign.id == OutboxMessage.campaign_id)
         .where(OutboxMessage.state == "queued", OutboxMessage.next_attempt_at <= now, Campaign.status == "active")
         .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
     )  # fmt: skip
@@ -293,8 +296,8 @@ def write_due_as_eml(
         query = query.limit(limit)
     written = []
     with sessions() as session:
-        for message in session.scalars(query):
+        for message, owner in session.execute(query):
             path = folder / f"{message.id:06d}-{message.recipient.replace('@', '_at_')}.eml"
-            path.write_bytes(_wire_bytes(sending, message, now))
+            path.write_bytes(_wire_bytes(sending, message, now, campaign_sender(owner, sending.default_sender)))
             written.append(path)
     return written
