@@ -28,9 +28,14 @@ KNOWN = {
     "OUTREACH_SMTP_SECURITY": "starttls",  # none, starttls or tls
     "OUTREACH_SMTP_USERNAME": "",
     "OUTREACH_SMTP_PASSWORD": "",
+    "OUTREACH_SMTP_CONNECTIONS": "1",  # connections used side by side, each reused for many messages
     "OUTREACH_RATE_LIMIT": "1/second, 500/day",
     "OUTREACH_DOMAIN_RATE_LIMIT": "20/hour",
     "OUTREACH_UNSUBSCRIBE_MAILTO": "",  # address for List-Unsubscribe; empty: none
+    "OUTREACH_UNSUBSCRIBE_URL": "",  # https endpoint for one-click unsubscribe (RFC 8058); empty: none
+    "OUTREACH_DKIM_KEY": "",  # path to a PEM private key; empty: no DKIM signature
+    "OUTREACH_DKIM_SELECTOR": "outreach",  # the selector its public key is published under
+    "OUTREACH_DKIM_DOMAIN": "",  # the signing domain; empty: the domain of OUTREACH_FROM
 }
 
 
@@ -48,9 +53,14 @@ class Settings:
     smtp_security: str = "starttls"
     smtp_username: str = ""
     smtp_password: str = ""
+    smtp_connections: int = 1
     rate_limit: str = "1/second, 500/day"
     domain_rate_limit: str = "20/hour"
     unsubscribe_mailto: str = ""
+    unsubscribe_url: str = ""
+    dkim_key: str = ""
+    dkim_selector: str = "outreach"
+    dkim_domain: str = ""
 
     def __repr__(self) -> str:
         # A database URL can carry a password, and the SMTP password is one: never show them.
@@ -105,16 +115,27 @@ def _smtp(values: Mapping[str, str]) -> dict[str, Any]:
     port_text = get("OUTREACH_SMTP_PORT") or ("465" if security == "tls" else "25")
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ConfigError(f"OUTREACH_SMTP_PORT is {port_text!r}, not a port number")
+    connections = get("OUTREACH_SMTP_CONNECTIONS")
+    if not connections.isdigit() or not 1 <= int(connections) <= 32:
+        raise ConfigError(f"OUTREACH_SMTP_CONNECTIONS is {connections!r}", hint="use a number from 1 to 32")
+    url = get("OUTREACH_UNSUBSCRIBE_URL")
+    if url and not url.startswith("https://"):
+        raise ConfigError(f"OUTREACH_UNSUBSCRIBE_URL is {url!r}", hint="one-click unsubscribe needs an https:// URL")
     return {
         "smtp_host": get("OUTREACH_SMTP_HOST"),
         "smtp_port": int(port_text),
         "smtp_security": security,
         "smtp_username": get("OUTREACH_SMTP_USERNAME"),
         "smtp_password": values.get("OUTREACH_SMTP_PASSWORD", ""),
+        "smtp_connections": int(connections),
         # A rate set to nothing means no limit; one not set at all gets the polite default.
         "rate_limit": values.get("OUTREACH_RATE_LIMIT", KNOWN["OUTREACH_RATE_LIMIT"]).strip(),
         "domain_rate_limit": values.get("OUTREACH_DOMAIN_RATE_LIMIT", KNOWN["OUTREACH_DOMAIN_RATE_LIMIT"]).strip(),
         "unsubscribe_mailto": get("OUTREACH_UNSUBSCRIBE_MAILTO"),
+        "unsubscribe_url": url,
+        "dkim_key": get("OUTREACH_DKIM_KEY"),
+        "dkim_selector": get("OUTREACH_DKIM_SELECTOR"),
+        "dkim_domain": get("OUTREACH_DKIM_DOMAIN").lower(),
     }
 
 
