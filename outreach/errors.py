@@ -57,3 +57,9 @@ class InvalidValueError(OutreachError):
     """A value given on the command line is not valid (an address, a role, a segment)."""
 
     exit_code = 2
+
+
+class LockedError(OutreachError):
+    """Another process holds a lock this command needs (one sender per SQLite database)."""
+
+    exit_code = 6

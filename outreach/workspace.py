@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.config import ENV_FILE, Settings, load_settings
 from outreach.db.engine import make_engine, make_session_factory, require_current, upgrade
 from outreach.errors import WorkspaceError
+from outreach.locks import exclusive
+from outreach.outbox.smtp import SmtpSettings
 from outreach.rendering.previewing import Sender, parse_mailbox
 
 ENV_EXAMPLE = ".env.example"
@@ -58,6 +61,18 @@ class Workspace:
             self.settings.organization,
             parse_mailbox(self.settings.reply_to, "OUTREACH_REPLY_TO"),
         )
+
+    def smtp_settings(self, *, timeout: float = 60.0) -> SmtpSettings:
+        """Where and how to reach the SMTP server."""
+        s = self.settings
+        return SmtpSettings(s.smtp_host, s.smtp_port, s.smtp_security, s.smtp_username, s.smtp_password, timeout)
+
+    def exclusive(self, job: str, *, wait: float = 0) -> AbstractContextManager[None]:
+        """One `job` at a time on a SQLite database (a lock file beside it); PostgreSQL shares the work itself."""
+        url = make_url(self.settings.database_url)
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return nullcontext()
+        return exclusive(Path(f"{url.database}.{job}.lock"), f"`outreach {job}`", wait=wait)
 
     def close(self) -> None:
         """Release the database connections."""

@@ -33,14 +33,26 @@ class FaultyHandler:
     data_reply: str | None = None  # e.g. "451 4.3.0 try later"
     drop_after_data: bool = False
     delay: float = 0.0
+    peers: set[Any] = field(default_factory=set)  # one per connection that got as far as RCPT
+    active: int = 0
+    most_active: int = 0  # the most DATA commands answered at once
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        self.peers.add(session.peer)
         if address in self.reject:
             return self.reject[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.active += 1
+        self.most_active = max(self.most_active, self.active)
+        try:
+            return await self._answer_data(server, envelope)
+        finally:
+            self.active -= 1
+
+    async def _answer_data(self, server: Any, envelope: Any) -> str:
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.drop_after_data:
@@ -68,3 +80,14 @@ def start_server(handler: FaultyHandler, users: dict[str, str] | None = None) ->
     controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **options)
     controller.start()
     return controller
+
+
+class PipeliningHandler(FaultyHandler):
+    """The same server, offering PIPELINING (RFC 2920) as most real ones do: aiosmtpd reads pipelined commands
+    in order but does not say so itself."""
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]

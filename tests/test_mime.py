@@ -122,6 +122,21 @@ def test_extra_headers_and_their_names_are_checked() -> None:
         build_message(message(headers=[("Bcc: x@example.net\r\nX", "y")]))
 
 
+def test_a_long_url_in_an_extra_header_stays_whole_on_a_line_of_its_own() -> None:
+    # RFC 2047 5 allows no encoded word in a URL: a one-click URL longer than 78 characters must not become one.
+    url = "https://appeal.example.org/unsubscribe?token=outreach.12.3.4567.9f3a61c2&campaign=open-letter-2026"
+    value = f"<{url}>, <mailto:unsubscribe@example.org?subject=unsubscribe>"
+    data = build_message(message(headers=[("List-Unsubscribe", value), ("X-Note", "Ελλάδα " + "x" * 100)]))
+    head = data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert f"List-Unsubscribe: <{url}>,".encode() in head
+    assert b" <mailto:unsubscribe@example.org?subject=unsubscribe>" in head
+    assert max(len(line) for line in head) <= 998
+    parsed = parse(data)
+    assert parsed["List-Unsubscribe"] == value
+    assert parsed["X-Note"] == "Ελλάδα " + "x" * 100, "text that is not ASCII is still encoded"
+    assert all(len(line) <= 78 for line in head if not line.startswith(b"List-Unsubscribe:"))
+
+
 def test_an_address_that_needs_smtputf8_is_flagged() -> None:
     assert message(recipient=Mailbox("ольга@example.org")).needs_smtputf8
     assert not message().needs_smtputf8

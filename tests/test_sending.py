@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from random import Random
 
+import dkim
 import pytest
 from sqlalchemy import select
 
@@ -23,9 +26,11 @@ from outreach.rendering.previewing import Sender
 from .conftest import Env
 from .smtp_server import FaultyHandler, start_server
 from .test_import import do_import
+from .test_signing import SELECTOR, make_key, resolver
 
 NOW = datetime(2026, 11, 29, 9, 30, tzinfo=UTC)
 SENDER = Sender(Mailbox("appeal@example.org", "European Appeal"), "European Surge for Ukraine")
+EVERYONE = sorted(f"mp{n}@parliament{n % 3}.example.org" for n in range(12))  # the `queued` fixture's contacts
 
 
 class Clock:
@@ -63,19 +68,26 @@ def queued(env: Env) -> Env:
     return env
 
 
-def sending(port: int, clock: Clock, *, rate: str = "", domain_rate: str = "") -> Sending:
-    transport = SmtpTransport(SmtpSettings("127.0.0.1", port, security="none", timeout=5))
+def sending(port: int, clock: Clock, *, rate: str = "", domain_rate: str = "", connections: int = 1) -> Sending:
+    smtp = SmtpSettings("127.0.0.1", port, security="none", timeout=5)
     pacer = Pacer(parse_rates(rate), parse_rates(domain_rate))
-    return Sending(transport, SENDER.mailbox, None, pacer, clock.wall, clock.monotonic, Random(1),  # type: ignore[arg-type]
-                   unsubscribe_mailto="unsubscribe@example.org")  # fmt: skip
+    return Sending(lambda: SmtpTransport(smtp), SENDER.mailbox, None, pacer, clock.wall, clock.monotonic,  # type: ignore[arg-type]
+                   Random(1), connections=connections, unsubscribe_mailto="unsubscribe@example.org",
+                   sleep=clock.advance)  # fmt: skip
 
 
 def drain(env: Env, how: Sending, **options: object) -> SendReport:
-    """Drain and say goodbye to the server, as `outreach send` does."""
-    try:
-        return drain_outbox(env.sessions, how, **options)  # type: ignore[arg-type]
-    finally:
-        how.transport.close()
+    """Drain as `outreach send` does (it says goodbye to the server at the end)."""
+    return drain_outbox(env.sessions, how, **options)  # type: ignore[arg-type]
+
+
+def configure(env: Env, port: int, more: str) -> None:
+    """Settings for `outreach send` in the workspace: the sender, the server on loopback, and `more`."""
+    (env.root / ".env").write_text(
+        'OUTREACH_FROM="European Appeal <appeal@example.org>"\n'
+        f"OUTREACH_SMTP_HOST=127.0.0.1\nOUTREACH_SMTP_PORT={port}\nOUTREACH_SMTP_SECURITY=none\n" + more,
+        encoding="utf-8",
+    )
 
 
 def states(env: Env) -> dict[str, int]:
@@ -91,8 +103,7 @@ def test_every_queued_message_arrives_once_with_its_message_id(queued: Env, serv
     clock = Clock()
     report = drain(queued, sending(port, clock))
     assert (report.sent, report.failed, report.unknown) == (12, 0, 0)
-    assert sorted(r.recipients[0] for r in handler.received) == sorted(f"mp{n}@parliament{n % 3}.example.org"
-                                                                        for n in range(12))  # fmt: skip
+    assert sorted(r.recipients[0] for r in handler.received) == EVERYONE
     with queued.sessions() as session:
         ids = set(session.scalars(select(OutboxMessage.message_id)))
     parsed = [email.message_from_bytes(r.data, policy=email.policy.default) for r in handler.received]
@@ -149,7 +160,7 @@ def test_a_sender_that_died_mid_commit_leaves_unknown_and_one_that_died_before_l
             raise KeyboardInterrupt  # the process is killed right after the commit point
 
     dying = sending(port, clock)
-    dying.transport = Dies(SmtpSettings("127.0.0.1", port, security="none"))
+    dying.connect = lambda: Dies(SmtpSettings("127.0.0.1", port, security="none"))
     with pytest.raises(KeyboardInterrupt):
         drain(queued, dying)
     assert states(queued) == {"committing": 1, "queued": 11}
@@ -195,7 +206,6 @@ def test_a_dry_run_writes_eml_files_and_changes_nothing(queued: Env, server: tup
     handler, port = server
     how = sending(port, Clock())
     written = write_due_as_eml(queued.sessions, how, queued.root / "outbox")
-    how.transport.close()
     assert len(written) == 12 and handler.received == []
     assert states(queued) == {"queued": 12}
     parsed = email.message_from_bytes(written[0].read_bytes(), policy=email.policy.default)
@@ -204,13 +214,106 @@ def test_a_dry_run_writes_eml_files_and_changes_nothing(queued: Env, server: tup
 
 def test_cli_send(queued: Env, server: tuple[FaultyHandler, int]) -> None:
     handler, port = server
-    (queued.root / ".env").write_text(
-        'OUTREACH_FROM="European Appeal <appeal@example.org>"\n'
-        f"OUTREACH_SMTP_HOST=127.0.0.1\nOUTREACH_SMTP_PORT={port}\nOUTREACH_SMTP_SECURITY=none\n"
-        "OUTREACH_RATE_LIMIT=100/second\nOUTREACH_DOMAIN_RATE_LIMIT=\n",
-        encoding="utf-8",
-    )
+    configure(queued, port, "OUTREACH_RATE_LIMIT=100/second\nOUTREACH_DOMAIN_RATE_LIMIT=\n")
     result = queued.run("send")
     assert "12 sent, 0 to retry later, 0 failed, 0 unknown." in result.stderr
     assert len(handler.received) == 12
     assert queued.run("send", "--json").stdout.count('"sent": 0') == 1
+
+
+def test_several_connections_send_side_by_side_each_message_once(
+    queued: Env, server: tuple[FaultyHandler, int]
+) -> None:
+    handler, port = server
+    handler.delay = 0.05  # a server across a network: each answer takes a while
+    report = drain(queued, sending(port, Clock(), connections=4))
+    assert report.sent == 12
+    assert sorted(r.recipients[0] for r in handler.received) == EVERYONE
+    assert len(handler.peers) == 4 and handler.most_active > 1, "four connections, working at the same time"
+    assert states(queued) == {"sent": 12}
+
+
+def test_a_421_closes_the_connection_and_holds_everything_back_then_sending_goes_on(
+    queued: Env, server: tuple[FaultyHandler, int]
+) -> None:
+    handler, port = server
+    handler.reject["mp0@parliament0.example.org"] = "421 4.7.0 Too many connections, closing"
+    clock = Clock()
+    how = sending(port, clock)
+    report = drain(queued, how)
+    assert (report.sent, report.retried) == (11, 1)
+    assert len(handler.peers) == 2, "the connection the server closed was opened again"
+    assert clock.seconds >= how.server_pause, "everything waited after the 421"
+
+
+def test_the_global_rate_waits_when_short_and_stops_the_drain_when_long(
+    queued: Env, server: tuple[FaultyHandler, int]
+) -> None:
+    _, port = server
+    clock = Clock()
+    assert drain(queued, sending(port, clock, rate="4/second")).sent == 12
+    assert 2 <= clock.seconds < 3, "twelve at four a second, with a burst of four at the start"
+
+
+def test_the_global_rate_stops_the_drain_when_the_wait_is_long_and_a_new_run_remembers(
+    queued: Env, server: tuple[FaultyHandler, int]
+) -> None:
+    _, port = server
+    clock = Clock()
+    report = drain(queued, sending(port, clock, rate="5/day"))
+    assert report.sent == 5 and clock.seconds == 0, "a burst of five, then the next may go in about five hours"
+    assert report.paused_until is not None and report.paused_until > clock.wall() + timedelta(hours=4)
+    assert states(queued) == {"sent": 5, "queued": 7}, "what was claimed went back to the queue"
+    clock.advance(3600)
+    assert drain(queued, sending(port, clock, rate="5/day")).sent == 0, "the day's five are spent"
+
+
+def test_the_per_domain_limit_remembers_what_an_earlier_run_sent(
+    queued: Env, server: tuple[FaultyHandler, int]
+) -> None:
+    _, port = server
+    clock = Clock()
+    assert drain(queued, sending(port, clock, domain_rate="2/hour"), limit=3).sent == 3
+    clock.advance(60)
+    report = drain(queued, sending(port, clock, domain_rate="2/hour"))
+    assert report.sent == 3, "a new run starts from the two an hour already used, not from a full allowance"
+
+
+def test_cli_send_signs_with_dkim_and_offers_one_click_unsubscribe(
+    queued: Env, server: tuple[FaultyHandler, int], tmp_path: Path
+) -> None:
+    handler, port = server
+    key = make_key(tmp_path)
+    configure(queued, port, "OUTREACH_RATE_LIMIT=\nOUTREACH_DOMAIN_RATE_LIMIT=\nOUTREACH_SMTP_CONNECTIONS=3\n"
+              "OUTREACH_UNSUBSCRIBE_MAILTO=unsubscribe@example.org\n"
+              "OUTREACH_UNSUBSCRIBE_URL=https://appeal.example.org/unsubscribe/{token}\n"
+              f"OUTREACH_DKIM_KEY={key.pem}\nOUTREACH_DKIM_SELECTOR={SELECTOR}\n")  # fmt: skip
+    assert json.loads(queued.run("send", "--json").stdout)["sent"] == 12
+    assert len(handler.received) == 12
+    for received in handler.received:
+        assert dkim.verify(received.data, dnsfunc=resolver(key)), "the signature verifies"
+        parsed = email.message_from_bytes(received.data, policy=email.policy.default)
+        token = parsed["Message-ID"].strip("<>").rpartition("@")[0]
+        assert parsed["List-Unsubscribe"] == (
+            f"<https://appeal.example.org/unsubscribe/{token}>, <mailto:unsubscribe@example.org?subject=unsubscribe>"
+        )
+        assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        signed = parsed["DKIM-Signature"].replace(" ", "").replace("\r\n", "").lower()
+        assert "list-unsubscribe:list-unsubscribe-post" in signed.split("h=")[1], "RFC 8058 3: both are signed"
+
+
+def test_a_password_never_shows_and_a_refused_login_stops_the_sender(queued: Env) -> None:
+    handler = FaultyHandler()
+    controller = start_server(handler, users={"campaign": "right horse battery"})
+    try:
+        configure(queued, controller.port,
+                  "OUTREACH_SMTP_USERNAME=campaign\nOUTREACH_SMTP_PASSWORD=wrong staple secret\n")  # fmt: skip
+        result = queued.run("send", check=False)
+    finally:
+        controller.stop()
+    assert result.returncode != 0 and "refused the login for 'campaign'" in result.stderr
+    assert "wrong staple secret" not in result.stderr + result.stdout
+    assert states(queued) == {"queued": 12}, "nothing was lost: every message waits for the right password"
+    with queued.sessions() as session:
+        replies = " ".join(filter(None, session.scalars(select(OutboxMessage.last_reply))))
+    assert "wrong staple secret" not in replies

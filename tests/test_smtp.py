@@ -9,14 +9,17 @@ import pytest
 from outreach.outbox.smtp import SmtpConnection, SmtpError, SmtpSettings, is_loopback
 from outreach.outbox.states import Verdict, classify_reply
 
-from .smtp_server import FaultyHandler, start_server
+from .smtp_server import FaultyHandler, PipeliningHandler, start_server
 
 MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: x\r\n\r\nline one\r\n.starts with a dot\r\n..two\r\n"
 
 
-@pytest.fixture
-def handler() -> FaultyHandler:
-    return FaultyHandler()
+@pytest.fixture(params=[FaultyHandler, PipeliningHandler], ids=["one-by-one", "pipelining"])
+def handler(request: pytest.FixtureRequest) -> FaultyHandler:
+    """Each test runs against a server without PIPELINING and one with it (RFC 2920: one write for MAIL, RCPT
+    and DATA)."""
+    made: FaultyHandler = request.param()
+    return made
 
 
 @pytest.fixture
@@ -32,6 +35,7 @@ def connection(handler: FaultyHandler) -> Iterator[SmtpConnection]:
 def test_a_message_arrives_once_intact_and_the_commit_comes_before_the_reply(
     connection: SmtpConnection, handler: FaultyHandler
 ) -> None:
+    assert connection.offers("pipelining") == isinstance(handler, PipeliningHandler)
     events: list[str] = []
     reply = connection.send("a@example.org", "b@example.org", MESSAGE, lambda: events.append("commit"))
     assert reply.ok and reply.after_data_mark and events == ["commit"]
@@ -116,3 +120,15 @@ def test_an_unreachable_server_is_one_clear_error() -> None:
     smtp = SmtpConnection(SmtpSettings("127.0.0.1", free_port(), security="none", timeout=2))
     with pytest.raises(SmtpError, match=r"127\.0\.0\.1:\d+: cannot use the SMTP server: ConnectionRefusedError"):
         smtp.open()
+
+
+def test_a_421_in_the_middle_ends_the_transaction_and_the_connection(
+    connection: SmtpConnection, handler: FaultyHandler
+) -> None:
+    handler.reject["busy@example.org"] = "421 4.7.0 Too busy, closing"
+    commits: list[str] = []
+    reply = connection.send("a@example.org", "busy@example.org", MESSAGE, lambda: commits.append("x"))
+    assert (reply.code, reply.after_data_mark, commits) == (421, False, [])
+    assert classify_reply(reply.code, reply.text) is Verdict.SLOW_DOWN
+    assert not connection.is_open, "the server closes after a 421, and so does the client"
+    assert handler.received == []

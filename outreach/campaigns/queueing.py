@@ -20,7 +20,7 @@ from outreach.campaigns.catalog import campaign_sender, find_campaign, find_step
 from outreach.contacts.addresses import ascii_domain_form
 from outreach.contacts.segments import parse_segment
 from outreach.contacts.selecting import streamed_contacts
-from outreach.db.models import OutboxMessage
+from outreach.db.models import OutboxBody, OutboxMessage
 from outreach.db.queries import insert_many
 from outreach.errors import ConfigError, InvalidValueError
 from outreach.rendering.mime import make_message_id
@@ -29,8 +29,9 @@ from outreach.rendering.previewing import Sender, compile_template, letterhead, 
 BATCH = 500
 _COLUMNS = (
     "campaign_id", "step_id", "contact_id", "state", "message_id", "recipient", "recipient_name", "language",
-    "subject", "text_body", "html_body", "attempts", "next_attempt_at", "created_at", "updated_at",
+    "subject", "attempts", "next_attempt_at", "created_at", "updated_at",
 )  # fmt: skip
+_BODY_COLUMNS = ("message_id", "text_body", "html_body")
 
 
 @dataclass
@@ -78,6 +79,7 @@ def queue_step(
             select(OutboxMessage.contact_id).where(OutboxMessage.step_id == step.id, OutboxMessage.state != "cancelled")
         ))  # fmt: skip
         rows: list[tuple[Any, ...]] = []
+        bodies: list[tuple[Any, ...]] = []
         seen = 0
         with streamed_contacts(session, parse_segment(campaign.segment)) as contacts:
             for contact in contacts:
@@ -93,15 +95,16 @@ def queue_step(
                 copy = template.render(recipient_of(contact), head)  # an error leaves the session: nothing is kept
                 report.languages[copy.language] = report.languages.get(copy.language, 0) + 1
                 token = f"outreach.{campaign.id}.{step.id}.{contact.id}.{secrets.token_hex(4)}"
+                message_id = make_message_id(domain, token)
                 rows.append((
-                    campaign.id, step.id, contact.id, "queued", make_message_id(domain, token),
-                    ascii_domain_form(contact.email), contact.name, copy.language, copy.subject, copy.text, copy.html,
-                    0, now, now, now,
+                    campaign.id, step.id, contact.id, "queued", message_id, ascii_domain_form(contact.email),
+                    contact.name, copy.language, copy.subject, 0, now, now, now,
                 ))  # fmt: skip
+                bodies.append((message_id, copy.text, copy.html))
                 report.queued += 1
                 if len(rows) >= BATCH:
-                    _write(session, rows)
-        _write(session, rows)
+                    _write(session, rows, bodies)
+        _write(session, rows, bodies)
         if dry_run:
             session.rollback()
         else:
@@ -111,8 +114,10 @@ def queue_step(
     return report
 
 
-def _write(session: Session, rows: list[tuple[Any, ...]]) -> None:
-    """Insert a batch of copies (in a dry run too: the rollback at the end undoes it, after the database has
-    checked its constraints)."""
+def _write(session: Session, rows: list[tuple[Any, ...]], bodies: list[tuple[Any, ...]]) -> None:
+    """Insert a batch of copies and their bodies (in a dry run too: the rollback at the end undoes it, after the
+    database has checked its constraints)."""
     insert_many(session, OutboxMessage.__table__, _COLUMNS, rows)  # type: ignore[arg-type]
+    insert_many(session, OutboxBody.__table__, _BODY_COLUMNS, bodies)  # type: ignore[arg-type]
     rows.clear()
+    bodies.clear()

@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from outreach.cli import campaigns, contacts, db, signatories, templates
 from outreach.cli.demo import demo
+from outreach.cli.doctor import doctor
 from outreach.cli.output import emit_json, err
 from outreach.cli.sending import send
 from outreach.errors import OutreachError
@@ -75,6 +76,7 @@ def init(
 
 app.command()(demo)
 app.command()(send)
+app.command()(doctor)
 app.add_typer(contacts.app, name="contacts")
 app.add_typer(signatories.app, name="signatories")
 app.add_typer(templates.app, name="templates")

@@ -12,7 +12,7 @@ import typer
 from outreach.cli.output import JsonOption, SegmentOption, emit_json, err, table
 from outreach.contacts.segments import parse_segment
 from outreach.errors import InvalidValueError, OutreachError
-from outreach.rendering.environment import template_languages, template_names
+from outreach.rendering.environment import first_letter_of, template_languages, template_names
 from outreach.rendering.previewing import as_eml, check_template, render_for
 
 app = typer.Typer(help="The letters: list, check, render.", no_args_is_help=True)
@@ -21,13 +21,6 @@ Follows = Annotated[
     str | None,
     typer.Option(help="For a follow-up: the template of the first letter (default: NAME without -reminder)."),
 ]
-REMINDER_SUFFIX = "-reminder"
-
-
-def _first_of(name: str, root: Path) -> str | None:
-    """The first letter a follow-up refers to, by the naming convention `X` and `X-reminder`."""
-    first = name.removesuffix(REMINDER_SUFFIX)
-    return first if first != name and first in template_names(root) else None
 
 
 @app.command("list")
@@ -62,7 +55,7 @@ def check_command(
             chosen,
             workspace.sender(),
             now=datetime.now(UTC),
-            follows=follows or _first_of(each, workspace.templates),
+            follows=follows or first_letter_of(workspace.templates, each),
         )
         for each in names
     ]
@@ -101,7 +94,7 @@ def render_command(
     now = datetime.now(UTC)
     copy, recipient = render_for(
         workspace.sessions, workspace.templates, name, contact, workspace.sender(), now=now,
-        follows=follows or _first_of(name, workspace.templates),
+        follows=follows or first_letter_of(workspace.templates, name),
     )  # fmt: skip
     if format_ == "html" and copy.html is None:
         raise OutreachError(f"template {name!r} has no HTML body in {copy.language}")

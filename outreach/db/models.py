@@ -193,8 +193,6 @@ class OutboxMessage(Base):
     recipient_name: Mapped[str | None] = mapped_column(String(300))
     language: Mapped[str] = mapped_column(String(16))
     subject: Mapped[str] = mapped_column(Text)
-    text_body: Mapped[str] = mapped_column(Text)
-    html_body: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(Instant)
     claimed_by: Mapped[str | None] = mapped_column(String(100))
@@ -203,3 +201,19 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(Instant)
     created_at: Mapped[datetime] = mapped_column(Instant)
     updated_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class OutboxBody(Base):
+    """The text and HTML of one outbox message, written once when it is queued.
+
+    Apart from the message's row, because SQLite rewrites a whole row whenever a column changes size: each move
+    of a message through the outbox would rewrite its 20 kB of text.
+    """
+
+    __tablename__ = "outbox_bodies"
+
+    message_id: Mapped[str] = mapped_column(
+        String(255), ForeignKey("outbox_messages.message_id", ondelete="CASCADE"), primary_key=True
+    )
+    text_body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str | None] = mapped_column(Text)

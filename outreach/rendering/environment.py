@@ -10,6 +10,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 FALLBACK_LANGUAGE = "en"
 TEXT_BODY, HTML_BODY, SUBJECT = "body.txt", "body.html", "subject.txt"
+REMINDER_SUFFIX = "-reminder"
 
 
 class _Environment(ImmutableSandboxedEnvironment):
@@ -49,6 +50,12 @@ def template_names(root: Path) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if (p / FALLBACK_LANGUAGE / SUBJECT).is_file())
+
+
+def first_letter_of(root: Path, name: str) -> str | None:
+    """Return the first letter a follow-up refers to, by the naming convention `X` and `X-reminder`."""
+    first = name.removesuffix(REMINDER_SUFFIX)
+    return first if first != name and first in template_names(root) else None
 
 
 def template_languages(root: Path, name: str) -> list[str]:

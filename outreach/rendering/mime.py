@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
+from functools import lru_cache
 
 CRLF = "\r\n"
 _LINE_BREAKS = re.compile(r"\r\n|\r|\n")
@@ -23,6 +24,7 @@ _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")  # C0, C1, line and
 # Characters that force a display name into a quoted string (RFC 5322 3.2.3 `specials`).
 _SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 2.2: printable ASCII except colon
+_MAX_LINE = 998  # RFC 5322 2.1.1: octets per line, CRLF not counted
 _ENCODED_WORD_CHUNK = 42  # bytes of UTF-8 per encoded word: 56 base64 characters + 12 of =?utf-8?b??= = 68
 
 
@@ -134,6 +136,20 @@ def unstructured(name: str, value: str) -> str:
     return f"{name}: {encode_words(value)}"
 
 
+def extra_header(name: str, value: str) -> str:
+    """Return a header line (without its CRLF) for a caller's header such as List-Unsubscribe or In-Reply-To.
+
+    These fields are structured: RFC 2047 5 allows no encoded word inside a URL (RFC 2369) or a msg-id, and
+    RFC 2369 2 forbids blanks inside the angle brackets. So an ASCII value is only folded at its own blanks, and
+    a word too long for 78 characters (a one-click unsubscribe URL with its token) stays whole on a line of its
+    own, within SMTP's 998 (RFC 5322 2.1.1). Anything else is free text and encoded as the subject is.
+    """
+    value = one_line(value)
+    if _plain_enough(value, _MAX_LINE - len(name) - 2):
+        return f"{name}: {_fold_ascii(len(name) + 2, value)}"
+    return unstructured(name, value)
+
+
 def mailbox(box: Mailbox) -> str:
     """Return a mailbox as it appears in From, To or Reply-To: the name encoded or quoted, the address bare."""
     if any(ch in box.address for ch in "\r\n<>, \t") or "@" not in box.address:
@@ -151,14 +167,22 @@ def mailbox(box: Mailbox) -> str:
     return f"{name}{CRLF} <{box.address}>" if len(name) + len(box.address) > 60 else f"{name} <{box.address}>"
 
 
+@lru_cache(maxsize=4096)
+def _quoted_printable(line: str) -> str:
+    """One line (without its line break) as quoted-printable, soft breaks included (RFC 2045 6.7)."""
+    # With its CRLF, so that b2a_qp makes CRLF soft breaks and treats blanks at the end as it does mid-text.
+    return binascii.b2a_qp(f"{line}{CRLF}".encode(), istext=True).decode("ascii").removesuffix(CRLF)
+
+
 def _text_part(content: str, subtype: str) -> list[str]:
     # Most bodies have only LF: str.replace is many times faster than the regex on a 15 kB letter.
     normalized = content.replace("\n", CRLF) if "\r" not in content else _LINE_BREAKS.sub(CRLF, content)
     if not normalized.endswith(CRLF):
         normalized += CRLF
     # Quoted-printable keeps every line within 76 characters (the appeal's paragraphs are single lines of up
-    # to 2,666 characters, over SMTP's 998) and plain text readable; b2a_qp keeps the CRLFs it is given.
-    body = binascii.b2a_qp(normalized.encode("utf-8"), istext=True).decode("ascii")
+    # to 2,666 characters, over SMTP's 998) and plain text readable. It encodes each line on its own, so lines
+    # are encoded one by one and remembered: copies of one letter share all but a few lines.
+    body = CRLF.join(map(_quoted_printable, normalized.split(CRLF)))
     return [
         f"Content-Type: text/{subtype}; charset=utf-8",
         "Content-Transfer-Encoding: quoted-printable",
@@ -183,7 +207,7 @@ def build_message(message: Message) -> bytes:
     for name, value in message.headers:
         if not _HEADER_NAME.fullmatch(name):
             raise MessageError(f"{name!r} is not a header name")
-        lines.append(unstructured(name, value))
+        lines.append(extra_header(name, value))
     lines.append("MIME-Version: 1.0")
     if message.html is None:
         lines += _text_part(message.text, "plain")

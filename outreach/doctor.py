@@ -1,0 +1,265 @@
+"""The doctor: check the settings, the database, the templates and the SMTP server, and send nothing.
+
+Each check ends in a plain `Check`, whatever became of the others: an SMTP server that is down still leaves the
+database and the templates checked. Nothing here prints; `outreach doctor` shows the checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from outreach.config import redact_url
+from outreach.contacts.directory import count_contacts
+from outreach.contacts.segments import Segment
+from outreach.db.engine import head_revision
+from outreach.db.models import OutboxMessage
+from outreach.errors import ConfigError, OutreachError
+from outreach.outbox.pacing import RateError, parse_rates
+from outreach.outbox.signing import load_dkim_signer
+from outreach.outbox.smtp import SmtpConnection, SmtpError, SmtpSettings, is_loopback
+from outreach.outbox.states import State
+from outreach.rendering.environment import FALLBACK_LANGUAGE, SUBJECT, first_letter_of, template_names
+from outreach.rendering.previewing import Sender, check_template, compile_template
+from outreach.workspace import Workspace
+
+SMTP_TIMEOUT = 10.0  # seconds: a doctor should answer soon, not wait out the adapter's 60 s for sending
+SHOWN_PROBLEMS = 3  # a check's detail names this many problems at most
+
+
+class Status(StrEnum):
+    """How a check came out."""
+
+    OK = "ok"
+    WARNING = "warning"  # works, but something deserves a look
+    FAILED = "failed"  # sending would not work, or would go wrong
+
+
+@dataclass(frozen=True)
+class Check:
+    """One named check: its status, one plain line of detail, and what to do about it when it is not ok."""
+
+    name: str
+    status: Status
+    detail: str
+    hint: str | None = None
+
+
+def diagnose(workspace: Workspace, *, now: datetime, smtp_timeout: float = SMTP_TIMEOUT) -> list[Check]:
+    """Run every check in turn (settings, database, templates, SMTP); one failing never stops the others."""
+    database, sessions = _database(workspace)
+    return [
+        _settings(workspace),
+        database,
+        _templates(workspace, sessions, now=now),
+        _smtp(workspace.smtp_settings(timeout=smtp_timeout)),
+    ]
+
+
+def unloadable_settings(error: ConfigError) -> Check:
+    """The settings check for settings that did not load at all (the other checks need them)."""
+    where = f"{error.where}: " if error.where else ""
+    return Check("settings", Status.FAILED, where + error.message, error.hint or "see .env.example for the settings")
+
+
+def _settings(workspace: Workspace) -> Check:
+    """OUTREACH_FROM and OUTREACH_REPLY_TO parse, the rates parse, a DKIM key is where it is said to be."""
+    settings = workspace.settings
+    problems: list[tuple[str, str | None]] = []  # what is wrong, and the hint for it
+    sender = None
+    try:
+        sender = workspace.sender()
+    except ConfigError as error:
+        problems.append((error.message, error.hint))
+    else:
+        if sender.mailbox is None:
+            problems.append(("OUTREACH_FROM is not set", 'add OUTREACH_FROM="Name <address>" to .env'))
+    for key, text in (
+        ("OUTREACH_RATE_LIMIT", settings.rate_limit),
+        ("OUTREACH_DOMAIN_RATE_LIMIT", settings.domain_rate_limit),
+    ):
+        try:
+            parse_rates(text)
+        except RateError as error:
+            problems.append((f"{key}: {error}", "write a rate as N/unit, several with commas: 1/second, 500/day"))
+    dkim = _dkim_problem(workspace, sender.mailbox.address if sender and sender.mailbox else "")
+    if dkim:
+        problems.append((dkim, "OUTREACH_DKIM_KEY is the path of a PEM private key, relative to the workspace"))
+    if problems:
+        return Check("settings", Status.FAILED, "; ".join(message for message, _ in problems), problems[0][1])
+    assert sender is not None and sender.mailbox is not None
+    mailbox = sender.mailbox
+    detail = (
+        f"from {f'{mailbox.name} <{mailbox.address}>' if mailbox.name else mailbox.address}; "
+        f"pace {settings.rate_limit or 'unlimited'}, {settings.domain_rate_limit or 'unlimited'} per domain; "
+        + (f"DKIM key {settings.dkim_key}" if settings.dkim_key else "no DKIM key")
+    )
+    if not settings.rate_limit and not is_loopback(settings.smtp_host):  # .env.example: off for a local server
+        return Check(
+            "settings", Status.WARNING, detail + "; OUTREACH_RATE_LIMIT is empty, so nothing limits the pace",
+            "a mail server may throttle or block a sender that goes too fast: e.g. 1/second, 500/day",
+        )  # fmt: skip
+    return Check("settings", Status.OK, detail)
+
+
+def _dkim_problem(workspace: Workspace, sender: str) -> str | None:
+    """What is wrong with the DKIM key, if one is set: the same full check `outreach send` makes at its start."""
+    settings = workspace.settings
+    if not settings.dkim_key:
+        return None
+    domain = settings.dkim_domain or sender.rpartition("@")[2]
+    try:
+        load_dkim_signer(workspace.root / settings.dkim_key, settings.dkim_selector, domain)
+    except ConfigError as error:
+        return f"OUTREACH_DKIM_KEY: {f'{error.where}: ' if error.where else ''}{error.message}"
+    return None
+
+
+def _database(workspace: Workspace) -> tuple[Check, sessionmaker[Session] | None]:
+    """The database opens and its schema is the code's; return the session factory when it can be used."""
+    place = redact_url(workspace.settings.database_url)
+    try:
+        engine = workspace.engine
+        place = _place(engine)
+        missing = _missing_sqlite_file(engine)
+        if missing:
+            # Connecting would create an empty file; a doctor changes nothing.
+            return Check(
+                "database", Status.FAILED, f"{place} does not exist",
+                "run `outreach db upgrade` in the workspace, or check OUTREACH_DATABASE_URL",
+            ), None  # fmt: skip
+        sessions = workspace.sessions  # raises when the schema is missing or not the code's
+        contacts = count_contacts(sessions, Segment())
+        with sessions() as session:
+            queued = session.scalar(
+                select(func.count()).select_from(OutboxMessage).where(OutboxMessage.state == State.QUEUED)
+            )
+    except OutreachError as error:
+        return Check("database", Status.FAILED, error.message, error.hint), None
+    except SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        return Check("database", Status.FAILED, f"{place}: {reason}", "is OUTREACH_DATABASE_URL right?"), None
+    detail = f"{place}, revision {head_revision()}: {contacts} contacts, {queued or 0} queued outbox messages"
+    return Check("database", Status.OK, detail), sessions
+
+
+def _place(engine: Engine) -> str:
+    """Where the database is, for people: a SQLite file or a PostgreSQL host; never a password."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        return f"SQLite {url.database or ':memory:'}"
+    if url.get_backend_name() == "postgresql":
+        return f"PostgreSQL {url.database} on {url.host or 'localhost'}:{url.port or 5432}"
+    return redact_url(str(url))
+
+
+def _missing_sqlite_file(engine: Engine) -> bool:
+    """True for a SQLite database whose file is not there."""
+    database = engine.url.database
+    in_memory = not database or database == ":memory:" or engine.url.query.get("mode") == "memory"
+    return engine.url.get_backend_name() == "sqlite" and not in_memory and not Path(database or "").exists()
+
+
+def _templates(workspace: Workspace, sessions: sessionmaker[Session] | None, *, now: datetime) -> Check:
+    """Every template compiles and, with a usable database, renders for every contact, as `templates check`."""
+    root = workspace.templates
+    names = template_names(root)
+    # A folder without the fallback subject is not listed as a template at all: say so rather than skip it.
+    strays = sorted(
+        p.name for p in root.iterdir() if p.is_dir() and p.name not in names and not p.name.startswith(("_", "."))
+    ) if root.is_dir() else []  # fmt: skip
+    if not names and not strays:
+        return Check("templates", Status.WARNING, f"no templates in {root}",
+                     "`outreach init` copies the shipped ones; a template is a folder with en/subject.txt")  # fmt: skip
+    try:
+        sender = workspace.sender()
+    except ConfigError:
+        sender = Sender(None, workspace.settings.organization)  # the settings check reports it
+    failures: list[str] = []
+    copies = 0
+    for name in names:
+        checked, found = _template_problems(root, name, sessions, sender, now)
+        copies += checked
+        failures += found
+    listed = ", ".join(names)
+    if failures:
+        more = len(failures) - SHOWN_PROBLEMS
+        detail = "; ".join(failures[:SHOWN_PROBLEMS]) + (f"; and {more} more" if more > 0 else "")
+        return Check("templates", Status.FAILED, detail, "fix what is named, then run `outreach doctor` again")
+    if strays:
+        not_templates = "; ".join(f"{stray}/ has no {FALLBACK_LANGUAGE}/{SUBJECT}, so it is not a template"
+                                  for stray in strays)  # fmt: skip
+        return Check("templates", Status.WARNING, f"{listed or 'no templates'}; {not_templates}",
+                     "every template needs the English fallback: NAME/en/subject.txt")  # fmt: skip
+    if sessions is None:
+        return Check("templates", Status.WARNING, f"{listed} compile; not rendered for contacts",
+                     "the database cannot be used (see above), so no copy was rendered")  # fmt: skip
+    rendered = f"{copies} copies rendered, none failed" if copies else "no contacts to render them for yet"
+    return Check("templates", Status.OK, f"{listed}: {rendered}")
+
+
+def _template_problems(
+    root: Path, name: str, sessions: sessionmaker[Session] | None, sender: Sender, now: datetime
+) -> tuple[int, list[str]]:
+    """Check one template as `outreach templates check NAME` does; return the copies rendered and the problems."""
+    try:
+        if sessions is None:
+            compile_template(root, name)
+            return 0, []
+        report = check_template(sessions, root, name, Segment(), sender, now=now, follows=first_letter_of(root, name))
+    except OutreachError as error:  # a syntax error, or the first letter of a follow-up missing
+        return 0, [f"{name}: {error.format_message()}"]
+    except (OSError, UnicodeError) as error:  # unreadable, or a file in another encoding than UTF-8
+        return 0, [f"{name}: cannot read it: {error}"]
+    except SQLAlchemyError as error:
+        return 0, [f"{name}: the database failed while rendering ({type(error).__name__})"]
+    return report.checked, [
+        f"{name}: {problem} (for {len(emails)} contacts, first {emails[0]})" for problem, emails in report.grouped()
+    ]
+
+
+# SmtpError says what failed in words, not in kinds; these are the words it uses (see outreach/outbox/smtp.py).
+_SMTP_HINTS = (
+    ("refused the login", "check OUTREACH_SMTP_USERNAME and OUTREACH_SMTP_PASSWORD"),
+    ("ConnectionRefused", "nothing listens there: is the server running, and are OUTREACH_SMTP_HOST and "
+                          "OUTREACH_SMTP_PORT right?"),
+    ("gaierror", "the host name is not known: check OUTREACH_SMTP_HOST"),
+    ("TimeoutError", "no answer in time: check OUTREACH_SMTP_HOST and OUTREACH_SMTP_PORT (a firewall may drop it)"),
+    ("SSL", "TLS failed: port 465 wants OUTREACH_SMTP_SECURITY=tls, ports 25 and 587 want starttls"),
+)  # fmt: skip
+_SECURITY = {"none": "no encryption", "starttls": "STARTTLS", "tls": "TLS"}
+
+
+def _smtp(smtp: SmtpSettings) -> Check:
+    """Connect, EHLO, STARTTLS and AUTH as the settings say, then QUIT; the password is never shown."""
+    where = f"{smtp.host}:{smtp.port}"
+    try:
+        connection = SmtpConnection(smtp)
+        try:
+            connection.open()
+            smtputf8 = connection.supports_smtputf8
+            pipelining = connection.offers("pipelining")
+        finally:
+            connection.close()
+    except SmtpError as error:
+        hint = error.hint or next((h for words, h in _SMTP_HINTS if words in error.message), None)
+        detail = f"{error.where}: {error.message}" if error.where else error.message
+        return Check("smtp", Status.FAILED, detail, hint or "check the OUTREACH_SMTP_* settings")
+    except UnicodeError:  # the IDNA codec refuses a malformed host name before any connection
+        return Check("smtp", Status.FAILED, f"{where}: {smtp.host!r} is not a host name", "check OUTREACH_SMTP_HOST")
+    detail = (
+        f"{where}, {_SECURITY.get(smtp.security, smtp.security)}, "
+        + (f"logged in as {smtp.username!r}" if smtp.username else "no login (OUTREACH_SMTP_USERNAME is empty)")
+        + (", SMTPUTF8 offered" if smtputf8 else ", SMTPUTF8 not offered")
+        + (", PIPELINING offered" if pipelining else "")
+    )
+    if smtp.security == "none" and not is_loopback(smtp.host):
+        return Check("smtp", Status.WARNING, detail + "; letters would cross the network unencrypted",
+                     "set OUTREACH_SMTP_SECURITY=starttls (ports 25, 587) or tls (port 465)")  # fmt: skip
+    return Check("smtp", Status.OK, detail)

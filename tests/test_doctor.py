@@ -1,0 +1,201 @@
+"""`outreach doctor` against a real SMTP server on loopback and real databases: what a user sees, and no password."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from outreach.db.engine import make_engine, make_session_factory
+from outreach.workspace import init_workspace
+
+from .conftest import Env
+from .smtp_server import FaultyHandler, free_port, start_server
+from .test_import import do_import
+from .test_signing import make_key
+
+PASSWORD = "s3cret-pw-7731"
+WRONG = "wrong-pw-4410"
+
+
+@pytest.fixture
+def smtp_port() -> Iterator[int]:
+    """A real aiosmtpd on loopback that wants AUTH as campaign / PASSWORD."""
+    controller = start_server(FaultyHandler(), users={"campaign": PASSWORD})
+    yield controller.port
+    controller.stop()
+
+
+def configure(env: Env, port: int, password: str = PASSWORD, extra: str = "") -> None:
+    """Write the workspace's .env: a sender, the pace, and the SMTP server on loopback with a login."""
+    env.write(".env", (
+        'OUTREACH_FROM="European Appeal <appeal@example.org>"\n'
+        "OUTREACH_RATE_LIMIT=10/second\nOUTREACH_DOMAIN_RATE_LIMIT=20/hour\n"
+        f"OUTREACH_SMTP_HOST=127.0.0.1\nOUTREACH_SMTP_PORT={port}\nOUTREACH_SMTP_SECURITY=none\n"
+        f"OUTREACH_SMTP_USERNAME=campaign\nOUTREACH_SMTP_PASSWORD={password}\n" + extra
+    ))  # fmt: skip
+
+
+def with_contacts(env: Env) -> Env:
+    do_import(env, env.write("list.csv", "email,name,country,language,role\n"
+                                         "elysee@example.org,Emmanuel Macron,FR,fr,head_of_state\n"
+                                         "mp1@example.org,Jane Doe,GB,en,mp\n"
+                                         "mp2@example.org,Max Muster,DE,de,mp\n"))  # fmt: skip
+    return env
+
+
+def lines(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    """The lines of the human report, by check name (the hint, if any, appended after a newline)."""
+    found: dict[str, str] = {}
+    name = ""
+    for line in result.stderr.splitlines():
+        words = line.split(maxsplit=2)
+        if line.startswith(" ") and name:
+            found[name] += "\n" + line.strip()
+        elif len(words) == 3 and words[1] in ("settings", "database", "templates", "smtp"):
+            name = words[1]
+            found[name] = f"{words[0]} {words[2]}"
+    return found
+
+
+def test_everything_ok_against_a_server_that_takes_the_login(env: Env, smtp_port: int) -> None:
+    configure(with_contacts(env), smtp_port)
+    result = env.run("doctor")
+    assert result.stdout == ""
+    report = lines(result)
+    assert report["settings"] == (
+        "ok from European Appeal <appeal@example.org>; pace 10/second, 20/hour per domain; no DKIM key"
+    )
+    place = (
+        f"SQLite {env.url.removeprefix('sqlite:///')}" if env.url.startswith("sqlite") else "PostgreSQL outreach_test_"
+    )
+    assert report["database"].startswith(f"ok {place}")
+    assert report["database"].endswith(": 3 contacts, 0 queued outbox messages")
+    assert report["templates"] == "ok appeal, appeal-reminder: 6 copies rendered, none failed"
+    assert report["smtp"] == f"ok 127.0.0.1:{smtp_port}, no encryption, logged in as 'campaign', SMTPUTF8 offered"
+    assert result.stderr.splitlines()[-1] == "Everything is ready to send; nothing was sent."
+
+
+def test_a_wrong_password_fails_smtp_and_is_shown_nowhere(env: Env, smtp_port: int) -> None:
+    configure(env, smtp_port, password=WRONG)
+    result = env.run("doctor", check=False)
+    assert result.returncode == 1
+    report = lines(result)
+    assert report["smtp"] == (
+        f"failed 127.0.0.1:{smtp_port}: the server refused the login for 'campaign' (535)\n"
+        "hint: check OUTREACH_SMTP_USERNAME and OUTREACH_SMTP_PASSWORD"
+    )
+    assert report["database"].startswith("ok ") and report["templates"].startswith("ok ")
+    as_json = env.run("doctor", "--json", check=False)
+    assert as_json.returncode == 1
+    for shown in (result.stdout, result.stderr, as_json.stdout, as_json.stderr):
+        assert WRONG not in shown and PASSWORD not in shown
+
+
+def test_nothing_listening_fails_smtp_plainly_and_the_rest_is_still_checked(env: Env) -> None:
+    port = free_port()
+    configure(with_contacts(env), port)
+    result = env.run("doctor", check=False)
+    assert result.returncode == 1
+    report = lines(result)
+    assert report["smtp"].startswith(f"failed 127.0.0.1:{port}: cannot use the SMTP server: ConnectionRefusedError")
+    assert report["smtp"].endswith(
+        "hint: nothing listens there: is the server running, and are OUTREACH_SMTP_HOST and OUTREACH_SMTP_PORT right?"
+    )
+    assert report["settings"].startswith("ok ")
+    assert report["database"].startswith("ok ") and report["database"].endswith(
+        ": 3 contacts, 0 queued outbox messages"
+    )
+    assert report["templates"] == "ok appeal, appeal-reminder: 6 copies rendered, none failed"
+    assert result.stderr.splitlines()[-1] == "1 of 4 checks failed; nothing was sent."
+
+
+def test_a_template_with_a_syntax_error_fails_naming_the_file_and_line(env: Env, smtp_port: int) -> None:
+    configure(env, smtp_port)
+    (env.root / "templates" / "broken" / "en").mkdir(parents=True)
+    env.write("templates/broken/en/subject.txt", "A letter")
+    env.write("templates/broken/en/body.txt", "{{ greeting.salutation }}\nDear {{ contact.name }\n")
+    result = env.run("doctor", check=False)
+    assert result.returncode == 1
+    report = lines(result)
+    body = env.root / "templates" / "broken" / "en" / "body.txt"
+    assert report["templates"] == (
+        f"failed broken: {body}:2: template syntax: unexpected '}}'\n"
+        "hint: fix what is named, then run `outreach doctor` again"
+    )
+    assert all(report[name].startswith("ok ") for name in ("settings", "database", "smtp"))
+
+
+def test_json_is_one_document_with_every_check(env: Env, smtp_port: int) -> None:
+    configure(env, smtp_port)
+    result = env.run("doctor", "--json")
+    document = json.loads(result.stdout)
+    assert document["ok"] is True
+    assert [(c["name"], c["status"]) for c in document["checks"]] == [
+        ("settings", "ok"), ("database", "ok"), ("templates", "ok"), ("smtp", "ok"),
+    ]  # fmt: skip
+    assert all(set(c) == {"name", "status", "detail", "hint"} for c in document["checks"])
+    assert document["checks"][2]["detail"] == "appeal, appeal-reminder: no contacts to render them for yet"
+
+
+def test_settings_that_cannot_work_are_all_named(env: Env, smtp_port: int) -> None:
+    configure(env, smtp_port, extra="OUTREACH_RATE_LIMIT=fast\nOUTREACH_DKIM_KEY=keys/dkim.pem\n")
+    env.write(".env", (env.root / ".env").read_text().replace('OUTREACH_FROM="European Appeal <appeal@example.org>"',
+                                                              "OUTREACH_FROM=appeal-at-example.org"))  # fmt: skip
+    document = json.loads(env.run("doctor", "--json", check=False).stdout)
+    settings = document["checks"][0]
+    assert settings["status"] == "failed" and document["ok"] is False
+    assert settings["detail"].startswith("OUTREACH_FROM: ")
+    assert "OUTREACH_RATE_LIMIT: rate 'fast' is not N/unit" in settings["detail"]
+    assert (
+        f"OUTREACH_DKIM_KEY: {env.root / 'keys' / 'dkim.pem'}: cannot read the DKIM private key" in settings["detail"]
+    )
+    assert [c["status"] for c in document["checks"][1:]] == ["ok", "ok", "ok"]
+
+    (env.root / "keys").mkdir()
+    env.write("keys/dkim.pem", "not a key\n")
+    env.write(".env", (env.root / ".env").read_text().replace("OUTREACH_FROM=appeal-at-example.org",
+                                                              "OUTREACH_FROM=appeal@example.org")
+                                                     .replace("OUTREACH_RATE_LIMIT=fast\n", ""))  # fmt: skip
+    settings = json.loads(env.run("doctor", "--json", check=False).stdout)["checks"][0]
+    assert settings["detail"].startswith(
+        f"OUTREACH_DKIM_KEY: {env.root / 'keys' / 'dkim.pem'}: not an unencrypted RSA private key in PEM"
+    )
+    (env.root / "keys" / "dkim.pem").unlink()
+    make_key(env.root / "keys").pem.rename(env.root / "keys" / "dkim.pem")
+    settings = json.loads(env.run("doctor", "--json").stdout)["checks"][0]
+    assert (settings["status"], settings["hint"]) == ("ok", None)
+    assert settings["detail"] == "from appeal@example.org; pace 10/second, 20/hour per domain; DKIM key keys/dkim.pem"
+
+
+def test_settings_that_do_not_load_are_a_failed_check(env: Env) -> None:
+    env.write(".env", "OUTREACH_SMTP_HOTS=mail.example.org\n")
+    result = env.run("doctor", "--json", check=False)
+    assert result.returncode == 1
+    assert json.loads(result.stdout) == {"ok": False, "checks": [{
+        "name": "settings", "status": "failed", "detail": f"{env.root / '.env'}: unknown setting OUTREACH_SMTP_HOTS",
+        "hint": "did you mean OUTREACH_SMTP_HOST?",
+    }]}  # fmt: skip
+
+
+def test_a_missing_sqlite_file_is_reported_not_created_and_templates_still_compile(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    init_workspace(root, {"OUTREACH_DATABASE_URL": f"sqlite:///{tmp_path / 'first.db'}"})
+    missing = tmp_path / "missing.db"
+    engine = make_engine(f"sqlite:///{missing}")
+    env = Env(root, f"sqlite:///{missing}", make_session_factory(engine))
+    configure(env, free_port())
+    result = env.run("doctor", check=False)
+    engine.dispose()
+    report = lines(result)
+    assert report["database"] == (
+        f"failed SQLite {missing} does not exist\n"
+        "hint: run `outreach db upgrade` in the workspace, or check OUTREACH_DATABASE_URL"
+    )
+    assert not missing.exists()
+    assert report["templates"].startswith("warning appeal, appeal-reminder compile; not rendered for contacts")
+    assert report["smtp"].startswith("failed ")
+    assert result.stderr.splitlines()[-1] == "2 of 4 checks failed; nothing was sent."
