@@ -24,7 +24,7 @@ from outreach.rendering.mime import Mailbox
 from outreach.rendering.previewing import Sender
 
 from .conftest import Env
-from .smtp_server import FaultyHandler, start_server
+from .smtp_server import FaultyHandler, free_port, start_server
 from .test_import import do_import
 from .test_signing import SELECTOR, make_key, resolver
 
@@ -317,3 +317,13 @@ def test_a_password_never_shows_and_a_refused_login_stops_the_sender(queued: Env
     with queued.sessions() as session:
         replies = " ".join(filter(None, session.scalars(select(OutboxMessage.last_reply))))
     assert "wrong staple secret" not in replies
+
+
+def test_a_server_that_cannot_be_reached_stops_the_run_and_uses_up_no_attempt(queued: Env) -> None:
+    configure(queued, free_port(), "")
+    result = queued.run("send", check=False)
+    assert result.returncode != 0
+    assert "cannot use the SMTP server: ConnectionRefusedError" in result.stderr
+    with queued.sessions() as session:
+        assert set(session.scalars(select(OutboxMessage.attempts))) == {0}
+    assert states(queued) == {"queued": 12}

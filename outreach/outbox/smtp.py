@@ -248,14 +248,10 @@ class SmtpTransport:
     def send(
         self, sender: str, recipient: str, data: bytes, before_commit: Callable[[], None], *, smtputf8: bool = False
     ) -> Reply:
-        """Send one message, connecting first if needed; a server that cannot be reached is a temporary failure."""
+        """Send one message, connecting first if needed. A server that cannot be reached (or refuses the login)
+        raises SmtpError: trying every other message against it would only use up their attempts."""
         if not self._connection.is_open:
-            try:
-                self._connection.open()
-            except SmtpError as error:
-                if "refused the login" in error.message or "refusing" in error.message:
-                    raise  # a configuration error: retrying every message would not help
-                return Reply(None, error.format_message())
+            self._connection.open()
         return self._connection.send(sender, recipient, data, before_commit, smtputf8=smtputf8)
 
     def close(self) -> None:
