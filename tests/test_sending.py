@@ -12,7 +12,7 @@ from random import Random
 
 import dkim
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from outreach.campaigns.catalog import create_campaign
 from outreach.campaigns.queueing import queue_step
@@ -327,3 +327,24 @@ def test_a_server_that_cannot_be_reached_stops_the_run_and_uses_up_no_attempt(qu
     with queued.sessions() as session:
         assert set(session.scalars(select(OutboxMessage.attempts))) == {0}
     assert states(queued) == {"queued": 12}
+
+
+def test_a_sender_whose_claim_was_taken_back_does_not_send_it(queued: Env, server: tuple[FaultyHandler, int]) -> None:
+    handler, port = server
+    clock = Clock()
+
+    class Overtaken(SmtpTransport):
+        """Another sender took the message back (its lease ran out) and claimed it again, mid-transaction."""
+
+        def send(self, sender: str, recipient: str, data: bytes, before_commit: Callable[[], None], *,
+                 smtputf8: bool = False) -> Reply:  # fmt: skip
+            with queued.sessions.begin() as session:
+                session.execute(update(OutboxMessage).where(OutboxMessage.recipient == recipient)
+                                .values(claimed_by="elsewhere:1"))  # fmt: skip
+            return super().send(sender, recipient, data, before_commit, smtputf8=smtputf8)
+
+    overtaken = sending(port, clock)
+    overtaken.connect = lambda: Overtaken(SmtpSettings("127.0.0.1", port, security="none", timeout=5))
+    with pytest.raises(RuntimeError, match="left state 'sending' under this sender's feet"):
+        drain(queued, overtaken)
+    assert handler.received == [], "its end-of-data mark never left: the other sender owns the message now"

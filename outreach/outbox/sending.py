@@ -190,8 +190,8 @@ def recover(sessions: sessionmaker[Session], now: datetime) -> dict[str, int]:
                 "the sender stopped after the end of data, before the server's answer was recorded")  # fmt: skip
             moved = connection.execute(
                 _move_statement(("state", "claimed_by", "lease_until", "updated_at", "last_reply")),
-                {"_id": message_id, "_from": state, "state": target, "claimed_by": None, "lease_until": None,
-                 "updated_at": now, "last_reply": note},
+                {"_id": message_id, "_from": state, "_by": worker, "state": target, "claimed_by": None,
+                 "lease_until": None, "updated_at": now, "last_reply": note},
             ).rowcount  # fmt: skip
             found[target] += moved or 0
     return found
@@ -199,17 +199,22 @@ def recover(sessions: sessionmaker[Session], now: datetime) -> dict[str, int]:
 
 @lru_cache(maxsize=32)
 def _move_statement(columns: tuple[str, ...]) -> Any:
-    """`UPDATE outbox SET <columns> WHERE id = :_id AND state = :_from`, built once per set of columns."""
+    """`UPDATE outbox SET <columns> WHERE id = :_id AND state = :_from AND claimed_by = :_by`, built once per set
+    of columns: a move is made only by the sender that holds the message, in the state it left it in. (Were a
+    claim's lease to run out, another sender could take the message back and claim it again: the old holder's
+    moves then find nothing, instead of sending it a second time.)"""
     return (
         update(_OUTBOX)
-        .where(_OUTBOX.c.id == bindparam("_id"), _OUTBOX.c.state == bindparam("_from"))
+        .where(_OUTBOX.c.id == bindparam("_id"), _OUTBOX.c.state == bindparam("_from"),
+               _OUTBOX.c.claimed_by == bindparam("_by"))
         .values({name: bindparam(name) for name in columns})
-    )
+    )  # fmt: skip
 
 
-def _move(connection: Connection, message_id: int, source: str, **values: Any) -> None:
+def _move(connection: Connection, message_id: int, source: str, holder: str, **values: Any) -> None:
     """One guarded move; a row that is no longer where we left it means another sender took it: stop loudly."""
-    moved = connection.execute(_move_statement(tuple(values)), {"_id": message_id, "_from": source, **values})
+    moved = connection.execute(_move_statement(tuple(values)),
+                               {"_id": message_id, "_from": source, "_by": holder, **values})  # fmt: skip
     if moved.rowcount != 1:
         raise RuntimeError(f"outbox message {message_id} left state {source!r} under this sender's feet")
 
@@ -250,14 +255,17 @@ def _claim(sessions: sessionmaker[Session], worker: str, now: datetime, due: Sel
     return sorted(claimed, key=lambda message: (message.next_attempt_at, message.id))
 
 
-def _give_back(sessions: sessionmaker[Session], messages: list[tuple[int, datetime]], now: datetime) -> None:
+def _give_back(
+    sessions: sessionmaker[Session], worker: str, messages: list[tuple[int, datetime]], now: datetime
+) -> None:
     """Return claimed messages that were not tried to the queue, each with the time it is due."""
     if not messages:
         return
     with _transaction(sessions) as connection:
         connection.execute(
             _move_statement(("state", "claimed_by", "lease_until", "next_attempt_at", "updated_at")),
-            [{"_id": message_id, "_from": "sending", "state": "queued", "claimed_by": None, "lease_until": None,
+            [{"_id": message_id, "_from": "sending", "_by": worker, "state": "queued", "claimed_by": None,
+              "lease_until": None,
               "next_attempt_at": due, "updated_at": now} for message_id, due in messages],
         )  # fmt: skip
 
@@ -296,11 +304,14 @@ class _Feed:
         self.error: BaseException | None = None
         self.senders: dict[int, Sender] = {}
         self.batch = 16 * sending.connections
+        self.claimed_at = sending.clock()
 
     def next(self) -> tuple[Claimed, Sender] | None:
         """The next message to send and who it is from, or None when the drain is over."""
         with self.lock:
             while not (self.finished or self.stop() or (self.limit is not None and self.handed >= self.limit)):
+                if self.buffer and self.sending.clock() - self.claimed_at > LEASE / 2:
+                    self._give_back_all()  # a slow pace kept these long: claim afresh rather than outlive the lease
                 if not self.buffer and not self._fill():
                     self.finished = True
                     break
@@ -319,7 +330,8 @@ class _Feed:
                 wait = pacer.domain_wait(domain, now)
                 if wait > 0:
                     # Not now for this domain: give the message back with its time, go on with other domains.
-                    _give_back(self.sessions, [(message.id, self.sending.clock() + timedelta(seconds=wait))],
+                    _give_back(self.sessions, self.sending.worker,
+                               [(message.id, self.sending.clock() + timedelta(seconds=wait))],
                                self.sending.clock())  # fmt: skip
                     self.report.deferred += 1
                     continue
@@ -338,9 +350,16 @@ class _Feed:
 
     def _fill(self) -> bool:
         room = self.batch if self.limit is None else min(self.batch, self.limit - self.handed)
-        claimed = _claim(self.sessions, self.sending.worker, self.sending.clock(), self.due, room)
+        self.claimed_at = self.sending.clock()
+        claimed = _claim(self.sessions, self.sending.worker, self.claimed_at, self.due, room)
         self.buffer.extend(claimed)
         return bool(claimed)
+
+    def _give_back_all(self) -> None:
+        """Give back what was claimed and not tried, due as it was (under the lock)."""
+        left = [(message.id, message.next_attempt_at) for message in self.buffer]
+        self.buffer.clear()
+        _give_back(self.sessions, self.sending.worker, left, self.sending.clock())
 
     def _pause(self, seconds: float) -> None:
         """Sleep, in short steps so that a stop request is heard."""
@@ -374,9 +393,7 @@ class _Feed:
     def close(self) -> None:
         """Give back what was claimed and not tried, due as it was."""
         with self.lock:
-            left = [(message.id, message.next_attempt_at) for message in self.buffer]
-            self.buffer.clear()
-        _give_back(self.sessions, left, self.sending.clock())
+            self._give_back_all()
 
 
 def drain_outbox(
@@ -440,7 +457,7 @@ def _work(sessions: sessionmaker[Session], sending: Sending, feed: _Feed, transp
     def flush() -> None:
         if pending:
             with _transaction(sessions) as connection:
-                _write_outcomes(connection, pending)
+                _write_outcomes(connection, sending.worker, pending)
             pending.clear()
 
     try:
@@ -458,7 +475,8 @@ def _work(sessions: sessionmaker[Session], sending: Sending, feed: _Feed, transp
                 # stays so: recovery makes it unknown, as it may have been delivered.
                 with _transaction(sessions) as connection:
                     connection.execute(_move_statement(("state", "claimed_by", "lease_until")),
-                                       {"_id": message.id, "_from": "sending", "state": "queued",
+                                       {"_id": message.id, "_from": "sending", "_by": sending.worker,
+                                        "state": "queued",
                                         "claimed_by": None, "lease_until": None})  # fmt: skip
                 raise
             pending.append((message.id, outcome))
@@ -510,8 +528,10 @@ def _send_one(sessions: sessionmaker[Session], sending: Sending, transport: Tran
 
     def before_commit() -> None:
         with _transaction(sessions) as connection:
-            _write_outcomes(connection, pending)
-            _move(connection, message.id, "sending", state="committing", updated_at=sending.clock())
+            _write_outcomes(connection, sending.worker, pending)
+            now = sending.clock()  # a fresh lease for the one ambiguous moment
+            _move(connection, message.id, "sending", sending.worker, state="committing", lease_until=now + LEASE,
+                  updated_at=now)  # fmt: skip
         pending.clear()
 
     reply = transport.send(
@@ -539,10 +559,10 @@ def _send_one(sessions: sessionmaker[Session], sending: Sending, transport: Tran
     return _Outcome(message.recipient, source, values, said, verdict is Verdict.BAD_ADDRESS, slow_down)
 
 
-def _write_outcomes(connection: Connection, outcomes: list[tuple[int, _Outcome]]) -> None:
+def _write_outcomes(connection: Connection, holder: str, outcomes: list[tuple[int, _Outcome]]) -> None:
     """Write what became of messages, each with its guarded move."""
     for message_id, outcome in outcomes:
-        _move(connection, message_id, outcome.source, **outcome.values)
+        _move(connection, message_id, outcome.source, holder, **outcome.values)
 
 
 def _flag_bad_address(sessions: sessionmaker[Session], message: Claimed, outcome: _Outcome) -> None:
