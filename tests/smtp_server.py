@@ -30,6 +30,7 @@ class FaultyHandler:
 
     received: list[Received] = field(default_factory=list)
     reject: dict[str, str] = field(default_factory=dict)  # recipient -> reply to RCPT
+    hang_up_at: set[str] = field(default_factory=set)  # recipients whose RCPT makes the server drop the line
     data_reply: str | None = None  # e.g. "451 4.3.0 try later"
     drop_after_data: bool = False
     delay: float = 0.0
@@ -39,6 +40,9 @@ class FaultyHandler:
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         self.peers.add(session.peer)
+        if address in self.hang_up_at:
+            server.transport.close()
+            return "421 closing"
         if address in self.reject:
             return self.reject[address]
         envelope.rcpt_tos.append(address)
@@ -72,11 +76,14 @@ def _authenticator(users: dict[str, str]) -> Any:
     return check
 
 
-def start_server(handler: FaultyHandler, users: dict[str, str] | None = None) -> Controller:
-    """Start a server on 127.0.0.1 and a free port; the caller stops it."""
-    options: dict[str, Any] = {"enable_SMTPUTF8": True}
+def start_server(handler: FaultyHandler, users: dict[str, str] | None = None, **tls: Any) -> Controller:
+    """Start a server on 127.0.0.1 and a free port; the caller stops it. `tls` takes aiosmtpd's TLS options:
+    `tls_context` (STARTTLS), `require_starttls`, or `ssl_context` (TLS from the first byte)."""
+    options: dict[str, Any] = {"enable_SMTPUTF8": True, **tls}
     if users is not None:
-        options |= {"authenticator": _authenticator(users), "auth_require_tls": False}
+        # AUTH only over STARTTLS when the server offers it; aiosmtpd does not count TLS from the first byte as
+        # TLS for this check, so there it is left to the client (which refuses AUTH in plain text itself).
+        options |= {"authenticator": _authenticator(users), "auth_require_tls": "tls_context" in tls}
     controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **options)
     controller.start()
     return controller

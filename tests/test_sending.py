@@ -348,3 +348,17 @@ def test_a_sender_whose_claim_was_taken_back_does_not_send_it(queued: Env, serve
     with pytest.raises(RuntimeError, match="left state 'sending' under this sender's feet"):
         drain(queued, overtaken)
     assert handler.received == [], "its end-of-data mark never left: the other sender owns the message now"
+
+
+def test_a_line_dropped_before_the_data_is_a_temporary_failure_and_the_message_goes_later_once(
+    queued: Env, server: tuple[FaultyHandler, int]
+) -> None:
+    handler, port = server
+    handler.hang_up_at.add("mp4@parliament1.example.org")
+    clock = Clock()
+    report = drain(queued, sending(port, clock))
+    assert (report.sent, report.retried, report.unknown) == (11, 1, 0), "nothing had gone: safe to send again"
+    handler.hang_up_at.clear()
+    clock.advance(3600)
+    assert drain(queued, sending(port, clock)).sent == 1
+    assert sorted(r.recipients[0] for r in handler.received) == EVERYONE

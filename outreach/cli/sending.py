@@ -17,7 +17,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from outreach.cli.output import JsonOption, emit_json, err
 from outreach.errors import ConfigError
 from outreach.outbox.pacing import Pacer, RateError, parse_rates
-from outreach.outbox.sending import Sending, SendReport, drain_outbox, retry_unknown, write_due_as_eml
+from outreach.outbox.sending import (
+    Sending,
+    SendReport,
+    count_due,
+    drain_outbox,
+    retry_unknown,
+    write_due_as_eml,
+)
 from outreach.outbox.signing import load_dkim_signer
 from outreach.outbox.smtp import SmtpTransport
 from outreach.workspace import Workspace
@@ -102,7 +109,8 @@ def send(
             err.print(f"Queued again {retry_unknown(sessions, _now(), campaign)} messages of unknown fate.")
         with Progress(TextColumn("Sending"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
                       console=err, transient=True, disable=not err.is_terminal) as progress:  # fmt: skip
-            task = progress.add_task("", total=limit)
+            due = count_due(sessions, _now(), campaign)
+            task = progress.add_task("", total=due if limit is None else min(due, limit))
 
             def show(report: SendReport) -> None:
                 progress.update(task, completed=report.tried,

@@ -28,7 +28,7 @@ from random import Random
 from typing import Any, NamedTuple, Protocol, cast
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Engine, Select, Table, bindparam, select, update
+from sqlalchemy import Connection, Engine, Select, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.campaigns.catalog import campaign_sender
@@ -581,6 +581,13 @@ def _slow_down(reply: Reply, recipient: str, server_pause: float) -> Callable[[P
         return lambda pacer, now: pacer.pause(now, server_pause)
     domain = recipient.rpartition("@")[2]
     return lambda pacer, now: pacer.slow_down(domain, now, 300)
+
+
+def count_due(sessions: sessionmaker[Session], now: datetime, campaign: str | None = None) -> int:
+    """How many queued messages of active campaigns are due by `now` (for a progress bar)."""
+    with _transaction(sessions) as connection:
+        due = _due(campaign).subquery()
+        return int(connection.execute(select(func.count()).select_from(due), {"now": now}).scalar_one())
 
 
 def retry_unknown(sessions: sessionmaker[Session], now: datetime, campaign: str | None = None) -> int:
