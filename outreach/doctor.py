@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from outreach.config import redact_url
 from outreach.contacts.directory import count_contacts
 from outreach.contacts.segments import Segment
-from outreach.db.engine import head_revision
+from outreach.db.engine import SCHEMA_HEAD
 from outreach.db.models import OutboxMessage
 from outreach.errors import ConfigError, OutreachError
 from outreach.outbox.pacing import RateError, parse_rates
@@ -145,7 +145,7 @@ def _database(workspace: Workspace) -> tuple[Check, sessionmaker[Session] | None
     except SQLAlchemyError as error:
         reason = str(getattr(error, "orig", None) or error).splitlines()[0]
         return Check("database", Status.FAILED, f"{place}: {reason}", "is OUTREACH_DATABASE_URL right?"), None
-    detail = f"{place}, revision {head_revision()}: {contacts} contacts, {queued or 0} queued outbox messages"
+    detail = f"{place}, revision {SCHEMA_HEAD}: {contacts} contacts, {queued or 0} queued outbox messages"
     return Check("database", Status.OK, detail), sessions
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from outreach.config import load_settings, redact_url
+from outreach.db.engine import SCHEMA_HEAD, head_revision
 from outreach.errors import ConfigError, WorkspaceError
 from outreach.workspace import init_workspace, open_workspace
 
@@ -56,3 +57,7 @@ def test_a_database_behind_the_code_is_refused_until_upgraded(tmp_path: Path) ->
     with pytest.raises(WorkspaceError, match=r"no tables yet.*outreach db upgrade"):
         _ = workspace.sessions
     workspace.close()
+
+
+def test_the_schema_head_every_command_checks_is_the_newest_migration() -> None:
+    assert head_revision() == SCHEMA_HEAD, "a new migration must update SCHEMA_HEAD in outreach/db/engine.py"
