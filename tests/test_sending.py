@@ -18,7 +18,8 @@ from outreach.campaigns.catalog import create_campaign
 from outreach.campaigns.queueing import queue_step
 from outreach.db.models import Contact, OutboxMessage
 from outreach.outbox.pacing import Pacer, parse_rates
-from outreach.outbox.sending import Sending, SendReport, drain_outbox, recover, retry_unknown, write_due_as_eml
+from outreach.outbox.records import requeue
+from outreach.outbox.sending import Sending, SendReport, drain_outbox, recover, write_due_as_eml
 from outreach.outbox.smtp import Reply, SmtpSettings, SmtpTransport
 from outreach.rendering.mime import Mailbox
 from outreach.rendering.previewing import Sender
@@ -143,7 +144,7 @@ def test_a_line_dropped_after_the_data_leaves_the_message_unknown_and_unsent_aga
     handler.drop_after_data = False
     assert drain(queued, sending(port, clock)).sent == 11
     assert states(queued) == {"sent": 11, "unknown": 1}
-    assert retry_unknown(queued.sessions, clock.wall()) == 1
+    assert requeue(queued.sessions, clock.wall(), states=("unknown",)) == 1
     assert drain(queued, sending(port, clock)).sent == 1
 
 
@@ -362,3 +363,30 @@ def test_a_line_dropped_before_the_data_is_a_temporary_failure_and_the_message_g
     clock.advance(3600)
     assert drain(queued, sending(port, clock)).sent == 1
     assert sorted(r.recipients[0] for r in handler.received) == EVERYONE
+
+
+def test_cli_outbox_lists_by_state_and_queues_failed_and_unknown_again_but_never_a_sent_one(
+    queued: Env, server: tuple[FaultyHandler, int]
+) -> None:
+    handler, port = server
+    handler.reject["mp0@parliament0.example.org"] = "550 5.7.1 Message refused by policy"
+    configure(queued, port, "OUTREACH_RATE_LIMIT=\nOUTREACH_DOMAIN_RATE_LIMIT=\n")
+    assert json.loads(queued.run("send", "--json").stdout)["failed"] == 1
+    listed = json.loads(queued.run("outbox", "list", "--state", "failed", "--json").stdout)
+    assert listed["counts"] == {"sent": 11, "failed": 1}
+    [failed] = listed["messages"]
+    assert (failed["recipient"], failed["state"], failed["attempts"]) == ("mp0@parliament0.example.org", "failed", 1)
+    assert failed["last_reply"].startswith("550 5.7.1")
+    human = queued.run("outbox", "list").stderr
+    assert "11 sent" in human and "1 failed" in human
+
+    sent_id = next(m["id"] for m in json.loads(queued.run("outbox", "list", "--json").stdout)["messages"]
+                   if m["state"] == "sent")  # fmt: skip
+    refused = queued.run("outbox", "retry", str(sent_id), check=False)
+    assert refused.returncode != 0 and f"outbox message {sent_id} is sent" in refused.stderr
+
+    del handler.reject["mp0@parliament0.example.org"]
+    assert json.loads(queued.run("outbox", "retry", str(failed["id"]), "--json").stdout) == {"queued": 1}
+    assert json.loads(queued.run("send", "--json").stdout)["sent"] == 1
+    assert sorted(r.recipients[0] for r in handler.received) == EVERYONE, "each once, the refused one at last"
+    assert queued.run("outbox", "retry", "--state", "sent", check=False).returncode != 0

@@ -17,12 +17,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from outreach.cli.output import JsonOption, emit_json, err
 from outreach.errors import ConfigError
 from outreach.outbox.pacing import Pacer, RateError, parse_rates
+from outreach.outbox.records import requeue
 from outreach.outbox.sending import (
     Sending,
     SendReport,
     count_due,
     drain_outbox,
-    retry_unknown,
     write_due_as_eml,
 )
 from outreach.outbox.signing import load_dkim_signer
@@ -106,7 +106,8 @@ def send(
         return
     with workspace.exclusive("send", wait=-1 if wait else 0), stop_on_signals() as stop:
         if retry_unknown_:
-            err.print(f"Queued again {retry_unknown(sessions, _now(), campaign)} messages of unknown fate.")
+            again = requeue(sessions, _now(), states=("unknown",), campaign=campaign)
+            err.print(f"Queued again {again} messages of unknown fate.")
         with Progress(TextColumn("Sending"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
                       console=err, transient=True, disable=not err.is_terminal) as progress:  # fmt: skip
             due = count_due(sessions, _now(), campaign)

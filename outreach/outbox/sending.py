@@ -590,17 +590,6 @@ def count_due(sessions: sessionmaker[Session], now: datetime, campaign: str | No
         return int(connection.execute(select(func.count()).select_from(due), {"now": now}).scalar_one())
 
 
-def retry_unknown(sessions: sessionmaker[Session], now: datetime, campaign: str | None = None) -> int:
-    """Queue the messages of unknown fate again, because the campaigner asked (they may arrive twice)."""
-    with _transaction(sessions) as connection:
-        query = update(_OUTBOX).where(_OUTBOX.c.state == "unknown")
-        if campaign:
-            ids = select(_CAMPAIGNS.c.id).where(_CAMPAIGNS.c.name == campaign).scalar_subquery()
-            query = query.where(_OUTBOX.c.campaign_id == ids)
-        moved = connection.execute(query.values(state="queued", next_attempt_at=now, updated_at=now)).rowcount
-    return moved or 0
-
-
 def write_due_as_eml(
     sessions: sessionmaker[Session], sending: Sending, folder: Path, *, campaign: str | None = None,
     limit: int | None = None,
