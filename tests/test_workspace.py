@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from dotenv import dotenv_values
 
-from outreach.config import load_settings, redact_url
+from outreach.config import KNOWN, load_settings, redact_url
 from outreach.db.engine import SCHEMA_HEAD, head_revision
 from outreach.errors import ConfigError, WorkspaceError
 from outreach.workspace import init_workspace, open_workspace
@@ -61,3 +62,24 @@ def test_a_database_behind_the_code_is_refused_until_upgraded(tmp_path: Path) ->
 
 def test_the_schema_head_every_command_checks_is_the_newest_migration() -> None:
     assert head_revision() == SCHEMA_HEAD, "a new migration must update SCHEMA_HEAD in outreach/db/engine.py"
+
+
+def test_env_example_documents_every_setting_with_its_default() -> None:
+    documented = dotenv_values(Path(__file__).parent.parent / ".env.example")
+    assert set(documented) == set(KNOWN)
+    assert {key: value or "" for key, value in documented.items()} == KNOWN
+
+
+@pytest.mark.parametrize(
+    ("line", "named"),
+    [
+        ("OUTREACH_SMTP_CONNECTIONS=0", "OUTREACH_SMTP_CONNECTIONS is '0'"),
+        ("OUTREACH_SMTP_CONNECTIONS=many", "OUTREACH_SMTP_CONNECTIONS is 'many'"),
+        ("OUTREACH_UNSUBSCRIBE_URL=http://appeal.example.org/u", "OUTREACH_UNSUBSCRIBE_URL is 'http://"),
+        ("OUTREACH_SMTP_SECURITY=ssl", "OUTREACH_SMTP_SECURITY is 'ssl'"),
+    ],
+)
+def test_a_sending_setting_that_cannot_work_is_named(tmp_path: Path, line: str, named: str) -> None:
+    (tmp_path / ".env").write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.").replace("?", r"\?")):
+        load_settings(tmp_path, {})
