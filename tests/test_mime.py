@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import email
 import email.policy
 from datetime import UTC, datetime
@@ -11,7 +12,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from outreach.rendering.mime import Mailbox, Message, MessageError, build_message, make_message_id, one_line
+from outreach.rendering.mime import (
+    Mailbox,
+    Message,
+    MessageError,
+    _quoted_printable,
+    build_message,
+    make_message_id,
+    one_line,
+)
 
 SEED_PARAGRAPH = (
     "For most NATO member countries, there can be no future security in Europe without a clear and indisputable "
@@ -179,3 +188,13 @@ def test_any_subject_name_and_text_survive_the_wire(subject: str, name: str, tex
     assert "".join(parsed["To"].addresses[0].display_name.split()) == "".join(one_line(name).split())
     expected = text.replace("\r\n", "\n").replace("\r", "\n")
     assert content(parsed) == (expected if expected.endswith("\n") else expected + "\n")
+
+
+@settings(max_examples=500)
+@given(st.lists(st.text(alphabet=" \t=.aZé€\u00a0-From", max_size=200), max_size=6))
+def test_quoted_printable_line_by_line_is_what_the_whole_text_would_give(lines: list[str]) -> None:
+    # The encoding is cached line by line; binascii on the whole text is the reference (soft breaks, blanks
+    # at a line's end, `=`).
+    text = "\r\n".join(lines) + "\r\n"
+    whole = binascii.b2a_qp(text.encode(), istext=True).decode("ascii")
+    assert "\r\n".join(map(_quoted_printable, text.split("\r\n"))) == whole

@@ -128,6 +128,7 @@ def _plain_enough(text: str, longest: int) -> bool:
     return text.isascii() and "=?" not in text and all(len(word) <= longest for word in text.split(" "))
 
 
+@lru_cache(maxsize=1024)  # the copies of one letter share their subject
 def unstructured(name: str, value: str) -> str:
     """Return a header line (without its CRLF) for free text such as the subject."""
     value = one_line(value)
@@ -150,6 +151,7 @@ def extra_header(name: str, value: str) -> str:
     return unstructured(name, value)
 
 
+@lru_cache(maxsize=1024)  # and their sender
 def mailbox(box: Mailbox) -> str:
     """Return a mailbox as it appears in From, To or Reply-To: the name encoded or quoted, the address bare."""
     if any(ch in box.address for ch in "\r\n<>, \t") or "@" not in box.address:
