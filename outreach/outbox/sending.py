@@ -2,9 +2,10 @@
 
 Short transactions, none held across the network (STYLE 6): the claim of a small batch (`queued` -> `sending`,
 with a lease), then for each message the commit point (`sending` -> `committing`, written just before its
-end-of-data mark leaves) and its outcome (`sent`, back to `queued` with a later attempt, `failed`, or `unknown`).
-Each move is a guarded UPDATE that checks its row count, so two senders can never both own a message. A message
-left in `committing` by a sender that died is `unknown`: it may have been delivered, and is resent only on request.
+end-of-data mark leaves) and its outcome (`sent`, back to `queued` with a later attempt, `failed`, or `unknown`),
+written in the same transaction as the next message's commit point. Each move is a guarded UPDATE on the state
+and the holder that checks its row count, so two senders can never both own a message. A message left in
+`committing` by a sender that died is `unknown`: it may have been delivered, and is resent only on request.
 
 `OUTREACH_SMTP_CONNECTIONS` connections send side by side, one thread each, fed by one `_Feed` that claims, paces
 and hands out messages under a lock. The hot path uses prepared Core statements on the outbox table: the ORM's
