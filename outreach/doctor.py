@@ -22,10 +22,10 @@ from outreach.db.engine import SCHEMA_HEAD
 from outreach.db.models import OutboxMessage
 from outreach.errors import ConfigError, OutreachError
 from outreach.outbox.pacing import RateError, parse_rates
-from outreach.outbox.signing import load_dkim_signer
 from outreach.outbox.smtp import SmtpConnection, SmtpError, SmtpSettings, is_loopback
 from outreach.outbox.states import State
 from outreach.rendering.environment import FALLBACK_LANGUAGE, SUBJECT, first_letter_of, template_names
+from outreach.rendering.mime import Mailbox
 from outreach.rendering.previewing import Sender, check_template, compile_template
 from outreach.workspace import Workspace
 
@@ -88,7 +88,7 @@ def _settings(workspace: Workspace) -> Check:
             parse_rates(text)
         except RateError as error:
             problems.append((f"{key}: {error}", "write a rate as N/unit, several with commas: 1/second, 500/day"))
-    dkim = _dkim_problem(workspace, sender.mailbox.address if sender and sender.mailbox else "")
+    dkim = _dkim_problem(workspace, sender.mailbox if sender else None)
     if dkim:
         problems.append((dkim, "OUTREACH_DKIM_KEY is the path of a PEM private key, relative to the workspace"))
     if problems:
@@ -108,14 +108,10 @@ def _settings(workspace: Workspace) -> Check:
     return Check("settings", Status.OK, detail)
 
 
-def _dkim_problem(workspace: Workspace, sender: str) -> str | None:
+def _dkim_problem(workspace: Workspace, sender: Mailbox | None) -> str | None:
     """What is wrong with the DKIM key, if one is set: the same full check `outreach send` makes at its start."""
-    settings = workspace.settings
-    if not settings.dkim_key:
-        return None
-    domain = settings.dkim_domain or sender.rpartition("@")[2]
     try:
-        load_dkim_signer(workspace.root / settings.dkim_key, settings.dkim_selector, domain)
+        workspace.dkim_signer(sender)
     except ConfigError as error:
         return f"OUTREACH_DKIM_KEY: {f'{error.where}: ' if error.where else ''}{error.message}"
     return None

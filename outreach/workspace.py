@@ -17,7 +17,9 @@ from outreach.config import ENV_FILE, Settings, load_settings
 from outreach.db.engine import make_engine, make_session_factory, require_current, upgrade
 from outreach.errors import WorkspaceError
 from outreach.locks import exclusive
+from outreach.outbox.signing import DkimSigner, load_dkim_signer
 from outreach.outbox.smtp import SmtpSettings
+from outreach.rendering.mime import Mailbox
 from outreach.rendering.previewing import Sender, parse_mailbox
 
 ENV_EXAMPLE = ".env.example"
@@ -66,6 +68,15 @@ class Workspace:
         """Where and how to reach the SMTP server."""
         s = self.settings
         return SmtpSettings(s.smtp_host, s.smtp_port, s.smtp_security, s.smtp_username, s.smtp_password, timeout)
+
+    def dkim_signer(self, sender: Mailbox | None) -> DkimSigner | None:
+        """The DKIM signer the settings name (its key checked by signing once), or None when no key is set; the
+        signing domain defaults to the sender's."""
+        s = self.settings
+        if not s.dkim_key:
+            return None
+        domain = s.dkim_domain or (sender.address.rpartition("@")[2] if sender else "")
+        return load_dkim_signer(self.root / s.dkim_key, s.dkim_selector, domain)
 
     def exclusive(self, job: str, *, wait: float = 0) -> AbstractContextManager[None]:
         """One `job` at a time on a SQLite database (a lock file beside it); PostgreSQL shares the work itself."""

@@ -25,7 +25,6 @@ from outreach.outbox.sending import (
     drain_outbox,
     write_due_as_eml,
 )
-from outreach.outbox.signing import load_dkim_signer
 from outreach.outbox.smtp import SmtpTransport
 from outreach.workspace import Workspace
 
@@ -45,13 +44,10 @@ def build_sending(workspace: Workspace) -> Sending:
     except RateError as error:
         raise ConfigError(str(error), hint="OUTREACH_RATE_LIMIT and OUTREACH_DOMAIN_RATE_LIMIT") from None
     smtp = workspace.smtp_settings()
-    sign = None
-    if settings.dkim_key:
-        domain = settings.dkim_domain or sender.mailbox.address.rpartition("@")[2]
-        sign = load_dkim_signer(workspace.root / settings.dkim_key, settings.dkim_selector, domain).sign
+    signer = workspace.dkim_signer(sender.mailbox)
     return Sending(lambda: SmtpTransport(smtp), sender.mailbox, sender.reply_to, pacer, _now, time.monotonic,
                    connections=settings.smtp_connections, unsubscribe_mailto=settings.unsubscribe_mailto,
-                   unsubscribe_url=settings.unsubscribe_url, sign=sign)  # fmt: skip
+                   unsubscribe_url=settings.unsubscribe_url, sign=signer.sign if signer else None)  # fmt: skip
 
 
 @contextmanager

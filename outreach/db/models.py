@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, overload
 
 from sqlalchemy import (
     JSON,
@@ -33,6 +33,15 @@ NAMING = {
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 Instant = DateTime(timezone=True)
+
+
+@overload
+def as_utc(instant: datetime) -> datetime: ...
+@overload
+def as_utc(instant: None) -> None: ...
+def as_utc(instant: datetime | None) -> datetime | None:
+    """An Instant as read back: SQLite returns it naive, though it was stored in UTC; PostgreSQL, aware."""
+    return instant.replace(tzinfo=UTC) if instant is not None and instant.tzinfo is None else instant
 
 
 class Base(DeclarativeBase):

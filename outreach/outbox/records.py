@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.campaigns.catalog import find_campaign
-from outreach.db.models import Campaign, CampaignStep, OutboxMessage
+from outreach.db.models import Campaign, CampaignStep, OutboxMessage, as_utc
 from outreach.errors import InvalidValueError, NotFoundError
 from outreach.outbox.states import State
 
@@ -46,10 +46,6 @@ class OutboxEntry:
         return values
 
 
-def _aware(instant: datetime | None) -> datetime | None:
-    return instant.replace(tzinfo=UTC) if instant is not None and instant.tzinfo is None else instant
-
-
 def list_outbox(
     sessions: sessionmaker[Session], *, states: Sequence[str] = (), campaign: str | None = None, limit: int = 100
 ) -> tuple[list[OutboxEntry], dict[str, int]]:
@@ -76,7 +72,7 @@ def list_outbox(
             counts[state] = counts.get(state, 0) + 1
         entries = [
             OutboxEntry(message.id, name, position, message.recipient, message.state, message.attempts,
-                        _aware(message.next_attempt_at), _aware(message.sent_at), message.last_reply,
+                        as_utc(message.next_attempt_at), as_utc(message.sent_at), message.last_reply,
                         message.message_id)
             for message, name, position in session.execute(query.limit(limit))
         ]  # fmt: skip

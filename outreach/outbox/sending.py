@@ -22,7 +22,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from random import Random
@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from outreach.campaigns.catalog import campaign_sender
 from outreach.contacts.addresses import parse_address
 from outreach.contacts.directory import suppress_address
-from outreach.db.models import Campaign, Contact, OutboxBody, OutboxMessage
+from outreach.db.models import Campaign, Contact, OutboxBody, OutboxMessage, as_utc
 from outreach.outbox.pacing import Pacer
 from outreach.outbox.signing import unsubscribe_headers
 from outreach.outbox.smtp import Reply
@@ -129,6 +129,11 @@ class Sending:
         return Sender(self.sender, "", self.reply_to)
 
 
+def domain_of(address: str) -> str:
+    """The recipient domain an address's pace is counted under."""
+    return address.rpartition("@")[2].lower()
+
+
 def worker_name() -> str:
     """Who claims: host and process, so that a glance at the outbox says which sender holds what."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -169,11 +174,6 @@ def _transaction(sessions: sessionmaker[Session]) -> Iterator[Connection]:
         yield connection
 
 
-def _aware(instant: datetime) -> datetime:
-    """SQLite hands back naive datetimes for what was stored as UTC."""
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
-
-
 def recover(sessions: sessionmaker[Session], now: datetime) -> dict[str, int]:
     """Take back what a stopped sender left (its lease ran out, or its process on this host is gone): a claim
     without data sent is queued again; one that may have sent its end-of-data mark becomes unknown."""
@@ -184,7 +184,7 @@ def recover(sessions: sessionmaker[Session], now: datetime) -> dict[str, int]:
             .where(_OUTBOX.c.state.in_(("sending", "committing")))
         ).all()  # fmt: skip
         for message_id, state, worker, lease_until in held:
-            if not (_gone(worker) or (lease_until is not None and _aware(lease_until) < now)):
+            if not (_gone(worker) or (lease_until is not None and as_utc(lease_until) < now)):
                 continue
             target = "queued" if state == "sending" else "unknown"
             note = None if target == "queued" else (
@@ -266,8 +266,7 @@ def _give_back(
         connection.execute(
             _move_statement(("state", "claimed_by", "lease_until", "next_attempt_at", "updated_at")),
             [{"_id": message_id, "_from": "sending", "_by": worker, "state": "queued", "claimed_by": None,
-              "lease_until": None,
-              "next_attempt_at": due, "updated_at": now} for message_id, due in messages],
+              "lease_until": None, "next_attempt_at": due, "updated_at": now} for message_id, due in messages],
         )  # fmt: skip
 
 
@@ -281,7 +280,7 @@ def _recent_sends(sessions: sessionmaker[Session], now: datetime, window: float)
                                                                  _OUTBOX.c.sent_at > since)  # fmt: skip
     with _transaction(sessions) as connection:
         for recipient, sent_at in connection.execute(query):
-            ages[recipient.rpartition("@")[2].lower()].append((now - _aware(sent_at)).total_seconds())
+            ages[domain_of(recipient)].append((now - as_utc(sent_at)).total_seconds())
     return ages
 
 
@@ -317,7 +316,7 @@ class _Feed:
                     self.finished = True
                     break
                 message = self.buffer[0]
-                domain = message.recipient.rpartition("@")[2].lower()
+                domain = domain_of(message.recipient)
                 pacer, now = self.sending.pacer, self.sending.monotonic()
                 wait = pacer.global_wait(now)
                 if wait > LONGEST_PAUSE:
@@ -346,8 +345,7 @@ class _Feed:
         with self.lock:
             if not self.buffer or self.finished:
                 return False
-            domain = self.buffer[0].recipient.rpartition("@")[2]
-            return self.sending.pacer.wait(domain, self.sending.monotonic()) == 0
+            return self.sending.pacer.wait(domain_of(self.buffer[0].recipient), self.sending.monotonic()) == 0
 
     def _fill(self) -> bool:
         room = self.batch if self.limit is None else min(self.batch, self.limit - self.handed)
@@ -472,13 +470,10 @@ def _work(sessions: sessionmaker[Session], sending: Sending, feed: _Feed, transp
                 outcome = _send_one(sessions, sending, transport, message, sender, pending)
             except BaseException:
                 flush()
-                # Nothing went out for a message still `sending`: it goes back to the queue. One `committing`
-                # stays so: recovery makes it unknown, as it may have been delivered.
-                with _transaction(sessions) as connection:
-                    connection.execute(_move_statement(("state", "claimed_by", "lease_until")),
-                                       {"_id": message.id, "_from": "sending", "_by": sending.worker,
-                                        "state": "queued",
-                                        "claimed_by": None, "lease_until": None})  # fmt: skip
+                # Nothing went out for a message still `sending`: it goes back to the queue, due as it was. One
+                # `committing` stays so (the move finds nothing): recovery makes it unknown, as it may have been
+                # delivered.
+                _give_back(sessions, sending.worker, [(message.id, message.next_attempt_at)], sending.clock())
                 raise
             pending.append((message.id, outcome))
             if outcome.bad_address:
@@ -580,7 +575,7 @@ def _slow_down(reply: Reply, recipient: str, server_pause: float) -> Callable[[P
     4.7.x: too many or too fast for that recipient's domain, so hold that domain back five minutes."""
     if reply.code == 421:
         return lambda pacer, now: pacer.pause(now, server_pause)
-    domain = recipient.rpartition("@")[2]
+    domain = domain_of(recipient)
     return lambda pacer, now: pacer.slow_down(domain, now, 300)
 
 
