@@ -79,4 +79,7 @@ def demo(
     finally:
         workspace.close()
     err.print(f"\nThe demo workspace is {root}. Try: cd {root} && outreach contacts list --segment tag:wave-1")
-    err.print("Sending, follow-ups, the response log and reports are not built yet.")
+    err.print(
+        "The demo stops before sending (`outreach send` is built; the demo sends in a later version); "
+        "follow-ups, the response log and reports are not built yet."
+    )
