@@ -227,14 +227,15 @@ def main() -> int:
                     entry["pipelining_ratio"] = round(entry["pipelining_per_second"] / entry["baseline_per_second"], 2)
             runs.append(entry)
             say(f"(b) run {run + 1}: " + ", ".join(f"{key} {value}" for key, value in entry.items()))
-        result["send"] = {"runs": runs, "median_per_second": statistics.median(r["per_second"] for r in runs)}
-        if with_baseline:
+        if runs:  # --runs 0 skips (b)
+            result["send"] = {"runs": runs, "median_per_second": statistics.median(r["per_second"] for r in runs)}
+        if runs and with_baseline:
             result["send"]["median_ratio"] = statistics.median(r["ratio"] for r in runs)
-            result["send"]["median_pipelining_ratio"] = statistics.median(r["pipelining_ratio"] for r in runs)
-            say(
-                f"(b) median ratio to the baseline: {result['send']['median_ratio']}, "
-                f"{result['send']['median_pipelining_ratio']} with PIPELINING"
-            )
+            said = f"(b) median ratio to the baseline: {result['send']['median_ratio']}"
+            if not args.no_pipelining:
+                result["send"]["median_pipelining_ratio"] = statistics.median(r["pipelining_ratio"] for r in runs)
+                said += f", {result['send']['median_pipelining_ratio']} with PIPELINING"
+            say(said)
 
         if not args.no_delayed:
             count = min(args.delayed_count, args.count)

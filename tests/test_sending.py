@@ -156,7 +156,7 @@ def test_a_sender_that_died_mid_commit_leaves_unknown_and_one_that_died_before_l
 
     class Dies(SmtpTransport):
         def send(self, sender: str, recipient: str, data: bytes, before_commit: Callable[[], None], *,
-                 smtputf8: bool = False) -> Reply:  # fmt: skip
+                 smtputf8: bool = False, while_waiting: Callable[[], None] | None = None) -> Reply:  # fmt: skip
             before_commit()
             raise KeyboardInterrupt  # the process is killed right after the commit point
 
@@ -338,11 +338,11 @@ def test_a_sender_whose_claim_was_taken_back_does_not_send_it(queued: Env, serve
         """Another sender took the message back (its lease ran out) and claimed it again, mid-transaction."""
 
         def send(self, sender: str, recipient: str, data: bytes, before_commit: Callable[[], None], *,
-                 smtputf8: bool = False) -> Reply:  # fmt: skip
+                 smtputf8: bool = False, while_waiting: Callable[[], None] | None = None) -> Reply:  # fmt: skip
             with queued.sessions.begin() as session:
                 session.execute(update(OutboxMessage).where(OutboxMessage.recipient == recipient)
                                 .values(claimed_by="elsewhere:1"))  # fmt: skip
-            return super().send(sender, recipient, data, before_commit, smtputf8=smtputf8)
+            return super().send(sender, recipient, data, before_commit, smtputf8=smtputf8, while_waiting=while_waiting)
 
     overtaken = sending(port, clock)
     overtaken.connect = lambda: Overtaken(SmtpSettings("127.0.0.1", port, security="none", timeout=5))

@@ -132,3 +132,19 @@ def test_a_421_in_the_middle_ends_the_transaction_and_the_connection(
     assert classify_reply(reply.code, reply.text) is Verdict.SLOW_DOWN
     assert not connection.is_open, "the server closes after a 421, and so does the client"
     assert handler.received == []
+
+
+def test_an_address_that_would_forge_a_command_is_refused_before_anything_is_sent(
+    connection: SmtpConnection, handler: FaultyHandler
+) -> None:
+    forged = "b@example.org>\r\nRCPT TO:<c@example.org"
+    with pytest.raises(SmtpError, match="would break the SMTP command"):
+        connection.send("a@example.org", forged, MESSAGE, lambda: None)
+    assert handler.received == []
+
+
+def test_the_wait_for_the_answer_is_lent_out_after_the_end_of_data_mark(connection: SmtpConnection) -> None:
+    events: list[str] = []
+    reply = connection.send("a@example.org", "b@example.org", MESSAGE, lambda: events.append("commit"),
+                            while_waiting=lambda: events.append("waiting"))  # fmt: skip
+    assert reply.ok and events == ["commit", "waiting"]

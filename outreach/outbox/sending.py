@@ -20,7 +20,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -54,7 +54,14 @@ class Transport(Protocol):
     """What sending needs from SMTP (or from the .eml writer of a dry run)."""
 
     def send(
-        self, sender: str, recipient: str, data: bytes, before_commit: Callable[[], None], *, smtputf8: bool = False
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        before_commit: Callable[[], None],
+        *,
+        smtputf8: bool = False,
+        while_waiting: Callable[[], None] | None = None,
     ) -> Reply: ...
 
     def close(self) -> None: ...
@@ -306,46 +313,50 @@ class _Feed:
         self.batch = 16 * sending.connections
         self.claimed_at = sending.clock()
 
-    def next(self) -> tuple[Claimed, Sender] | None:
-        """The next message to send and who it is from, or None when the drain is over."""
-        with self.lock:
-            while not (self.finished or self.stop() or (self.limit is not None and self.handed >= self.limit)):
-                if self.buffer and self.sending.clock() - self.claimed_at > LEASE / 2:
-                    self._give_back_all()  # a slow pace kept these long: claim afresh rather than outlive the lease
-                if not self.buffer and not self._fill():
-                    self.finished = True
-                    break
-                message = self.buffer[0]
-                domain = domain_of(message.recipient)
-                pacer, now = self.sending.pacer, self.sending.monotonic()
-                wait = pacer.global_wait(now)
-                if wait > LONGEST_PAUSE:
-                    self.report.paused_until = self.sending.clock() + timedelta(seconds=wait)
-                    self.finished = True
-                    break
-                if wait > 0:
-                    self._pause(wait)  # everyone waits for the global rate: the lock is held on purpose
-                    continue
-                self.buffer.popleft()
-                wait = pacer.domain_wait(domain, now)
-                if wait > 0:
-                    # Not now for this domain: give the message back with its time, go on with other domains.
-                    _give_back(self.sessions, self.sending.worker,
-                               [(message.id, self.sending.clock() + timedelta(seconds=wait))],
-                               self.sending.clock())  # fmt: skip
-                    self.report.deferred += 1
-                    continue
-                pacer.take(domain, now)
-                self.handed += 1
-                return message, self._sender(message.campaign_id)
+    def next(self, *, block: bool = True) -> tuple[Claimed, Sender] | None:
+        """The next message to send and who it is from, or None when the drain is over (or, with `block` False,
+        when the global rate would make it wait first, or another connection is busy in the feed)."""
+        if not self.lock.acquire(blocking=block):
             return None
+        try:
+            return self._next(block)
+        finally:
+            self.lock.release()
 
-    def ready(self) -> bool:
-        """True when a message may go at once, without claiming or waiting first."""
-        with self.lock:
-            if not self.buffer or self.finished:
-                return False
-            return self.sending.pacer.wait(domain_of(self.buffer[0].recipient), self.sending.monotonic()) == 0
+    def _next(self, block: bool) -> tuple[Claimed, Sender] | None:
+        """`next`, under the lock."""
+        while not (self.finished or self.stop() or (self.limit is not None and self.handed >= self.limit)):
+            if self.buffer and self.sending.clock() - self.claimed_at > LEASE / 2:
+                self._give_back_all()  # a slow pace kept these long: claim afresh rather than outlive the lease
+            if not self.buffer and not self._fill():
+                self.finished = True
+                break
+            message = self.buffer[0]
+            domain = domain_of(message.recipient)
+            pacer, now = self.sending.pacer, self.sending.monotonic()
+            wait = pacer.global_wait(now)
+            if wait > LONGEST_PAUSE:
+                self.report.paused_until = self.sending.clock() + timedelta(seconds=wait)
+                self.finished = True
+                break
+            if wait > 0:
+                if not block:
+                    return None
+                self._pause(wait)  # everyone waits for the global rate: the lock is held on purpose
+                continue
+            self.buffer.popleft()
+            wait = pacer.domain_wait(domain, now)
+            if wait > 0:
+                # Not now for this domain: give the message back with its time, go on with other domains.
+                _give_back(self.sessions, self.sending.worker,
+                           [(message.id, self.sending.clock() + timedelta(seconds=wait))],
+                           self.sending.clock())  # fmt: skip
+                self.report.deferred += 1
+                continue
+            pacer.take(domain, now)
+            self.handed += 1
+            return message, self._sender(message.campaign_id)
+        return None
 
     def _fill(self) -> bool:
         room = self.batch if self.limit is None else min(self.batch, self.limit - self.handed)
@@ -442,6 +453,14 @@ def drain_outbox(
     return report
 
 
+class _Ready(NamedTuple):
+    """A message taken from the feed, with who sends it and the bytes that go on the wire."""
+
+    message: Claimed
+    sender: Sender
+    data: bytes
+
+
 def _work(sessions: sessionmaker[Session], sending: Sending, feed: _Feed, transport: Transport,
           progress: Callable[[SendReport], None] | None) -> None:  # fmt: skip
     """One connection's loop: take the next message from the feed and send it, until the feed runs dry.
@@ -450,8 +469,13 @@ def _work(sessions: sessionmaker[Session], sending: Sending, feed: _Feed, transp
     a message instead of two; when no next message is ready at once, it is written on its own. So at most one
     message of a connection is ever between its end-of-data mark and its recorded outcome, and a kill leaves
     at most that one unknown.
+
+    While the server digests a message's data, the next message is taken and built (`ahead`): time the
+    connection would otherwise spend waiting. It goes back to the queue if the drain stops or the server asks
+    for a pause instead.
     """
     pending: list[tuple[int, _Outcome]] = []  # the outcome not yet written, at most one
+    ahead: list[_Ready] = []  # the next message, at most one
 
     def flush() -> None:
         if pending:
@@ -459,30 +483,49 @@ def _work(sessions: sessionmaker[Session], sending: Sending, feed: _Feed, transp
                 _write_outcomes(connection, sending.worker, pending)
             pending.clear()
 
+    def take_ahead() -> None:
+        if (item := feed.next(block=False)) is not None:
+            ahead.append(_ready(sending, *item))
+
+    def give_back(ready: list[_Ready]) -> None:
+        _give_back(sessions, sending.worker, [(r.message.id, r.message.next_attempt_at) for r in ready],
+                   sending.clock())  # fmt: skip
+        ready.clear()
+
+    current: list[_Ready] = []
     try:
         while True:
-            if not feed.ready():
+            if ahead and not feed.stop():
+                current.append(ahead.pop())
+            else:
+                give_back(ahead)
                 flush()  # the next message may be a while: do not leave this outcome unwritten meanwhile
-            if (item := feed.next()) is None:
-                break
-            message, sender = item
-            try:
-                outcome = _send_one(sessions, sending, transport, message, sender, pending)
-            except BaseException:
-                flush()
-                # Nothing went out for a message still `sending`: it goes back to the queue, due as it was. One
-                # `committing` stays so (the move finds nothing): recovery makes it unknown, as it may have been
-                # delivered.
-                _give_back(sessions, sending.worker, [(message.id, message.next_attempt_at)], sending.clock())
-                raise
+                if (item := feed.next()) is None:
+                    break
+                current.append(_ready(sending, *item))
+            outcome = _send_one(sessions, sending, transport, current[0], pending, take_ahead)
+            message = current.pop().message
             pending.append((message.id, outcome))
+            if outcome.slow_down:
+                give_back(ahead)  # the server asked for a pause: the message taken ahead waits its turn
             if outcome.bad_address:
                 flush()
                 _flag_bad_address(sessions, message, outcome)
             feed.record(outcome.count, progress, outcome.slow_down)
         flush()
     except BaseException as error:
-        feed.fail(error)
+        feed.fail(error)  # the error the drain reports, even if the tidying below fails too
+        # Nothing went out for a message still `sending`: it goes back to the queue, due as it was. One
+        # `committing` stays so (the move finds nothing): recovery makes it unknown, as it may have been delivered.
+        # Should the database itself have failed, the leases run out and recovery does the same later.
+        with suppress(Exception):
+            flush()
+            give_back(current + ahead)
+
+
+def _ready(sending: Sending, message: Claimed, sender: Sender) -> _Ready:
+    """The message with its wire bytes."""
+    return _Ready(message, sender, wire_bytes(sending, message, sending.clock(), sender))
 
 
 def wire_bytes(sending: Sending, message: Claimed, now: datetime, sender: Sender) -> bytes:
@@ -516,11 +559,11 @@ class _Outcome:
             report.failures.append((self.recipient, self.said))
 
 
-def _send_one(sessions: sessionmaker[Session], sending: Sending, transport: Transport, message: Claimed,
-              sender: Sender, pending: list[tuple[int, _Outcome]]) -> _Outcome:  # fmt: skip
+def _send_one(sessions: sessionmaker[Session], sending: Sending, transport: Transport, ready: _Ready,
+              pending: list[tuple[int, _Outcome]], while_waiting: Callable[[], None]) -> _Outcome:  # fmt: skip
     """Run one SMTP transaction (the commit point, with the `pending` outcome of the message before, written just
     before the end-of-data mark) and say what became of the message; the caller records it."""
-    data = wire_bytes(sending, message, sending.clock(), sender)
+    message, sender, data = ready
 
     def before_commit() -> None:
         with _transaction(sessions) as connection:
@@ -532,7 +575,7 @@ def _send_one(sessions: sessionmaker[Session], sending: Sending, transport: Tran
 
     reply = transport.send(
         (sender.mailbox or sending.sender).address, message.recipient, data, before_commit,
-        smtputf8=not message.recipient.isascii(),
+        smtputf8=not message.recipient.isascii(), while_waiting=while_waiting,
     )  # fmt: skip
     verdict = classify_reply(reply.code, reply.text, after_data_mark=reply.after_data_mark)
     said = f"{reply.code or '-'} {reply.text}".strip()

@@ -143,9 +143,17 @@ class SmtpConnection:
         return self.offers("smtputf8")
 
     def send(
-        self, sender: str, recipient: str, data: bytes, before_commit: Callable[[], None], *, smtputf8: bool = False
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        before_commit: Callable[[], None],
+        *,
+        smtputf8: bool = False,
+        while_waiting: Callable[[], None] | None = None,
     ) -> Reply:
-        """Run one transaction; call `before_commit` just before the end-of-data mark goes out."""
+        """Run one transaction; call `before_commit` just before the end-of-data mark goes out, and
+        `while_waiting` once it is out, while the server digests the data and before its answer is read."""
         smtp = self._smtp
         if smtp is None:
             raise SmtpError("the connection is not open", where=self.where)
@@ -161,6 +169,8 @@ class SmtpConnection:
             before_commit()
             committing = True
             smtp.send(b".\r\n")
+            if while_waiting is not None:
+                while_waiting()
             code, text = smtp.getreply()
             if code == 421:
                 self.close()
@@ -174,27 +184,27 @@ class SmtpConnection:
 
         Where the server offers PIPELINING (RFC 2920), the three commands go in one write and their replies are
         read together: one round trip instead of three. DATA ends the group, as section 3.1 asks, and the body
-        goes only after its 354.
+        goes only after its 354. Elsewhere each command waits for its reply, and the first refusal ends it.
         """
-        if not smtp.has_extn("pipelining"):
-            code, text = smtp.mail(sender, options)
-            if code != 250:
-                return self._refused(code, text)
-            code, text = smtp.rcpt(recipient)
-            if code not in (250, 251):
-                return self._refused(code, text)
-            code, text = smtp.docmd("DATA")
-            return None if code == 354 else self._refused(code, text)
         extra = "".join(f" {option}" for option in options)
-        commands = f"MAIL FROM:{smtplib.quoteaddr(sender)}{extra}\r\nRCPT TO:{smtplib.quoteaddr(recipient)}\r\nDATA\r\n"
-        smtp.send(commands.encode("utf-8" if options else "ascii"))
+        commands = [f"MAIL FROM:{_path(sender)}{extra}", f"RCPT TO:{_path(recipient)}", "DATA"]
+        wanted = ((250,), (250, 251), (354,))
+        encoding = "utf-8" if options else "ascii"
+        if not smtp.has_extn("pipelining"):
+            for command, codes in zip(commands, wanted, strict=True):
+                smtp.send(f"{command}\r\n".encode(encoding))
+                code, text = smtp.getreply()
+                if code not in codes:
+                    return self._refused(code, text)
+            return None
+        smtp.send("".join(f"{command}\r\n" for command in commands).encode(encoding))
         replies = []
-        for _ in range(3):  # every reply is read, whatever the first ones said, unless the server hangs up
+        for _ in commands:  # every reply is read, whatever the first ones said, unless the server hangs up
             replies.append(smtp.getreply())
             if replies[-1][0] == 421:
                 return self._refused(*replies[-1])
-        for (code, text), wanted in zip(replies, ((250,), (250, 251), (354,)), strict=True):
-            if code not in wanted:
+        for (code, text), codes in zip(replies, wanted, strict=True):
+            if code not in codes:
                 if replies[2][0] == 354:  # a server that waits for data anyway gets none: an empty message
                     smtp.send(b".\r\n")  # with no valid recipient, which it cannot deliver
                     smtp.getreply()
@@ -230,6 +240,14 @@ class SmtpConnection:
             smtp.close()
 
 
+def _path(address: str) -> str:
+    """An address as a reverse- or forward-path (RFC 5321 4.1.2): `<address>`, `<>` for the null sender. The
+    addresses were checked long before; a line break or bracket here would forge a command, so it is refused."""
+    if any(character in address for character in "\r\n<>"):
+        raise SmtpError(f"refusing the address {address!r}: it would break the SMTP command")
+    return f"<{address}>"
+
+
 def _dot_stuffed(data: bytes) -> bytes:
     """The message as DATA carries it: CRLF line ends, a leading dot doubled (RFC 5321 4.5.2), ending in CRLF."""
     if not data.endswith(b"\r\n"):
@@ -246,13 +264,22 @@ class SmtpTransport:
         self._connection = SmtpConnection(settings, context)
 
     def send(
-        self, sender: str, recipient: str, data: bytes, before_commit: Callable[[], None], *, smtputf8: bool = False
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        before_commit: Callable[[], None],
+        *,
+        smtputf8: bool = False,
+        while_waiting: Callable[[], None] | None = None,
     ) -> Reply:
         """Send one message, connecting first if needed. A server that cannot be reached (or refuses the login)
         raises SmtpError: trying every other message against it would only use up their attempts."""
         if not self._connection.is_open:
             self._connection.open()
-        return self._connection.send(sender, recipient, data, before_commit, smtputf8=smtputf8)
+        return self._connection.send(
+            sender, recipient, data, before_commit, smtputf8=smtputf8, while_waiting=while_waiting
+        )
 
     def close(self) -> None:
         """Say goodbye to the server."""
