@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
@@ -36,6 +36,13 @@ KNOWN = {
     "OUTREACH_DKIM_KEY": "",  # path to a PEM private key; empty: no DKIM signature
     "OUTREACH_DKIM_SELECTOR": "outreach",  # the selector its public key is published under
     "OUTREACH_DKIM_DOMAIN": "",  # the signing domain; empty: the domain of OUTREACH_FROM
+    "OUTREACH_IMAP_HOST": "",  # the server responses are read from; empty: none (read a Maildir or mbox instead)
+    "OUTREACH_IMAP_PORT": "",  # empty: 993 for tls, 143 for starttls and none
+    "OUTREACH_IMAP_SECURITY": "tls",  # none, starttls or tls
+    "OUTREACH_IMAP_USERNAME": "",
+    "OUTREACH_IMAP_PASSWORD": "",
+    "OUTREACH_IMAP_FOLDER": "INBOX",
+    "OUTREACH_IMAP_MOVE_TO": "",  # folder a recorded message is moved to; empty: it stays where it is
 }
 
 
@@ -61,12 +68,21 @@ class Settings:
     dkim_key: str = ""
     dkim_selector: str = "outreach"
     dkim_domain: str = ""
+    imap_host: str = ""
+    imap_port: int = 993
+    imap_security: str = "tls"
+    imap_username: str = ""
+    imap_password: str = ""
+    imap_folder: str = "INBOX"
+    imap_move_to: str = ""
 
     def __repr__(self) -> str:
-        # A database URL can carry a password, and the SMTP password is one: never show them.
+        # A database URL can carry a password, and the SMTP and IMAP passwords are ones: never show them.
+        imap = f"{self.imap_username or '-'}@{self.imap_host}:{self.imap_port}/{self.imap_security}"
         return (
             f"Settings(workspace={self.workspace!s}, database_url={redact_url(self.database_url)}, "
-            f"smtp={self.smtp_username or '-'}@{self.smtp_host}:{self.smtp_port}/{self.smtp_security})"
+            f"smtp={self.smtp_username or '-'}@{self.smtp_host}:{self.smtp_port}/{self.smtp_security}, "
+            f"imap={imap if self.imap_host else '-'})"
         )
 
 
@@ -100,6 +116,7 @@ def load_settings(workspace: Path, environ: Mapping[str, str] | None = None) -> 
         reply_to=values.get("OUTREACH_REPLY_TO", "").strip(),
         organization=values.get("OUTREACH_ORGANIZATION", "").strip(),
         **_smtp(values),
+        **_imap(values),
     )
 
 
@@ -109,12 +126,7 @@ def _smtp(values: Mapping[str, str]) -> dict[str, Any]:
     def get(key: str) -> str:
         return (values.get(key) or KNOWN[key]).strip()
 
-    security = get("OUTREACH_SMTP_SECURITY").lower()
-    if security not in ("none", "starttls", "tls"):
-        raise ConfigError(f"OUTREACH_SMTP_SECURITY is {security!r}", hint="use none, starttls or tls")
-    port_text = get("OUTREACH_SMTP_PORT") or ("465" if security == "tls" else "25")
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(f"OUTREACH_SMTP_PORT is {port_text!r}, not a port number")
+    security, port = _security_and_port(get, "OUTREACH_SMTP", tls_port=465, plain_port=25)
     connections = get("OUTREACH_SMTP_CONNECTIONS")
     if not connections.isdigit() or not 1 <= int(connections) <= 32:
         raise ConfigError(f"OUTREACH_SMTP_CONNECTIONS is {connections!r}", hint="use a number from 1 to 32")
@@ -123,7 +135,7 @@ def _smtp(values: Mapping[str, str]) -> dict[str, Any]:
         raise ConfigError(f"OUTREACH_UNSUBSCRIBE_URL is {url!r}", hint="one-click unsubscribe needs an https:// URL")
     return {
         "smtp_host": get("OUTREACH_SMTP_HOST"),
-        "smtp_port": int(port_text),
+        "smtp_port": port,
         "smtp_security": security,
         "smtp_username": get("OUTREACH_SMTP_USERNAME"),
         "smtp_password": values.get("OUTREACH_SMTP_PASSWORD", ""),
@@ -136,6 +148,35 @@ def _smtp(values: Mapping[str, str]) -> dict[str, Any]:
         "dkim_key": get("OUTREACH_DKIM_KEY"),
         "dkim_selector": get("OUTREACH_DKIM_SELECTOR"),
         "dkim_domain": get("OUTREACH_DKIM_DOMAIN").lower(),
+    }
+
+
+def _security_and_port(get: Callable[[str], str], prefix: str, *, tls_port: int, plain_port: int) -> tuple[str, int]:
+    """A server's PREFIX_SECURITY (none, starttls or tls) and PREFIX_PORT (by default the one for that security)."""
+    security = get(f"{prefix}_SECURITY").lower()
+    if security not in ("none", "starttls", "tls"):
+        raise ConfigError(f"{prefix}_SECURITY is {security!r}", hint="use none, starttls or tls")
+    port_text = get(f"{prefix}_PORT") or str(tls_port if security == "tls" else plain_port)
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"{prefix}_PORT is {port_text!r}, not a port number")
+    return security, int(port_text)
+
+
+def _imap(values: Mapping[str, str]) -> dict[str, Any]:
+    """The IMAP settings, checked."""
+
+    def get(key: str) -> str:
+        return (values.get(key) or KNOWN[key]).strip()
+
+    security, port = _security_and_port(get, "OUTREACH_IMAP", tls_port=993, plain_port=143)
+    return {
+        "imap_host": get("OUTREACH_IMAP_HOST"),
+        "imap_port": port,
+        "imap_security": security,
+        "imap_username": get("OUTREACH_IMAP_USERNAME"),
+        "imap_password": values.get("OUTREACH_IMAP_PASSWORD", ""),
+        "imap_folder": get("OUTREACH_IMAP_FOLDER"),
+        "imap_move_to": get("OUTREACH_IMAP_MOVE_TO"),
     }
 
 

@@ -21,6 +21,7 @@ from outreach.outbox.signing import DkimSigner, load_dkim_signer
 from outreach.outbox.smtp import SmtpSettings
 from outreach.rendering.mime import Mailbox
 from outreach.rendering.previewing import Sender, parse_mailbox
+from outreach.responses.sources import ImapSettings
 
 ENV_EXAMPLE = ".env.example"
 SHIPPED_FOLDERS = ("contacts", "templates")
@@ -68,6 +69,13 @@ class Workspace:
         """Where and how to reach the SMTP server."""
         s = self.settings
         return SmtpSettings(s.smtp_host, s.smtp_port, s.smtp_security, s.smtp_username, s.smtp_password, timeout)
+
+    def imap_settings(self, *, timeout: float = 60.0) -> ImapSettings | None:
+        """Where and how to reach the IMAP server, or None when OUTREACH_IMAP_HOST is not set."""
+        s = self.settings
+        if not s.imap_host:
+            return None
+        return ImapSettings(s.imap_host, s.imap_port, s.imap_security, s.imap_username, s.imap_password, timeout)
 
     def dkim_signer(self, sender: Mailbox | None) -> DkimSigner | None:
         """The DKIM signer the settings name (its key checked by signing once), or None when no key is set; the

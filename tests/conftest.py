@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from outreach.db.engine import make_engine, make_session_factory, upgrade
 from outreach.db.models import Base
 from outreach.workspace import init_workspace
+from tests.imap_server import Dovecot, dovecot_binary, start_dovecot
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_HOST, PG_PORT = "127.0.0.1", 5432
@@ -111,3 +112,27 @@ def env(tmp_path: Path, database_url: str) -> Iterator[Env]:
     engine = make_engine(database_url)
     yield Env(root, database_url, make_session_factory(engine))
     engine.dispose()
+
+
+def _no_imap_server(reason: str) -> None:
+    """Skip on a user's machine; fail in CI, which installs dovecot (.ci/run)."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI must run the IMAP tests)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    """This machine's dovecot, started on 127.0.0.1 and free ports from a temporary folder, with the user
+    `campaign` (password `secret`); stopped, with every process it started, at the end of the run."""
+    binary = dovecot_binary()
+    if binary is None:
+        _no_imap_server("dovecot is not installed (apt-get install dovecot-imapd)")
+        return
+    try:
+        server = start_dovecot(binary)
+    except (OSError, RuntimeError) as error:
+        _no_imap_server(f"dovecot does not start: {error}")
+        return
+    yield server
+    server.stop()
