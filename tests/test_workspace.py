@@ -8,7 +8,8 @@ import pytest
 from dotenv import dotenv_values
 
 from outreach.config import KNOWN, load_settings, redact_url
-from outreach.db.engine import SCHEMA_HEAD, head_revision
+from outreach.db.engine import SCHEMA_HEAD, head_revision, make_engine, upgrade
+from outreach.db.models import Base
 from outreach.errors import ConfigError, WorkspaceError
 from outreach.workspace import init_workspace, open_workspace
 
@@ -83,3 +84,15 @@ def test_a_sending_setting_that_cannot_work_is_named(tmp_path: Path, line: str, 
     (tmp_path / ".env").write_text(line + "\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=named.replace(".", r"\.").replace("?", r"\?")):
         load_settings(tmp_path, {})
+
+
+def test_the_migrations_build_exactly_the_tables_the_models_describe(database_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    engine.dispose()
+    assert differences == [], "models.py and the migrations disagree: write a migration (alembic autogenerate)"

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from outreach.cli import campaigns, contacts, db, outbox, signatories, templates
+from outreach.cli import campaigns, contacts, db, outbox, responses, signatories, templates
 from outreach.cli.demo import demo
 from outreach.cli.doctor import doctor
 from outreach.cli.output import emit_json, err
@@ -82,6 +82,7 @@ app.add_typer(signatories.app, name="signatories")
 app.add_typer(templates.app, name="templates")
 app.add_typer(campaigns.app, name="campaigns")
 app.add_typer(outbox.app, name="outbox")
+app.add_typer(responses.app, name="responses")
 app.add_typer(db.app, name="db")
 
 

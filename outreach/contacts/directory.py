@@ -236,15 +236,18 @@ def tag_contacts(
         return TagResult(name, len(ids))
 
 
-def suppress_address(session: Session, key: str, reason: str, note: str | None, *, now: datetime) -> None:
-    """Put an address key on the suppression list (once) and set its contact's status to match."""
+def suppress_address(
+    session: Session, key: str, reason: str, note: str | None, *, now: datetime, response_id: int | None = None
+) -> None:
+    """Put an address key on the suppression list (once) and set its contact's status to match; `response_id`
+    names the response that asked for it (reclassifying that response lifts it)."""
     if reason not in SUPPRESSION_REASONS:
         raise InvalidValueError(f"reason {reason!r} is not one of {', '.join(SUPPRESSION_REASONS)}")
     insert_many(
         session,
         Suppression.__table__,  # type: ignore[arg-type]
-        ("address_hash", "reason", "note", "created_at"),
-        [(address_hash(key), reason, note, now)],
+        ("address_hash", "reason", "note", "created_at", "response_id"),
+        [(address_hash(key), reason, note, now, response_id)],
         skip_duplicates=True,
     )
     contact = session.scalars(select(Contact).where(Contact.email_key == key)).one_or_none()

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -21,7 +22,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from outreach.vocabulary import CAMPAIGN_STATUSES, GROUPS, OUTBOX_STATES, ROLES, STATUSES
+from outreach.vocabulary import (
+    CAMPAIGN_STATUSES,
+    CHANNELS,
+    GROUPS,
+    OUTBOX_STATES,
+    OUTCOMES,
+    RESPONSE_KINDS,
+    ROLES,
+    STATUSES,
+)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -127,6 +137,8 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(Instant)
+    # The response that caused it (a bounce, an unsubscribe, a complaint): reclassifying that response undoes it.
+    response_id: Mapped[int | None] = mapped_column(ForeignKey("responses.id", ondelete="SET NULL"), index=True)
 
 
 class Signatory(Base):
@@ -226,3 +238,56 @@ class OutboxBody(Base):
     )
     text_body: Mapped[str] = mapped_column(Text)
     html_body: Mapped[str | None] = mapped_column(Text)
+
+
+class Response(Base):
+    """One answer to the appeal: an inbound message as classified and matched, or one logged by hand."""
+
+    __tablename__ = "responses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(_choice(CHANNELS, "response_channel"), default="email")
+    kind: Mapped[str] = mapped_column(_choice(RESPONSE_KINDS, "response_kind"), index=True)
+    detected_kind: Mapped[str | None] = mapped_column(String(32))  # what the classifier said, kept on correction
+    reason: Mapped[str | None] = mapped_column(Text)  # why it was classified so
+    status: Mapped[str | None] = mapped_column(String(16))  # a bounce's enhanced status code, e.g. 5.1.1
+    # The SHA-256 of the raw message: the same message read twice (a re-poll, a new UIDVALIDITY) is one response.
+    fingerprint: Mapped[str | None] = mapped_column(String(64), unique=True)
+    source: Mapped[str | None] = mapped_column(String(300))  # imap, maildir:PATH, mbox:PATH
+    source_key: Mapped[str | None] = mapped_column(String(500))
+    message_id: Mapped[str | None] = mapped_column(String(500))  # the inbound message's own Message-ID
+    sender: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)  # the new text of a reply, or the note of one logged by hand
+    matched_by: Mapped[str | None] = mapped_column(String(32))  # in-reply-to, references, report, token, sender
+    outbox_message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("outbox_messages.id", ondelete="SET NULL"), index=True
+    )
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
+    outcome: Mapped[str | None] = mapped_column(_choice(OUTCOMES, "response_outcome"))
+    received_at: Mapped[datetime] = mapped_column(Instant, index=True)
+    recorded_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class ResponseMessage(Base):
+    """The raw bytes of an inbound response, kept so that a wrong classification can be corrected.
+
+    Apart from the response's row for the reason outbox bodies are: rows that change stay small.
+    """
+
+    __tablename__ = "response_messages"
+
+    response_id: Mapped[int] = mapped_column(ForeignKey("responses.id", ondelete="CASCADE"), primary_key=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class InboxCursor(Base):
+    """How far each inbox source has been read (IMAP: UIDVALIDITY and the last UID; mbox: file and offset)."""
+
+    __tablename__ = "inbox_cursors"
+
+    source: Mapped[str] = mapped_column(String(300), primary_key=True)
+    validity: Mapped[str] = mapped_column(String(200), default="")
+    position: Mapped[str] = mapped_column(String(200), default="")
+    updated_at: Mapped[datetime] = mapped_column(Instant)

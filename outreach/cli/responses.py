@@ -1,0 +1,203 @@
+"""`outreach responses`: read the inbox, and the log of who answered what."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn
+
+from outreach.cli.output import JsonOption, emit_json, err, out, table
+from outreach.errors import ConfigError, InvalidValueError
+from outreach.responses.recording import (
+    Inbox,
+    PollReport,
+    ResponseView,
+    add_response,
+    list_responses,
+    mark_outcome,
+    poll,
+    raw_message,
+    reclassify,
+    show_response,
+)
+from outreach.responses.sources import source_for
+from outreach.vocabulary import CHANNELS, OUTCOMES, RESPONSE_KINDS
+from outreach.workspace import Workspace
+
+app = typer.Typer(help="Responses: read the inbox; who replied, bounced, unsubscribed; outcomes.", no_args_is_help=True)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _inbox(workspace: Workspace) -> Inbox:
+    """Our List-Unsubscribe mailbox (mail to it is an unsubscribe request) and the soft-bounce limit."""
+    mailto = workspace.settings.unsubscribe_mailto.strip()
+    mailto = mailto.removeprefix("mailto:").split("?", 1)[0]
+    return Inbox(unsubscribe_addresses=(mailto,) if mailto else ())
+
+
+@app.command("poll")
+def poll_command(
+    ctx: typer.Context,
+    source: Annotated[
+        str | None, typer.Option(help="imap (the default, from OUTREACH_IMAP_*), maildir:PATH or mbox:PATH.")
+    ] = None,
+    move_to: Annotated[
+        str | None, typer.Option(help="Move each message read to this folder (default: OUTREACH_IMAP_MOVE_TO).")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Read what is new in the inbox and record each message once: run it again at any time."""
+    workspace: Workspace = ctx.obj.workspace()
+    spec = source or "imap"
+    imap = workspace.imap_settings()
+    if spec == "imap" and imap is None:
+        raise ConfigError("no inbox to read: OUTREACH_IMAP_HOST is not set",
+                          hint="set OUTREACH_IMAP_* in .env, or give --source maildir:PATH or mbox:PATH")  # fmt: skip
+    moving = move_to if move_to is not None else (workspace.settings.imap_move_to or None)
+    reader = source_for(spec, imap, moving, folder=workspace.settings.imap_folder)
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True,
+                      disable=not err.is_terminal) as progress:  # fmt: skip
+            task = progress.add_task(f"Reading {reader.name}")
+
+            def show(report: PollReport) -> None:
+                progress.update(task, description=f"Reading {reader.name}: {report.read} read, "
+                                f"{report.recorded} new")  # fmt: skip
+
+            report = poll(workspace.sessions, reader, _inbox(workspace), now=_now, progress=show)
+    finally:
+        reader.close()
+    if json_output:
+        emit_json(report.as_json())
+        return
+    kinds = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in report.kinds.most_common())
+    err.print(f"{reader.name}: read {report.read}, recorded {report.recorded} new"
+              + (f" ({kinds})" if kinds else "") + f", {report.already} seen before.")  # fmt: skip
+    if report.unmatched:
+        err.print(f"{report.unmatched} matched no contact (`outreach responses list` shows them).")
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    campaign: Annotated[str | None, typer.Option(help="Only this campaign.")] = None,
+    kind: Annotated[str | None, typer.Option(help=f"Only this kind: {', '.join(RESPONSE_KINDS)}.")] = None,
+    contact: Annotated[str | None, typer.Option(help="Only this contact's address.")] = None,
+    since: Annotated[str | None, typer.Option(help="Only since this date (YYYY-MM-DD, UTC).")] = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many, newest first.")] = 100,
+    json_output: JsonOption = False,
+) -> None:
+    """The response log, newest first."""
+    views = list_responses(ctx.obj.workspace().sessions, campaign=campaign, kind=kind, contact=contact,
+                           since=_date(since), limit=limit)  # fmt: skip
+    if json_output:
+        emit_json({"responses": [view.as_json() for view in views]})
+        return
+    table(
+        None,
+        ["id", "received", "kind", "from", "campaign", "outcome", "text"],
+        [[v.id, f"{v.received_at:%Y-%m-%d %H:%M}", v.kind, v.contact or v.sender, v.campaign, v.outcome,
+          " ".join((v.text or "").split())[:70]] for v in views],
+    )  # fmt: skip
+    if not views:
+        err.print("No responses yet: `outreach responses poll` reads the inbox.")
+
+
+@app.command("show")
+def show_command(
+    ctx: typer.Context,
+    response_id: Annotated[int, typer.Argument(help="The response (see `responses list`).")],
+    raw: Annotated[bool, typer.Option(help="Print the raw message as it arrived instead.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """One response: its text, what it answered, and what it caused."""
+    sessions = ctx.obj.workspace().sessions
+    if raw:
+        data = raw_message(sessions, response_id)
+        if data is None:
+            raise InvalidValueError(f"response {response_id} was logged by hand: it has no message")
+        typer.echo(data.decode("utf-8", "replace"))
+        return
+    view = show_response(sessions, response_id)
+    if json_output:
+        emit_json(view.as_json())
+        return
+    _print(view)
+
+
+def _print(view: ResponseView) -> None:
+    """A response for people, on stdout."""
+    kind = view.kind + (f" (detected as {view.detected_kind})" if view.detected_kind not in (None, view.kind) else "")
+    lines = [
+        ("response", f"{view.id}, {view.channel}, received {view.received_at:%Y-%m-%d %H:%M} UTC"),
+        ("kind", kind + (f", status {view.status}" if view.status else "")),
+        ("why", view.reason), ("from", view.sender), ("contact", view.contact), ("campaign", view.campaign),
+        ("answers", view.answered and f"{view.answered} (matched by {view.matched_by})"),
+        ("subject", view.subject), ("outcome", view.outcome), ("effects", "; ".join(view.effects) or "none"),
+    ]  # fmt: skip
+    for label, value in lines:
+        if value:
+            out.print(f"{label:>9}: {value}", markup=False, highlight=False)
+    if view.text:
+        out.print("", view.text, sep="\n", markup=False, highlight=False)
+
+
+@app.command("add")
+def add_command(
+    ctx: typer.Context,
+    contact: Annotated[str, typer.Option(help="The contact's address.")],
+    channel: Annotated[str, typer.Option(help=f"How it came: {', '.join(CHANNELS)}.")],
+    note: Annotated[str, typer.Option(help="What was said.")],
+    outcome: Annotated[str | None, typer.Option(help=f"What it came to: {', '.join(OUTCOMES)}.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Log an answer that came another way: a call, a letter, a meeting."""
+    view = add_response(ctx.obj.workspace().sessions, contact, channel, note, now=_now(), outcome=outcome)
+    _said(view, json_output, f"Logged response {view.id} from {view.contact} ({view.channel}).")
+
+
+@app.command("mark")
+def mark_command(
+    ctx: typer.Context,
+    response_id: Annotated[int, typer.Argument(help="The response (see `responses list`).")],
+    outcome: Annotated[str, typer.Option(help=f"What it came to: {', '.join(OUTCOMES)}.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Say what a response came to; `signed` adds the contact to the signatories."""
+    view = mark_outcome(ctx.obj.workspace().sessions, response_id, outcome, now=_now())
+    signed = " and added to the signatories" if outcome == "signed" else ""
+    _said(view, json_output, f"Response {view.id} marked {outcome}{signed}.")
+
+
+@app.command("reclassify")
+def reclassify_command(
+    ctx: typer.Context,
+    response_id: Annotated[int, typer.Argument(help="The response (see `responses list`).")],
+    kind: Annotated[str, typer.Argument(help=f"What it really is: {', '.join(RESPONSE_KINDS)}.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Correct a response's kind; the effects follow (a suppression it caused is lifted, the new kind's applied)."""
+    view = reclassify(ctx.obj.workspace().sessions, response_id, kind, now=_now())
+    _said(view, json_output, f"Response {view.id} is now {view.kind}; effects: {'; '.join(view.effects) or 'none'}.")
+
+
+def _said(view: ResponseView, json_output: bool, message: str) -> None:
+    """The changed response as JSON, or a line for people."""
+    if json_output:
+        emit_json(view.as_json())
+    else:
+        err.print(message, markup=False, highlight=False)
+
+
+def _date(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    except ValueError:
+        raise InvalidValueError(f"--since {value!r} is not a date (YYYY-MM-DD)") from None

@@ -1,0 +1,522 @@
+"""The response log: record what came back, once, match it to what we sent, and apply its effects.
+
+Effects, written in the same transaction as the response: a hard bounce (or `soft_bounce_limit` soft ones) puts
+the address on the suppression list as bounced, an unsubscribe request as unsubscribed, an abuse complaint as
+complained (outreach/contacts/directory.py sets the contact's status to match). Each suppression remembers the
+response that caused it, so reclassifying the response undoes it and applies the new kind's. A human reply is
+an effect by itself: follow-ups look for one before they are queued.
+
+Polling reads a source from where the last poll stopped (`inbox_cursors`), in batches of one transaction each:
+the responses and the cursor that follows them are committed together, so a crash reads again at most one batch,
+and the raw message's SHA-256 (unique in the table) keeps a message read twice from being recorded twice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Callable, Collection, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from multiprocessing import get_context
+from typing import Any, NamedTuple
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from outreach.contacts.addresses import InvalidAddressError, address_hash, parse_address
+from outreach.contacts.directory import find_contact, suppress_address
+from outreach.db.models import (
+    Campaign,
+    Contact,
+    InboxCursor,
+    OutboxMessage,
+    Response,
+    ResponseMessage,
+    Signatory,
+    Suppression,
+    as_utc,
+)
+from outreach.errors import InvalidValueError, NotFoundError
+from outreach.responses.reading import Understood, fingerprint, understand_all
+from outreach.responses.sources import Checkpoint, Fetched, Source
+from outreach.vocabulary import CHANNELS, OUTCOMES, RESPONSE_KINDS
+
+BATCH = 200  # messages a transaction when polling
+SOFT_BOUNCE_LIMIT = 3  # soft bounces of one address before it counts as bounced
+
+# The suppression each kind puts an address under.
+_SUPPRESSES = {"hard_bounce": "bounced", "unsubscribe": "unsubscribed", "complaint": "complained"}
+# Kinds that are about the recipient of our message (the address that bounced or complained), not the sender.
+_ABOUT_RECIPIENT = ("hard_bounce", "soft_bounce", "delayed", "complaint")
+
+
+@dataclass(frozen=True)
+class Inbox:
+    """What polling needs to know besides the source: our List-Unsubscribe mailboxes, the VERP pattern, and
+    how many soft bounces make an address bounced."""
+
+    unsubscribe_addresses: Collection[str] = ()
+    token_address: str | None = None
+    soft_bounce_limit: int = SOFT_BOUNCE_LIMIT
+
+
+@dataclass
+class PollReport:
+    """What one poll read and recorded."""
+
+    source: str
+    read: int = 0
+    recorded: int = 0
+    already: int = 0  # read before (the same bytes), not recorded again
+    unmatched: int = 0  # recorded, but tied to no contact
+    kinds: Counter[str] = field(default_factory=Counter)
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return {**self.__dict__, "kinds": dict(self.kinds)}
+
+
+@dataclass(frozen=True)
+class ResponseView:
+    """One response as listed and shown."""
+
+    id: int
+    kind: str
+    detected_kind: str | None
+    channel: str
+    received_at: datetime
+    sender: str | None
+    contact: str | None
+    campaign: str | None
+    subject: str | None
+    text: str | None
+    outcome: str | None
+    status: str | None
+    reason: str | None
+    matched_by: str | None
+    answered: str | None  # the Message-ID of the message of ours it answers
+    effects: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return {**self.__dict__, "received_at": self.received_at.isoformat(), "effects": list(self.effects)}
+
+
+def poll(
+    sessions: sessionmaker[Session],
+    source: Source,
+    inbox: Inbox,
+    *,
+    now: Callable[[], datetime],
+    progress: Callable[[PollReport], None] | None = None,
+) -> PollReport:
+    """Read what is new in `source` and record each message once, with its effects; safe to run again."""
+    report = PollReport(source.name)
+    with sessions() as session:
+        cursor = session.get(InboxCursor, source.name)
+        start = Checkpoint(cursor.validity, cursor.position) if cursor else None
+    for batch, understood in _understood(sessions, _batches(source.fetch(start)), inbox):
+        _record_batch(sessions, source, batch, understood, inbox, now(), report)
+        if progress:
+            progress(report)
+    if progress:
+        progress(report)
+    return report
+
+
+_Batch = list[tuple[Fetched, Checkpoint]]
+
+
+def _batches(items: Iterable[tuple[Fetched, Checkpoint]]) -> Iterator[_Batch]:
+    """The messages of a source in batches of BATCH."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, BATCH)):
+        yield batch
+
+
+def _understood(
+    sessions: sessionmaker[Session], batches: Iterator[_Batch], inbox: Inbox
+) -> Iterator[tuple[_Batch, list[tuple[Fetched, Understood]]]]:
+    """Each batch with what its new messages say (those recorded before, known by their fingerprint, are not
+    read again).
+
+    A large inbox is read on both cores: a second process classifies the next batch while this one records the
+    last (understanding a message costs about as much as recording it). A small one, whose batches never fill,
+    is read here, without the second process's start (as is one read before).
+    """
+    mailboxes, token_address = tuple(inbox.unsubscribe_addresses), inbox.token_address
+    pool: ProcessPoolExecutor | None = None
+    in_flight: deque[tuple[_Batch, list[Fetched], Future[list[Understood]]]] = deque()
+    try:
+        for batch in batches:
+            new = _unknown(sessions, batch)
+            if pool is None and len(new) >= BATCH // 2:  # a large inbox, and mostly unread
+                pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+            if pool is None:
+                here = understand_all([fetched.raw for fetched in new], unsubscribe_addresses=mailboxes,
+                                      token_address=token_address)  # fmt: skip
+                yield batch, list(zip(new, here, strict=True))
+                continue
+            there = pool.submit(understand_all, [fetched.raw for fetched in new], unsubscribe_addresses=mailboxes,
+                                token_address=token_address)  # fmt: skip
+            in_flight.append((batch, new, there))
+            if len(in_flight) > 1:
+                done, fetched_list, future = in_flight.popleft()
+                yield done, list(zip(fetched_list, future.result(), strict=True))
+        while in_flight:
+            done, fetched_list, future = in_flight.popleft()
+            yield done, list(zip(fetched_list, future.result(), strict=True))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _unknown(sessions: sessionmaker[Session], batch: _Batch) -> list[Fetched]:
+    """The messages of a batch not recorded before (and each only once, should the batch hold it twice)."""
+    prints = {fingerprint(fetched.raw): fetched for fetched, _ in batch}
+    with sessions() as session:
+        known = _known(session, list(prints))
+    return [fetched for print_, fetched in prints.items() if print_ not in known]
+
+
+def _record_batch(
+    sessions: sessionmaker[Session], source: Source, batch: _Batch, understood: list[tuple[Fetched, Understood]],
+    inbox: Inbox, now: datetime, report: PollReport,
+) -> None:  # fmt: skip
+    """Record a batch and move the cursor past it in one transaction; then let the source file the messages."""
+    with sessions.begin() as session:
+        known = _known(session, [new.fingerprint for _, new in understood])  # recorded since it was read
+        fresh = [(fetched, new) for fetched, new in understood if new.fingerprint not in known]
+        letters = _letters(session, [message_id for _, new in fresh for message_id in new.clues.message_ids])
+        rows = [_response(session, source.name, fetched, new, letters, now) for fetched, new in fresh]
+        # Bulk statements rather than one ORM object a row: the unit of work cost more than the parsing.
+        ids: list[int] = []
+        if rows:  # (with no rows, the statement would insert one row of defaults)
+            ids = list(session.scalars(insert(Response).returning(Response.id, sort_by_parameter_order=True), rows))
+            raws = [{"response_id": i, "raw": fetched.raw} for i, (fetched, _) in zip(ids, fresh, strict=True)]
+            session.execute(insert(ResponseMessage), raws)
+        for response_id, row in zip(ids, rows, strict=True):
+            facts = _Facts(response_id, row["kind"], row["contact_id"], row["sender"], row["status"])
+            if facts.kind in _SUPPRESSES or facts.kind == "soft_bounce":
+                _apply_effects(session, facts, inbox.soft_bounce_limit, now)
+            report.kinds[facts.kind] += 1
+            report.unmatched += facts.contact_id is None
+        checkpoint = batch[-1][1]
+        cursor = session.get(InboxCursor, source.name)
+        if cursor is None:
+            session.add(InboxCursor(source=source.name, validity=checkpoint.validity, position=checkpoint.position,
+                                    updated_at=now))  # fmt: skip
+        else:
+            cursor.validity, cursor.position, cursor.updated_at = checkpoint.validity, checkpoint.position, now
+    report.read += len(batch)
+    report.recorded += len(fresh)
+    report.already += len(batch) - len(fresh)
+    for fetched, _ in batch:
+        source.done(fetched)
+
+
+def _known(session: Session, fingerprints: list[str]) -> set[str]:
+    """Which of these messages were recorded before."""
+    if not fingerprints:
+        return set()
+    return set(session.scalars(select(Response.fingerprint).where(Response.fingerprint.in_(fingerprints))))
+
+
+class _Letter(NamedTuple):
+    """A message of ours that a response answers."""
+
+    id: int
+    campaign_id: int
+    contact_id: int
+
+
+def _letters(session: Session, message_ids: list[str]) -> dict[str, _Letter]:
+    """Our messages by Message-ID, for a batch of responses in one query."""
+    if not message_ids:
+        return {}
+    query = select(OutboxMessage.message_id, OutboxMessage.id, OutboxMessage.campaign_id, OutboxMessage.contact_id)
+    return {row[0]: _Letter(*row[1:]) for row in session.execute(
+        query.where(OutboxMessage.message_id.in_(set(message_ids))))}  # fmt: skip
+
+
+def _response(
+    session: Session, source: str, fetched: Fetched, understood: Understood, letters: dict[str, _Letter],
+    now: datetime,
+) -> dict[str, Any]:  # fmt: skip
+    """The values of a response row for one inbound message, matched to what it answers."""
+    found = understood.classification
+    letter, contact_id, matched_by = _match(session, understood, letters)
+    return {
+        "channel": "email", "kind": found.kind, "detected_kind": found.kind, "reason": found.reason[:2000],
+        "status": found.status, "fingerprint": understood.fingerprint, "source": source,
+        "source_key": fetched.key[:500], "message_id": understood.message_id, "sender": understood.sender,
+        "subject": understood.subject, "text": understood.text, "matched_by": matched_by,
+        "outbox_message_id": letter.id if letter else None, "campaign_id": letter.campaign_id if letter else None,
+        "contact_id": contact_id, "received_at": understood.received_at or now, "recorded_at": now,
+        "outcome": None,
+    }  # fmt: skip
+
+
+class _Facts(NamedTuple):
+    """What a response's effects depend on."""
+
+    id: int
+    kind: str
+    contact_id: int | None
+    sender: str | None
+    status: str | None
+
+
+def _match(
+    session: Session, understood: Understood, letters: dict[str, _Letter]
+) -> tuple[_Letter | None, int | None, str | None]:
+    """The message of ours a response answers, its contact, and how it was found: by a Message-ID it names (in
+    its threading headers or inside a bounce report), by the token of a VERP address, else by an address (the one
+    that bounced, or the sender) and that contact's last message."""
+    for message_id in understood.clues.message_ids:
+        if message_id in letters:
+            return letters[message_id], letters[message_id].contact_id, "message-id"
+    columns = (OutboxMessage.id, OutboxMessage.campaign_id, OutboxMessage.contact_id)
+    for token in understood.clues.tokens:
+        row = session.execute(
+            select(*columns).where(OutboxMessage.message_id.startswith(f"<{token}@", autoescape=True))
+        ).first()
+        if row is not None:
+            return _Letter(*row), row[2], "token"
+    kind = understood.classification.kind
+    candidates = understood.classification.recipients if kind in _ABOUT_RECIPIENT else (understood.clues.sender,)
+    for address in candidates:
+        contact_id = _contact_id(session, address)
+        if contact_id is not None:
+            last = session.execute(
+                select(*columns)
+                .where(OutboxMessage.contact_id == contact_id, OutboxMessage.sent_at.is_not(None))
+                .order_by(OutboxMessage.sent_at.desc())
+            ).first()  # fmt: skip
+            return (_Letter(*last) if last else None), contact_id, "address"
+    return None, None, None
+
+
+def _contact_id(session: Session, address: str | None) -> int | None:
+    key = _key(address)
+    return None if key is None else session.scalar(select(Contact.id).where(Contact.email_key == key))
+
+
+def _key(address: str | None) -> str | None:
+    """An address's key, or None for one that is not valid (bounces quote what they like)."""
+    if not address:
+        return None
+    try:
+        return parse_address(address).key
+    except InvalidAddressError:
+        return None
+
+
+def _about(session: Session, response: _Facts | Response) -> str | None:
+    """The address key a response's effects fall on: its contact's, else the address it is about."""
+    if response.contact_id is not None:
+        email_key = session.scalar(select(Contact.email_key).where(Contact.id == response.contact_id))
+        if email_key:
+            return email_key
+    return _key(response.sender) if response.kind not in _ABOUT_RECIPIENT else None
+
+
+def _apply_effects(session: Session, response: _Facts | Response, soft_bounce_limit: int, now: datetime) -> None:
+    """Suppress the address as the response's kind says (a soft bounce only once there are enough of them)."""
+    reason = _SUPPRESSES.get(response.kind)
+    if response.kind == "soft_bounce" and response.contact_id is not None:
+        soft = session.scalar(select(func.count()).select_from(Response).where(
+            Response.contact_id == response.contact_id, Response.kind == "soft_bounce"))  # fmt: skip
+        if soft and soft >= soft_bounce_limit:
+            reason = "bounced"
+    key = _about(session, response) if reason else None
+    if reason is None or key is None:
+        return
+    note = f"response {response.id}: {response.kind.replace('_', ' ')}"
+    if response.status:
+        note += f" ({response.status})"
+    suppress_address(session, key, reason, note, now=now, response_id=response.id)
+
+
+def _undo_effects(session: Session, response: Response, now: datetime) -> None:
+    """Lift the suppressions a response caused, and make their contacts active again."""
+    hashes = list(session.scalars(select(Suppression.address_hash).where(Suppression.response_id == response.id)))
+    if not hashes:
+        return
+    session.execute(delete(Suppression).where(Suppression.response_id == response.id))
+    if response.contact_id is not None:
+        contact = session.get_one(Contact, response.contact_id)
+        if contact.email_key and address_hash(contact.email_key) in hashes:
+            contact.status, contact.updated_at = "active", now
+
+
+def reclassify(
+    sessions: sessionmaker[Session], response_id: int, kind: str, *, now: datetime,
+    soft_bounce_limit: int = SOFT_BOUNCE_LIMIT,
+) -> ResponseView:  # fmt: skip
+    """Correct a response's kind: the old kind's effects are undone and the new kind's applied."""
+    if kind not in RESPONSE_KINDS:
+        raise InvalidValueError(f"kind {kind!r} is not one of {', '.join(RESPONSE_KINDS)}")
+    with sessions.begin() as session:
+        response = _get(session, response_id)
+        _undo_effects(session, response, now)
+        if response.kind == "soft_bounce" and response.contact_id is not None:
+            _settle_soft_bounces(session, response, soft_bounce_limit, now)
+        response.kind = kind
+        _apply_effects(session, response, soft_bounce_limit, now)
+        session.flush()
+        return _views(session, [response])[0]
+
+
+def _settle_soft_bounces(session: Session, leaving: Response, soft_bounce_limit: int, now: datetime) -> None:
+    """A soft bounce is reclassified: if the others no longer reach the limit, lift the suppression one of them
+    caused."""
+    same = (Response.contact_id == leaving.contact_id, Response.kind == "soft_bounce", Response.id != leaving.id)
+    others = list(session.scalars(select(Response).where(*same)))
+    if len(others) < soft_bounce_limit:
+        for other in others:
+            _undo_effects(session, other, now)
+
+
+def _get(session: Session, response_id: int) -> Response:
+    response = session.get(Response, response_id)
+    if response is None:
+        raise NotFoundError(f"no response {response_id}", hint="`outreach responses list` shows them")
+    return response
+
+
+def add_response(
+    sessions: sessionmaker[Session], address: str, channel: str, note: str, *, now: datetime,
+    outcome: str | None = None,
+) -> ResponseView:  # fmt: skip
+    """Log an answer that came another way (a call, a letter, a meeting) as a reply from a contact."""
+    if channel not in CHANNELS:
+        raise InvalidValueError(f"channel {channel!r} is not one of {', '.join(CHANNELS)}")
+    if outcome is not None and outcome not in OUTCOMES:
+        raise InvalidValueError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
+    with sessions.begin() as session:
+        contact = find_contact(session, address)
+        last = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.contact_id == contact.id, OutboxMessage.sent_at.is_not(None))
+            .order_by(OutboxMessage.sent_at.desc())
+        ).first()  # fmt: skip
+        response = Response(
+            channel=channel, kind="reply", detected_kind=None, reason=f"logged by hand ({channel})",
+            sender=contact.email, text=note.strip(), matched_by="by hand", contact_id=contact.id,
+            outbox_message_id=last.id if last else None, campaign_id=last.campaign_id if last else None,
+            outcome=outcome, received_at=now, recorded_at=now,
+        )  # fmt: skip
+        session.add(response)
+        session.flush()
+        if outcome == "signed":
+            _sign(session, contact, now)
+        return _views(session, [response])[0]
+
+
+def mark_outcome(sessions: sessionmaker[Session], response_id: int, outcome: str, *, now: datetime) -> ResponseView:
+    """Say what a response came to; `signed` makes its contact a signatory (once)."""
+    if outcome not in OUTCOMES:
+        raise InvalidValueError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
+    with sessions.begin() as session:
+        response = _get(session, response_id)
+        response.outcome = outcome
+        if outcome == "signed":
+            if response.contact_id is None:
+                raise InvalidValueError(f"response {response_id} is tied to no contact: add the signatory by hand",
+                                        hint="outreach signatories add NAME --line ...")  # fmt: skip
+            _sign(session, session.get_one(Contact, response.contact_id), now)
+        session.flush()
+        return _views(session, [response])[0]
+
+
+def _sign(session: Session, contact: Contact, now: datetime) -> None:
+    """Make a contact a signatory, unless they are one already."""
+    if session.scalar(select(Signatory.id).where(Signatory.contact_id == contact.id)) is not None:
+        return
+    name = contact.name or " ".join(part for part in (contact.first_name, contact.last_name) if part) or contact.email
+    line = ", ".join(part for part in (contact.position, contact.organization) if part)
+    group = "parliamentarians" if contact.role in ("mp", "mep") else "signatories"
+    session.add(Signatory(name=name or f"contact {contact.id}", line=line, group=group, country=contact.country,
+                          email=contact.email, contact_id=contact.id, signed_at=now, created_at=now))  # fmt: skip
+
+
+def list_responses(
+    sessions: sessionmaker[Session], *, campaign: str | None = None, kind: str | None = None,
+    contact: str | None = None, since: datetime | None = None, limit: int | None = None,
+) -> list[ResponseView]:  # fmt: skip
+    """The response log, newest first, filtered as asked."""
+    if kind is not None and kind not in RESPONSE_KINDS:
+        raise InvalidValueError(f"kind {kind!r} is not one of {', '.join(RESPONSE_KINDS)}")
+    query = select(Response).order_by(Response.received_at.desc(), Response.id.desc())
+    with sessions() as session:
+        if campaign is not None:
+            campaign_id = session.scalar(select(Campaign.id).where(Campaign.name == campaign))
+            if campaign_id is None:
+                raise NotFoundError(f"no campaign {campaign!r}", hint="`outreach campaigns list` shows them")
+            query = query.where(Response.campaign_id == campaign_id)
+        if kind is not None:
+            query = query.where(Response.kind == kind)
+        if contact is not None:
+            query = query.where(Response.contact_id == find_contact(session, contact).id)
+        if since is not None:
+            query = query.where(Response.received_at >= since)
+        if limit is not None:
+            query = query.limit(limit)
+        return _views(session, list(session.scalars(query)))
+
+
+def show_response(sessions: sessionmaker[Session], response_id: int) -> ResponseView:
+    """One response with what it answered and what it caused."""
+    with sessions() as session:
+        return _views(session, [_get(session, response_id)])[0]
+
+
+def raw_message(sessions: sessionmaker[Session], response_id: int) -> bytes | None:
+    """The raw bytes of an inbound response (None for one logged by hand)."""
+    with sessions() as session:
+        _get(session, response_id)
+        return session.scalar(select(ResponseMessage.raw).where(ResponseMessage.response_id == response_id))
+
+
+def _views(session: Session, responses: Iterable[Response]) -> list[ResponseView]:
+    """Plain views of responses, with names looked up in a few queries rather than one a row."""
+    rows = list(responses)
+    contacts = _lookup(session, Contact.id, Contact.email, {r.contact_id for r in rows})
+    campaigns = _lookup(session, Campaign.id, Campaign.name, {r.campaign_id for r in rows})
+    answered = _lookup(session, OutboxMessage.id, OutboxMessage.message_id, {r.outbox_message_id for r in rows})
+    effects: dict[int | None, list[str]] = {}
+    caused = select(Suppression.response_id, Suppression.reason).where(
+        Suppression.response_id.in_([r.id for r in rows])
+    )
+    for response_id, reason in session.execute(caused):
+        effects.setdefault(response_id, []).append(f"address suppressed: {reason}")
+    return [
+        ResponseView(
+            id=r.id,
+            kind=r.kind,
+            detected_kind=r.detected_kind,
+            channel=r.channel,
+            received_at=as_utc(r.received_at),
+            sender=r.sender,
+            contact=contacts.get(r.contact_id),
+            campaign=campaigns.get(r.campaign_id),
+            subject=r.subject,
+            text=r.text,
+            outcome=r.outcome,
+            status=r.status,
+            reason=r.reason,
+            matched_by=r.matched_by,
+            answered=answered.get(r.outbox_message_id),
+            effects=tuple(effects.get(r.id, [])) + (("stops follow-ups",) if r.kind == "reply" else ()),
+        )
+        for r in rows
+    ]
+
+
+def _lookup(session: Session, key: Any, value: Any, ids: set[int | None]) -> dict[int | None, Any]:
+    wanted = [i for i in ids if i is not None]
+    if not wanted:
+        return {}
+    return {row[0]: row[1] for row in session.execute(select(key, value).where(key.in_(wanted)))}

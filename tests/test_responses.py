@@ -1,0 +1,193 @@
+"""The response log end to end: a campaign sent to a real SMTP server, what came back read from a Maildir, each
+message recorded once, matched to what it answers, and its effects applied (and undone on reclassification)."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from outreach.db.models import Contact, OutboxMessage, Signatory, Suppression
+from outreach.errors import InvalidValueError, NotFoundError
+from outreach.responses.recording import (
+    Inbox,
+    add_response,
+    list_responses,
+    mark_outcome,
+    poll,
+    reclassify,
+    show_response,
+)
+from outreach.responses.sources import MaildirSource
+
+from .conftest import Env
+from .smtp_server import FaultyHandler
+from .test_sending import Clock, drain, queued, sending, server
+
+__all__ = ["queued", "server"]  # fixtures
+
+LATER = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+INBOX = Inbox(unsubscribe_addresses=("unsubscribe@example.org",), soft_bounce_limit=2)
+
+
+@pytest.fixture
+def sent(queued: Env, server: tuple[FaultyHandler, int]) -> dict[str, str]:
+    """The `queued` campaign sent: each recipient's Message-ID."""
+    _, port = server
+    assert drain(queued, sending(port, Clock())).sent == 12
+    with queued.sessions() as session:
+        return {row[0]: row[1] for row in session.execute(select(OutboxMessage.recipient, OutboxMessage.message_id))}
+
+
+def reply(sender: str, answering: str, text: str, *, subject: str = "Re: Appeal", extra: str = "") -> bytes:
+    return (
+        f"From: Member <{sender}>\r\nTo: European Appeal <appeal@example.org>\r\nSubject: {subject}\r\n"
+        f"Date: Tue, 01 Dec 2026 09:00:00 +0100\r\nMessage-ID: <{abs(hash((sender, text)))}@mail.example.org>\r\n"
+        f"In-Reply-To: {answering}\r\nReferences: {answering}\r\n{extra}Content-Type: text/plain; charset=utf-8\r\n"
+        f"\r\n{text}\r\n\r\nOn Mon, 30 Nov 2026 at 10:00, European Appeal <appeal@example.org> wrote:\r\n"
+        "> Dear Member,\r\n> we write to you about the appeal.\r\n"
+    ).encode()
+
+
+def bounce(recipient: str, original: str, status: str, *, action: str = "failed", n: int = 0) -> bytes:
+    boundary = f"b{n}"
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.parliament.example.org>\r\nTo: appeal@example.org\r\n"
+        f"Subject: Undelivered Mail Returned to Sender\r\nDate: Tue, 01 Dec 2026 0{n}:00:00 +0000\r\n"
+        f"Message-ID: <bounce{n}.{recipient}@mx.example.org>\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"\r\n\r\n'
+        f"--{boundary}\r\nContent-Type: text/plain\r\n\r\nI'm sorry to have to inform you that your message could"
+        f" not be delivered.\r\n\r\n--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"
+        f"Reporting-MTA: dns; mx.parliament.example.org\r\n\r\nFinal-Recipient: rfc822; {recipient}\r\n"
+        f"Action: {action}\r\nStatus: {status}\r\nDiagnostic-Code: smtp; 550 {status} mailbox unavailable\r\n\r\n"
+        f"--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: appeal@example.org\r\nTo: {recipient}\r\n"
+        f"Message-ID: {original}\r\nSubject: Appeal\r\n\r\n--{boundary}--\r\n"
+    ).encode()
+
+
+def maildir(root: Path, messages: list[bytes]) -> Path:
+    folder = mailbox.Maildir(root / "Maildir")
+    for raw in messages:
+        folder.add(raw)
+    return root / "Maildir"
+
+
+def inbox_of(sent: dict[str, str]) -> list[bytes]:
+    mp = sorted(sent)
+    away = "Auto-Submitted: auto-replied\r\n"
+    unsubscribe = reply(mp[3], "<unrelated@elsewhere.example>", "unsubscribe", subject="unsubscribe")
+    unsubscribe = unsubscribe.replace(b"To: European Appeal <appeal@example.org>", b"To: unsubscribe@example.org")
+    return [
+        reply(mp[0], sent[mp[0]], "Yes, I will sign. Where do I put my name?"),
+        bounce(mp[1], sent[mp[1]], "5.1.1", n=1),
+        reply(mp[2], sent[mp[2]], "I am out of the office until Monday.", subject="Automatic reply", extra=away),
+        unsubscribe,
+        bounce(mp[4], sent[mp[4]], "4.2.2", n=2),
+        reply("stranger@nowhere.example", "<nothing@nowhere.example>", "Who are you?"),
+    ]
+
+
+def status_of(env: Env, address: str) -> str:
+    with env.sessions() as session:
+        return session.scalars(select(Contact.status).where(Contact.email == address)).one()
+
+
+def test_each_message_is_recorded_once_matched_and_its_effects_applied(queued: Env, sent: dict[str, str]) -> None:
+    mp = sorted(sent)
+    folder = maildir(queued.root, inbox_of(sent))
+    report = poll(queued.sessions, MaildirSource(folder), INBOX, now=lambda: LATER)
+    assert (report.read, report.recorded, report.already, report.unmatched) == (6, 6, 0, 1)
+    assert dict(report.kinds) == {"reply": 2, "hard_bounce": 1, "auto_reply": 1, "unsubscribe": 1, "soft_bounce": 1}
+
+    views = {v.sender: v for v in list_responses(queued.sessions)}
+    answer = views[mp[0]]
+    assert (answer.kind, answer.contact, answer.campaign, answer.answered, answer.matched_by) == (
+        "reply", mp[0], "wave", sent[mp[0]], "message-id")  # fmt: skip
+    assert answer.text == "Yes, I will sign. Where do I put my name?", "the quoted original is left out"
+    assert answer.received_at == datetime(2026, 12, 1, 8, 0, tzinfo=UTC), "the Date header, in UTC"
+    assert "stops follow-ups" in answer.effects
+
+    hard = next(v for v in views.values() if v.kind == "hard_bounce")
+    assert (hard.contact, hard.status, hard.answered) == (mp[1], "5.1.1", sent[mp[1]])
+    assert hard.effects == ("address suppressed: bounced",)
+    assert status_of(queued, mp[1]) == "bounced"
+    assert status_of(queued, mp[2]) == "active", "an out-of-office changes nothing"
+    assert status_of(queued, mp[3]) == "unsubscribed", "mail to the List-Unsubscribe mailbox"
+    assert status_of(queued, mp[4]) == "active", "one soft bounce is not enough"
+    assert views["stranger@nowhere.example"].contact is None
+
+    again = poll(queued.sessions, MaildirSource(folder), INBOX, now=lambda: LATER)
+    assert (again.read, again.recorded, again.already) == (6, 0, 6), "a second poll records nothing twice"
+
+
+def test_soft_bounces_mark_the_address_bounced_at_the_limit_and_a_correction_lifts_it(
+    queued: Env, sent: dict[str, str]
+) -> None:
+    address = sorted(sent)[4]
+    folder = maildir(queued.root, [bounce(address, sent[address], "4.2.2", n=n) for n in (1, 2)])
+    poll(queued.sessions, MaildirSource(folder), INBOX, now=lambda: LATER)
+    assert status_of(queued, address) == "bounced", "the second soft bounce reaches the limit of two"
+    first = min(v.id for v in list_responses(queued.sessions, kind="soft_bounce"))
+    reclassify(queued.sessions, first, "delayed", now=LATER)
+    assert status_of(queued, address) == "active", "one soft bounce left: below the limit again"
+    with queued.sessions() as session:
+        assert session.scalars(select(Suppression)).all() == []
+
+
+def test_reclassifying_moves_the_effects_with_the_kind(queued: Env, sent: dict[str, str]) -> None:
+    mp = sorted(sent)
+    poll(queued.sessions, MaildirSource(maildir(queued.root, inbox_of(sent))), INBOX, now=lambda: LATER)
+    hard = list_responses(queued.sessions, kind="hard_bounce")[0]
+    corrected = reclassify(queued.sessions, hard.id, "auto_reply", now=LATER)
+    assert (corrected.kind, corrected.detected_kind, corrected.effects) == ("auto_reply", "hard_bounce", ())
+    assert status_of(queued, mp[1]) == "active"
+    answer = next(v for v in list_responses(queued.sessions, kind="reply") if v.contact == mp[0])
+    complaint = reclassify(queued.sessions, answer.id, "complaint", now=LATER)
+    assert complaint.effects == ("address suppressed: complained",)
+    assert status_of(queued, mp[0]) == "do_not_contact"
+    with pytest.raises(InvalidValueError, match="not one of"):
+        reclassify(queued.sessions, answer.id, "spam", now=LATER)
+    with pytest.raises(NotFoundError, match="no response 999"):
+        show_response(queued.sessions, 999)
+
+
+def test_an_answer_by_phone_is_logged_and_a_signed_outcome_makes_a_signatory_once(
+    queued: Env, sent: dict[str, str]
+) -> None:
+    address = sorted(sent)[5]
+    logged = add_response(queued.sessions, address.upper(), "phone", "Will sign after the vote.", now=LATER)
+    assert (logged.kind, logged.channel, logged.contact, logged.campaign) == ("reply", "phone", address, "wave")
+    mark_outcome(queued.sessions, logged.id, "interested", now=LATER)
+    signed = mark_outcome(queued.sessions, logged.id, "signed", now=LATER + timedelta(days=3))
+    mark_outcome(queued.sessions, logged.id, "signed", now=LATER + timedelta(days=4))
+    assert signed.outcome == "signed"
+    with queued.sessions() as session:
+        rows = session.scalars(select(Signatory).where(Signatory.email == address)).all()
+    assert [(row.name, row.group) for row in rows] == [(f"Member {address[2:].split('@')[0]}", "parliamentarians")]
+    with pytest.raises(InvalidValueError, match="channel 'fax'"):
+        add_response(queued.sessions, address, "fax", "...", now=LATER)
+    with pytest.raises(NotFoundError, match="no contact"):
+        add_response(queued.sessions, "nobody@example.org", "phone", "...", now=LATER)
+
+
+def test_the_commands_poll_list_show_and_reclassify_with_json(queued: Env, sent: dict[str, str]) -> None:
+    folder = maildir(queued.root, inbox_of(sent))
+    polled = json.loads(queued.run("responses", "poll", "--source", f"maildir:{folder}", "--json").stdout)
+    assert (polled["read"], polled["recorded"]) == (6, 6)
+    again = queued.run("responses", "poll", "--source", f"maildir:{folder}")
+    assert "recorded 0 new" in again.stderr and "6 seen before" in again.stderr
+    listed = json.loads(queued.run("responses", "list", "--kind", "hard_bounce", "--json").stdout)["responses"]
+    assert [entry["contact"] for entry in listed] == [sorted(sent)[1]]
+    shown = queued.run("responses", "show", str(listed[0]["id"])).stdout
+    assert "hard_bounce, status 5.1.1" in shown and "address suppressed: bounced" in shown
+    assert "Final-Recipient" in queued.run("responses", "show", str(listed[0]["id"]), "--raw").stdout
+    fixed = json.loads(queued.run("responses", "reclassify", str(listed[0]["id"]), "soft_bounce", "--json").stdout)
+    assert fixed["kind"] == "soft_bounce" and fixed["effects"] == []
+    missing = queued.run("responses", "poll", check=False)
+    assert missing.returncode != 0 and "OUTREACH_IMAP_HOST is not set" in missing.stderr
+    wrong = queued.run("responses", "poll", "--source", "pop3:x", check=False)
+    assert wrong.returncode != 0 and len(wrong.stderr.strip().splitlines()) == 1
