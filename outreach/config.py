@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
@@ -33,6 +34,7 @@ KNOWN = {
     "OUTREACH_DOMAIN_RATE_LIMIT": "20/hour",
     "OUTREACH_UNSUBSCRIBE_MAILTO": "",  # address for List-Unsubscribe; empty: none
     "OUTREACH_UNSUBSCRIBE_URL": "",  # https endpoint for one-click unsubscribe (RFC 8058); empty: none
+    "OUTREACH_RETURN_PATH": "",  # envelope sender, where bounces go; `{token}` in it: VERP; empty: OUTREACH_FROM
     "OUTREACH_DKIM_KEY": "",  # path to a PEM private key; empty: no DKIM signature
     "OUTREACH_DKIM_SELECTOR": "outreach",  # the selector its public key is published under
     "OUTREACH_DKIM_DOMAIN": "",  # the signing domain; empty: the domain of OUTREACH_FROM
@@ -43,6 +45,7 @@ KNOWN = {
     "OUTREACH_IMAP_PASSWORD": "",
     "OUTREACH_IMAP_FOLDER": "INBOX",
     "OUTREACH_IMAP_MOVE_TO": "",  # folder a recorded message is moved to; empty: it stays where it is
+    "OUTREACH_SOFT_BOUNCE_LIMIT": "3",  # soft bounces of one address before it counts as bounced
 }
 
 
@@ -65,6 +68,7 @@ class Settings:
     domain_rate_limit: str = "20/hour"
     unsubscribe_mailto: str = ""
     unsubscribe_url: str = ""
+    return_path: str = ""
     dkim_key: str = ""
     dkim_selector: str = "outreach"
     dkim_domain: str = ""
@@ -75,6 +79,7 @@ class Settings:
     imap_password: str = ""
     imap_folder: str = "INBOX"
     imap_move_to: str = ""
+    soft_bounce_limit: int = 3
 
     def __repr__(self) -> str:
         # A database URL can carry a password, and the SMTP and IMAP passwords are ones: never show them.
@@ -145,6 +150,7 @@ def _smtp(values: Mapping[str, str]) -> dict[str, Any]:
         "domain_rate_limit": values.get("OUTREACH_DOMAIN_RATE_LIMIT", KNOWN["OUTREACH_DOMAIN_RATE_LIMIT"]).strip(),
         "unsubscribe_mailto": get("OUTREACH_UNSUBSCRIBE_MAILTO"),
         "unsubscribe_url": url,
+        "return_path": _return_path(get("OUTREACH_RETURN_PATH")),
         "dkim_key": get("OUTREACH_DKIM_KEY"),
         "dkim_selector": get("OUTREACH_DKIM_SELECTOR"),
         "dkim_domain": get("OUTREACH_DKIM_DOMAIN").lower(),
@@ -177,7 +183,23 @@ def _imap(values: Mapping[str, str]) -> dict[str, Any]:
         "imap_password": values.get("OUTREACH_IMAP_PASSWORD", ""),
         "imap_folder": get("OUTREACH_IMAP_FOLDER"),
         "imap_move_to": get("OUTREACH_IMAP_MOVE_TO"),
+        "soft_bounce_limit": _count(get("OUTREACH_SOFT_BOUNCE_LIMIT"), "OUTREACH_SOFT_BOUNCE_LIMIT"),
     }
+
+
+def _return_path(value: str) -> str:
+    """An envelope sender, with at most one `{token}` (VERP) in its local part."""
+    if value and not re.fullmatch(r"[^@\s{}<>]*(\{token\})?[^@\s{}<>]*@[A-Za-z0-9.-]+", value):
+        hint = "an address, with {token} at most once before the @: bounces+{token}@example.org"
+        raise ConfigError(f"OUTREACH_RETURN_PATH is {value!r}", hint=hint)
+    return value
+
+
+def _count(value: str, key: str) -> int:
+    """A whole number of at least 1."""
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{key} is {value!r}", hint="use a whole number, 1 or more")
+    return int(value)
 
 
 def database_url(workspace: Path, configured: str) -> str:

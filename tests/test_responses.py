@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import mailbox
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from imapclient import IMAPClient
 from sqlalchemy import select
 
 from outreach.db.models import Contact, OutboxMessage, Signatory, Suppression
@@ -25,6 +27,7 @@ from outreach.responses.recording import (
 from outreach.responses.sources import MaildirSource
 
 from .conftest import Env
+from .imap_server import Dovecot
 from .smtp_server import FaultyHandler
 from .test_sending import Clock, drain, queued, sending, server
 
@@ -191,3 +194,71 @@ def test_the_commands_poll_list_show_and_reclassify_with_json(queued: Env, sent:
     assert missing.returncode != 0 and "OUTREACH_IMAP_HOST is not set" in missing.stderr
     wrong = queued.run("responses", "poll", "--source", "pop3:x", check=False)
     assert wrong.returncode != 0 and len(wrong.stderr.strip().splitlines()) == 1
+
+
+def test_polling_imap_records_new_mail_once_and_survives_a_new_uidvalidity(
+    queued: Env, sent: dict[str, str], dovecot: Dovecot
+) -> None:
+    client = IMAPClient(dovecot.host, dovecot.port, ssl=False, timeout=10)
+    client.login(dovecot.username, dovecot.password)
+    folder = f"poll{uuid.uuid4().hex[:10]}"
+    client.create_folder(folder)
+    (queued.root / ".env").write_text(
+        f"OUTREACH_IMAP_HOST={dovecot.host}\nOUTREACH_IMAP_PORT={dovecot.port}\nOUTREACH_IMAP_SECURITY=none\n"
+        f"OUTREACH_IMAP_USERNAME={dovecot.username}\nOUTREACH_IMAP_PASSWORD={dovecot.password}\n"
+        f"OUTREACH_IMAP_FOLDER={folder}\nOUTREACH_UNSUBSCRIBE_MAILTO=unsubscribe@example.org\n",
+        encoding="utf-8",
+    )
+    inbox = inbox_of(sent)
+    try:
+        for raw in inbox[:4]:
+            client.append(folder, raw)
+
+        def polled() -> dict[str, int]:
+            result = json.loads(queued.run("responses", "poll", "--json").stdout)
+            assert dovecot.password not in json.dumps(result)
+            return {key: result[key] for key in ("read", "recorded", "already")}
+
+        assert polled() == {"read": 4, "recorded": 4, "already": 0}
+        assert polled() == {"read": 0, "recorded": 0, "already": 0}, "by UID: nothing new, nothing read"
+        client.append(folder, inbox[4])
+        assert polled() == {"read": 1, "recorded": 1, "already": 0}
+        # A new UIDVALIDITY (the folder deleted and made again): everything is read again, nothing recorded twice.
+        client.delete_folder(folder)
+        client.create_folder(folder)
+        for raw in inbox:
+            client.append(folder, raw)
+        assert polled() == {"read": 6, "recorded": 1, "already": 5}
+        client.select_folder(folder, readonly=True)
+        assert client.search("UNSEEN") != [], "polling leaves messages unread"
+    finally:
+        client.logout()
+    assert len(list_responses(queued.sessions)) == 6
+
+
+def test_with_a_verp_return_path_a_bounce_that_quotes_nothing_is_matched_by_its_address(
+    queued: Env, server: tuple[FaultyHandler, int]
+) -> None:
+    handler, port = server
+    verp = sending(port, Clock())
+    verp.return_path = "bounces+{token}@example.org"
+    assert drain(queued, verp).sent == 12
+    with queued.sessions() as session:
+        letters = {row[0]: row[1] for row in session.execute(select(OutboxMessage.recipient, OutboxMessage.message_id))}
+    recipient = sorted(letters)[7]
+    token = letters[recipient].strip("<>").split("@")[0]
+    envelope = next(r.sender for r in handler.received if r.recipients == [recipient])
+    assert envelope == f"bounces+{token}@example.org", "each message's own return path"
+    plain = (
+        f"From: MAILER-DAEMON@mx.example.net\r\nTo: {envelope}\r\nSubject: failure notice\r\n"
+        "Date: Tue, 01 Dec 2026 10:00:00 +0000\r\n\r\nHi. This is the qmail-send program at mx.example.net.\r\n"
+        "I'm afraid I wasn't able to deliver your message to the following addresses.\r\n"
+        "This is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n"
+        "<someone.else@forwarded.example>:\r\nSorry, no mailbox here by that name. (#5.1.1)\r\n"
+    ).encode()
+    inbox = Inbox(token_address="bounces+{token}@example.org")
+    poll(queued.sessions, MaildirSource(maildir(queued.root, [plain])), inbox, now=lambda: LATER)
+    [found] = list_responses(queued.sessions)
+    assert (found.kind, found.contact, found.answered, found.matched_by) == (
+        "hard_bounce", recipient, letters[recipient], "token")  # fmt: skip
+    assert status_of(queued, recipient) == "bounced", "the contact the token names, not the forwarding address"

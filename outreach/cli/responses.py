@@ -34,10 +34,13 @@ def _now() -> datetime:
 
 
 def _inbox(workspace: Workspace) -> Inbox:
-    """Our List-Unsubscribe mailbox (mail to it is an unsubscribe request) and the soft-bounce limit."""
-    mailto = workspace.settings.unsubscribe_mailto.strip()
-    mailto = mailto.removeprefix("mailto:").split("?", 1)[0]
-    return Inbox(unsubscribe_addresses=(mailto,) if mailto else ())
+    """Our List-Unsubscribe mailbox (mail to it is an unsubscribe request), the VERP return path whose token
+    names the message a bounce is about, and the soft-bounce limit."""
+    settings = workspace.settings
+    mailto = settings.unsubscribe_mailto.strip().removeprefix("mailto:").split("?", 1)[0]
+    verp = settings.return_path if "{token}" in settings.return_path else None
+    return Inbox(unsubscribe_addresses=(mailto,) if mailto else (), token_address=verp,
+                 soft_bounce_limit=settings.soft_bounce_limit)  # fmt: skip
 
 
 @app.command("poll")

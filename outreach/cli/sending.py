@@ -47,7 +47,8 @@ def build_sending(workspace: Workspace) -> Sending:
     signer = workspace.dkim_signer(sender.mailbox)
     return Sending(lambda: SmtpTransport(smtp), sender.mailbox, sender.reply_to, pacer, _now, time.monotonic,
                    connections=settings.smtp_connections, unsubscribe_mailto=settings.unsubscribe_mailto,
-                   unsubscribe_url=settings.unsubscribe_url, sign=signer.sign if signer else None)  # fmt: skip
+                   unsubscribe_url=settings.unsubscribe_url, return_path=settings.return_path,
+                   sign=signer.sign if signer else None)  # fmt: skip
 
 
 @contextmanager

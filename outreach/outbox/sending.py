@@ -125,6 +125,7 @@ class Sending:
     connections: int = 1
     unsubscribe_mailto: str = ""
     unsubscribe_url: str = ""
+    return_path: str = ""  # the envelope sender, `{token}` in it replaced (VERP); empty: the From address
     sign: Callable[[bytes], bytes] | None = None  # DKIM, when a key is configured
     server_pause: float = 30.0  # seconds to hold everything back after a 421
     sleep: Callable[[float], None] = time.sleep
@@ -530,14 +531,26 @@ def _ready(sending: Sending, message: Claimed, sender: Sender) -> _Ready:
 
 def wire_bytes(sending: Sending, message: Claimed, now: datetime, sender: Sender) -> bytes:
     """The message as it goes on the wire, with the Message-ID it was queued with."""
-    token = message.message_id.strip("<>").rpartition("@")[0]
-    headers = unsubscribe_headers(sending.unsubscribe_mailto, sending.unsubscribe_url, token)
+    headers = unsubscribe_headers(sending.unsubscribe_mailto, sending.unsubscribe_url, _token(message))
     data = build_message(
         Message(sender.mailbox or sending.sender, Mailbox(message.recipient, message.recipient_name),
                 message.subject, message.text_body, message.message_id, now, html=message.html_body,
                 reply_to=sender.reply_to, headers=headers)
     )  # fmt: skip
     return sending.sign(data) if sending.sign else data
+
+
+def envelope_sender(sending: Sending, message: Claimed, sender: Sender) -> str:
+    """MAIL FROM, where bounces go: the return path with the message's token in it (VERP), else the From
+    address."""
+    if sending.return_path:
+        return sending.return_path.replace("{token}", _token(message))
+    return (sender.mailbox or sending.sender).address
+
+
+def _token(message: Claimed) -> str:
+    """What names a message in a one-click URL or a VERP address: the local part of its Message-ID."""
+    return message.message_id.strip("<>").rpartition("@")[0]
 
 
 @dataclass(frozen=True)
@@ -574,7 +587,7 @@ def _send_one(sessions: sessionmaker[Session], sending: Sending, transport: Tran
         pending.clear()
 
     reply = transport.send(
-        (sender.mailbox or sending.sender).address, message.recipient, data, before_commit,
+        envelope_sender(sending, message, sender), message.recipient, data, before_commit,
         smtputf8=not message.recipient.isascii(), while_waiting=while_waiting,
     )  # fmt: skip
     verdict = classify_reply(reply.code, reply.text, after_data_mark=reply.after_data_mark)
