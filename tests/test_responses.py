@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import mailbox
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from sqlalchemy import select
 from outreach.db.models import Contact, OutboxMessage, Signatory, Suppression
 from outreach.errors import InvalidValueError, NotFoundError
 from outreach.responses.recording import (
+    BATCH,
     Inbox,
     add_response,
     list_responses,
@@ -24,7 +26,7 @@ from outreach.responses.recording import (
     reclassify,
     show_response,
 )
-from outreach.responses.sources import MaildirSource
+from outreach.responses.sources import Checkpoint, Fetched, ImapError, MaildirSource
 
 from .conftest import Env
 from .imap_server import Dovecot
@@ -262,3 +264,38 @@ def test_with_a_verp_return_path_a_bounce_that_quotes_nothing_is_matched_by_its_
     assert (found.kind, found.contact, found.answered, found.matched_by) == (
         "hard_bounce", recipient, letters[recipient], "token")  # fmt: skip
     assert status_of(queued, recipient) == "bounced", "the contact the token names, not the forwarding address"
+
+
+class Interrupted:
+    """A Maildir whose reading breaks after `after` messages, as a dropped IMAP connection does."""
+
+    def __init__(self, source: MaildirSource, after: int) -> None:
+        self.source, self.after, self.name = source, after, source.name
+
+    def fetch(self, checkpoint: Checkpoint | None) -> Iterator[tuple[Fetched, Checkpoint]]:
+        for n, item in enumerate(self.source.fetch(checkpoint)):
+            if n == self.after:
+                raise ImapError("the connection dropped", where="imap.example.org:993")
+            yield item
+
+    def done(self, fetched: Fetched) -> None:
+        self.source.done(fetched)
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def test_a_poll_that_breaks_off_keeps_what_it_recorded_and_the_next_records_the_rest_once(
+    queued: Env, sent: dict[str, str]
+) -> None:
+    mp = sorted(sent)
+    many = [reply(mp[n % 12], sent[mp[n % 12]], f"Answer number {n}.") for n in range(2 * BATCH + 50)]
+    folder = maildir(queued.root, many)
+    with pytest.raises(ImapError, match="dropped"):
+        poll(queued.sessions, Interrupted(MaildirSource(folder), BATCH + 30), INBOX, now=lambda: LATER)
+    assert len(list_responses(queued.sessions, limit=None)) == BATCH, "the first batch, committed with its cursor"
+    # Large batches are classified in a second process: the answers are the same as in this one.
+    report = poll(queued.sessions, MaildirSource(folder), INBOX, now=lambda: LATER)
+    assert (report.read, report.recorded, report.already) == (len(many), len(many) - BATCH, BATCH)
+    texts = sorted(view.text or "" for view in list_responses(queued.sessions, limit=None))
+    assert texts == sorted(f"Answer number {n}." for n in range(len(many)))

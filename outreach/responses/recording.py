@@ -144,13 +144,15 @@ def _understood(
 
     A large inbox is read on both cores: a second process classifies the next batch while this one records the
     last (understanding a message costs about as much as recording it). A small one, whose batches never fill,
-    is read here, without the second process's start (as is one read before).
+    is read here, without the second process's start (as is one read before). If the source breaks off (a
+    dropped connection), the batches read before are still recorded, and then its error is raised.
     """
     mailboxes, token_address = tuple(inbox.unsubscribe_addresses), inbox.token_address
+    failure: list[Exception] = []
     pool: ProcessPoolExecutor | None = None
     in_flight: deque[tuple[_Batch, list[Fetched], Future[list[Understood]]]] = deque()
     try:
-        for batch in batches:
+        for batch in _until_broken(batches, failure):
             new = _unknown(sessions, batch)
             if pool is None and len(new) >= BATCH // 2:  # a large inbox, and mostly unread
                 pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
@@ -171,6 +173,16 @@ def _understood(
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+    if failure:
+        raise failure[0]  # after what was read before it is recorded
+
+
+def _until_broken(batches: Iterator[_Batch], failure: list[Exception]) -> Iterator[_Batch]:
+    """The batches until the source breaks (a dropped connection), keeping the error for later."""
+    try:
+        yield from batches
+    except Exception as error:
+        failure.append(error)
 
 
 def _unknown(sessions: sessionmaker[Session], batch: _Batch) -> list[Fetched]:
