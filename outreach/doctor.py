@@ -27,6 +27,7 @@ from outreach.outbox.states import State
 from outreach.rendering.environment import FALLBACK_LANGUAGE, SUBJECT, first_letter_of, template_names
 from outreach.rendering.mime import Mailbox
 from outreach.rendering.previewing import Sender, check_template, compile_template
+from outreach.responses.sources import ImapError, ImapSettings, ImapSource
 from outreach.workspace import Workspace
 
 SMTP_TIMEOUT = 10.0  # seconds: a doctor should answer soon, not wait out the adapter's 60 s for sending
@@ -52,13 +53,14 @@ class Check:
 
 
 def diagnose(workspace: Workspace, *, now: datetime, smtp_timeout: float = SMTP_TIMEOUT) -> list[Check]:
-    """Run every check in turn (settings, database, templates, SMTP); one failing never stops the others."""
+    """Run every check in turn (settings, database, templates, SMTP, IMAP); one failing never stops the others."""
     database, sessions = _database(workspace)
     return [
         _settings(workspace),
         database,
         _templates(workspace, sessions, now=now),
         _smtp(workspace.smtp_settings(timeout=smtp_timeout)),
+        _imap(workspace.imap_settings(timeout=smtp_timeout), workspace.settings.imap_folder),
     ]
 
 
@@ -259,3 +261,25 @@ def _smtp(smtp: SmtpSettings) -> Check:
         return Check("smtp", Status.WARNING, detail + "; letters would cross the network unencrypted",
                      "set OUTREACH_SMTP_SECURITY=starttls (ports 25, 587) or tls (port 465)")  # fmt: skip
     return Check("smtp", Status.OK, detail)
+
+
+def _imap(imap: ImapSettings | None, folder: str) -> Check:
+    """Connect and log in to the inbox responses are read from, and look at its folder; the password is never
+    shown. Without OUTREACH_IMAP_HOST there is nothing to check: sending does not need it, and responses can be
+    read from files."""
+    if imap is None:
+        return Check("imap", Status.OK, "not set up (OUTREACH_IMAP_HOST is empty): `outreach responses poll "
+                     "--source maildir:PATH` or `mbox:PATH` reads replies from files")  # fmt: skip
+    source = ImapSource(imap, folder)
+    try:
+        messages, unseen = source.probe()
+    except ImapError as error:
+        detail = f"{error.where}: {error.message}" if error.where else error.message
+        return Check("imap", Status.FAILED, detail, error.hint or "check the OUTREACH_IMAP_* settings")
+    except UnicodeError:  # the IDNA codec refuses a malformed host name before any connection
+        return Check("imap", Status.FAILED, f"{imap.host!r} is not a host name", "check OUTREACH_IMAP_HOST")
+    finally:
+        source.close()
+    detail = (f"{imap.host}:{imap.port}, {_SECURITY.get(imap.security, imap.security)}, logged in as "
+              f"{imap.username!r}; {folder} holds {messages} messages, {unseen} unseen")  # fmt: skip
+    return Check("imap", Status.OK, detail)

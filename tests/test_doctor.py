@@ -13,6 +13,7 @@ from outreach.db.engine import make_engine, make_session_factory
 from outreach.workspace import init_workspace
 
 from .conftest import Env
+from .imap_server import Dovecot
 from .smtp_server import FaultyHandler, free_port, start_server
 from .test_import import do_import
 from .test_signing import make_key
@@ -55,7 +56,7 @@ def lines(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
         words = line.split(maxsplit=2)
         if line.startswith(" ") and name:
             found[name] += "\n" + line.strip()
-        elif len(words) == 3 and words[1] in ("settings", "database", "templates", "smtp"):
+        elif len(words) == 3 and words[1] in ("settings", "database", "templates", "smtp", "imap"):
             name = words[1]
             found[name] = f"{words[0]} {words[2]}"
     return found
@@ -110,7 +111,7 @@ def test_nothing_listening_fails_smtp_plainly_and_the_rest_is_still_checked(env:
         ": 3 contacts, 0 queued outbox messages"
     )
     assert report["templates"] == "ok appeal, appeal-reminder: 6 copies rendered, none failed"
-    assert result.stderr.splitlines()[-1] == "1 of 4 checks failed; nothing was sent."
+    assert result.stderr.splitlines()[-1] == "1 of 5 checks failed; nothing was sent."
 
 
 def test_a_template_with_a_syntax_error_fails_naming_the_file_and_line(env: Env, smtp_port: int) -> None:
@@ -135,7 +136,7 @@ def test_json_is_one_document_with_every_check(env: Env, smtp_port: int) -> None
     document = json.loads(result.stdout)
     assert document["ok"] is True
     assert [(c["name"], c["status"]) for c in document["checks"]] == [
-        ("settings", "ok"), ("database", "ok"), ("templates", "ok"), ("smtp", "ok"),
+        ("settings", "ok"), ("database", "ok"), ("templates", "ok"), ("smtp", "ok"), ("imap", "ok"),
     ]  # fmt: skip
     assert all(set(c) == {"name", "status", "detail", "hint"} for c in document["checks"])
     assert document["checks"][2]["detail"] == "appeal, appeal-reminder: no contacts to render them for yet"
@@ -153,7 +154,7 @@ def test_settings_that_cannot_work_are_all_named(env: Env, smtp_port: int) -> No
     assert (
         f"OUTREACH_DKIM_KEY: {env.root / 'keys' / 'dkim.pem'}: cannot read the DKIM private key" in settings["detail"]
     )
-    assert [c["status"] for c in document["checks"][1:]] == ["ok", "ok", "ok"]
+    assert [c["status"] for c in document["checks"][1:]] == ["ok", "ok", "ok", "ok"]
 
     (env.root / "keys").mkdir()
     env.write("keys/dkim.pem", "not a key\n")
@@ -198,4 +199,19 @@ def test_a_missing_sqlite_file_is_reported_not_created_and_templates_still_compi
     assert not missing.exists()
     assert report["templates"].startswith("warning appeal, appeal-reminder compile; not rendered for contacts")
     assert report["smtp"].startswith("failed ")
-    assert result.stderr.splitlines()[-1] == "2 of 4 checks failed; nothing was sent."
+    assert result.stderr.splitlines()[-1] == "2 of 5 checks failed; nothing was sent."
+
+
+def test_the_inbox_is_checked_when_one_is_set_up_and_its_password_shown_nowhere(
+    env: Env, smtp_port: int, dovecot: Dovecot
+) -> None:
+    imap = (f"OUTREACH_IMAP_HOST={dovecot.host}\nOUTREACH_IMAP_PORT={dovecot.port}\nOUTREACH_IMAP_SECURITY=none\n"
+            f"OUTREACH_IMAP_USERNAME={dovecot.username}\n")  # fmt: skip
+    configure(env, smtp_port, extra=imap + f"OUTREACH_IMAP_PASSWORD={dovecot.password}\n")
+    report = lines(env.run("doctor"))
+    assert report["imap"].startswith(f"ok {dovecot.host}:{dovecot.port}, no encryption, logged in as 'campaign'; INBOX")
+    configure(env, smtp_port, extra=imap + f"OUTREACH_IMAP_PASSWORD={WRONG}\nOUTREACH_IMAP_FOLDER=Nowhere\n")
+    failed = env.run("doctor", check=False)
+    assert failed.returncode == 1
+    assert lines(failed)["imap"].startswith(f"failed {dovecot.host}:{dovecot.port}: the server refused the login")
+    assert WRONG not in failed.stderr + failed.stdout

@@ -18,7 +18,7 @@ NAME_WIDTH = len("templates")
 
 
 def doctor(ctx: typer.Context, json_output: JsonOption = False) -> None:
-    """Check the settings, the database, the templates and the SMTP server, and say what is wrong. Sends nothing."""
+    """Check the settings, the database, the templates, the SMTP server and the inbox; say what is wrong."""
     try:
         workspace = ctx.obj.workspace()
     except ConfigError as error:  # the other checks need the settings; this one can still say what is wrong

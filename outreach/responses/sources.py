@@ -132,6 +132,20 @@ class ImapSource:
                 raw = cast(bytes, data[b"BODY[]"])
                 yield Fetched(f"imap:{self.folder}:{validity}:{uid}", raw), Checkpoint(validity, str(uid))
 
+    def probe(self) -> tuple[int, int]:
+        """Log in and look at the folder without reading anything: how many messages it holds and how many of
+        them are unseen (for `outreach doctor`)."""
+        client = self._connected()
+        with self._errors(f"look at the folder {self.folder!r}"):
+            try:
+                status = client.folder_status(self.folder, [b"MESSAGES", b"UNSEEN"])
+            except imaplib.IMAP4.error:
+                if not client.folder_exists(self.folder):
+                    hint = "set OUTREACH_IMAP_FOLDER to a folder that exists"
+                    raise ImapError(f"there is no folder {self.folder!r}", where=self.where, hint=hint) from None
+                raise
+        return int(status[b"MESSAGES"]), int(status[b"UNSEEN"])
+
     def done(self, fetched: Fetched) -> None:
         """Move the message to the `move_to` folder: MOVE (RFC 6851) where the server offers it, else COPY, mark
         \\Deleted and expunge it alone (UID EXPUNGE, RFC 4315) or, on a server without UIDPLUS, every message
