@@ -1,7 +1,10 @@
-"""Queueing a step: every copy rendered once, straight into the outbox, in one transaction.
+"""Queueing: every copy of a step rendered once, straight into the outbox, in one transaction.
 
 One pass: each copy is rendered and written as it comes; if any copy fails, the transaction is rolled back and
-nothing is queued, and the error names the contact, the template file and the line.
+nothing is queued, and the error names the contact, the template file and the line. The first step is queued for
+the campaign's segment at once, each copy due when the campaign's schedule places it in its recipient's zone;
+a follow-up is queued for a contact when it falls due (`queue_followups`, which `outreach run` calls), unless
+the contact has replied, bounced or unsubscribed meanwhile: that is decided then, once, and recorded.
 """
 
 from __future__ import annotations
@@ -13,23 +16,26 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from babel.dates import format_date
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from outreach.campaigns.catalog import campaign_sender, find_campaign, find_step
+from outreach.campaigns.catalog import FollowUp, campaign_sender, find_campaign, find_step, follow_ups, schedule_of
+from outreach.campaigns.plan import first_send_time, zone_for
 from outreach.contacts.addresses import ascii_domain_form
 from outreach.contacts.segments import parse_segment
 from outreach.contacts.selecting import streamed_contacts
-from outreach.db.models import OutboxBody, OutboxMessage
+from outreach.db.models import Campaign, CampaignStep, Contact, OutboxBody, OutboxMessage, Response, StepSkip, as_utc
 from outreach.db.queries import insert_many
 from outreach.errors import ConfigError, InvalidValueError
+from outreach.rendering.copies import CompiledTemplate, Letterhead
 from outreach.rendering.mime import make_message_id
 from outreach.rendering.previewing import Sender, compile_template, letterhead, recipient_of
 
 BATCH = 500
 _COLUMNS = (
     "campaign_id", "step_id", "contact_id", "state", "message_id", "recipient", "recipient_name", "language",
-    "subject", "attempts", "next_attempt_at", "created_at", "updated_at",
+    "subject", "attempts", "next_attempt_at", "thread_id", "created_at", "updated_at",
 )  # fmt: skip
 _BODY_COLUMNS = ("message_id", "text_body", "html_body")
 
@@ -45,10 +51,61 @@ class QueueReport:
     skipped: dict[str, int] = field(default_factory=dict)  # by contact status (bounced, unsubscribed ...)
     languages: dict[str, int] = field(default_factory=dict)
     dry_run: bool = False
+    first_due: datetime | None = None  # when the first copy may go, as the schedule places it
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready values."""
-        return dict(self.__dict__)
+        return {**self.__dict__, "first_due": self.first_due.isoformat() if self.first_due else None}
+
+
+class _Copies:
+    """Copies of one step on their way into the outbox: rendered, counted, and written in batches."""
+
+    def __init__(self, session: Session, campaign: Campaign, step: CampaignStep, template: CompiledTemplate,
+                 head: Letterhead, domain: str, report: QueueReport, now: datetime) -> None:  # fmt: skip
+        self.session, self.campaign, self.step, self.template, self.head = session, campaign, step, template, head
+        self.domain, self.report, self.now = domain, report, now
+        self.rows: list[tuple[Any, ...]] = []
+        self.bodies: list[tuple[Any, ...]] = []
+
+    def add(self, contact: Contact, due: datetime, thread_id: str | None = None,
+            extra: dict[str, str] | None = None) -> None:  # fmt: skip
+        """Render one copy (an error leaves the session: nothing is kept) and queue it, due at `due`; `extra`
+        adds variables for this contact alone (what a follow-up says of the first letter)."""
+        assert contact.email is not None
+        copy = self.template.render(recipient_of(contact), self.head, extra)
+        report = self.report
+        report.languages[copy.language] = report.languages.get(copy.language, 0) + 1
+        token = f"outreach.{self.campaign.id}.{self.step.id}.{contact.id}.{secrets.token_hex(4)}"
+        message_id = make_message_id(self.domain, token)
+        self.rows.append((
+            self.campaign.id, self.step.id, contact.id, "queued", message_id, ascii_domain_form(contact.email),
+            contact.name, copy.language, copy.subject, 0, due, thread_id, self.now, self.now,
+        ))  # fmt: skip
+        self.bodies.append((message_id, copy.text, copy.html))
+        report.queued += 1
+        report.first_due = min(report.first_due or due, due)
+        if len(self.rows) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Insert the copies so far and their bodies (in a dry run too: the rollback at the end undoes it, after
+        the database has checked its constraints)."""
+        insert_many(self.session, OutboxMessage.__table__, _COLUMNS, self.rows)  # type: ignore[arg-type]
+        insert_many(self.session, OutboxBody.__table__, _BODY_COLUMNS, self.bodies)  # type: ignore[arg-type]
+        self.rows.clear()
+        self.bodies.clear()
+
+
+def _copies(session: Session, campaign: Campaign, step: CampaignStep, templates: Path, default_sender: Sender,
+            report: QueueReport, now: datetime) -> _Copies:  # fmt: skip
+    """Everything the copies of a step share: the compiled template, the letterhead, the sender's domain."""
+    sender = campaign_sender(campaign, default_sender)
+    if sender.mailbox is None:
+        raise ConfigError("no sender: OUTREACH_FROM is not set and the campaign has no --from")
+    domain = sender.mailbox.address.rpartition("@")[2]
+    template = compile_template(templates, step.template)
+    return _Copies(session, campaign, step, template, letterhead(session, sender, now), domain, report, now)
 
 
 def queue_step(
@@ -69,17 +126,11 @@ def queue_step(
         if campaign.status == "cancelled":
             raise InvalidValueError(f"campaign {name!r} is cancelled", hint="create a new campaign instead")
         step = find_step(session, campaign, position)
-        sender = campaign_sender(campaign, default_sender)
-        if sender.mailbox is None:
-            raise ConfigError("no sender: OUTREACH_FROM is not set and the campaign has no --from")
-        domain = sender.mailbox.address.rpartition("@")[2]
-        template = compile_template(templates, step.template)
-        head = letterhead(session, sender, now)
+        copies = _copies(session, campaign, step, templates, default_sender, report, now)
+        placement, fallback = schedule_of(campaign)
         done = set(session.scalars(
             select(OutboxMessage.contact_id).where(OutboxMessage.step_id == step.id, OutboxMessage.state != "cancelled")
         ))  # fmt: skip
-        rows: list[tuple[Any, ...]] = []
-        bodies: list[tuple[Any, ...]] = []
         seen = 0
         with streamed_contacts(session, parse_segment(campaign.segment)) as contacts:
             for contact in contacts:
@@ -92,19 +143,9 @@ def queue_step(
                 if contact.id in done:
                     report.already_queued += 1
                     continue
-                copy = template.render(recipient_of(contact), head)  # an error leaves the session: nothing is kept
-                report.languages[copy.language] = report.languages.get(copy.language, 0) + 1
-                token = f"outreach.{campaign.id}.{step.id}.{contact.id}.{secrets.token_hex(4)}"
-                message_id = make_message_id(domain, token)
-                rows.append((
-                    campaign.id, step.id, contact.id, "queued", message_id, ascii_domain_form(contact.email),
-                    contact.name, copy.language, copy.subject, 0, now, now, now,
-                ))  # fmt: skip
-                bodies.append((message_id, copy.text, copy.html))
-                report.queued += 1
-                if len(rows) >= BATCH:
-                    _write(session, rows, bodies)
-        _write(session, rows, bodies)
+                zone = zone_for(contact.time_zone, contact.country, fallback)
+                copies.add(contact, first_send_time(as_utc(campaign.send_at), now, zone, placement))
+        copies.flush()
         if dry_run:
             session.rollback()
         else:
@@ -114,10 +155,78 @@ def queue_step(
     return report
 
 
-def _write(session: Session, rows: list[tuple[Any, ...]], bodies: list[tuple[Any, ...]]) -> None:
-    """Insert a batch of copies and their bodies (in a dry run too: the rollback at the end undoes it, after the
-    database has checked its constraints)."""
-    insert_many(session, OutboxMessage.__table__, _COLUMNS, rows)  # type: ignore[arg-type]
-    insert_many(session, OutboxBody.__table__, _BODY_COLUMNS, bodies)  # type: ignore[arg-type]
-    rows.clear()
-    bodies.clear()
+@dataclass
+class FollowUpReport:
+    """What one look at the follow-ups did: queued, skipped (and why), and what waits for later."""
+
+    queued: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    waiting: int = 0
+    next_due: datetime | None = None
+    steps: list[QueueReport] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return {"queued": self.queued, "skipped": self.skipped, "waiting": self.waiting,
+                "next_due": self.next_due.isoformat() if self.next_due else None,
+                "steps": [step.as_json() for step in self.steps]}  # fmt: skip
+
+
+def queue_followups(
+    sessions: sessionmaker[Session], templates: Path, default_sender: Sender, *, now: datetime
+) -> FollowUpReport:
+    """Queue every follow-up that has fallen due (its delay after the contact's step before it was sent, placed
+    in the campaign's hours in the contact's zone), and skip, once and for good, those whose contact replied,
+    bounced or unsubscribed meanwhile. One transaction a step; a rendering error queues none of that step."""
+    report = FollowUpReport()
+    with sessions() as session:
+        steps = [(name, position) for name, position in session.execute(
+            select(Campaign.name, CampaignStep.position).join(CampaignStep, CampaignStep.campaign_id == Campaign.id)
+            .where(Campaign.status == "active", CampaignStep.position > 0)
+            .order_by(Campaign.id, CampaignStep.position))]  # fmt: skip
+    for name, position in steps:
+        with sessions.begin() as session:
+            campaign = find_campaign(session, name)
+            step = find_step(session, campaign, position)
+            step_report = QueueReport(name, position)
+            copies = _copies(session, campaign, step, templates, default_sender, step_report, now)
+            for follow_up in follow_ups(session, campaign, step):
+                if follow_up.due > now:
+                    report.waiting += 1
+                    report.next_due = min(report.next_due or follow_up.due, follow_up.due)
+                    continue
+                contact = follow_up.contact
+                reason = _skip_reason(session, campaign, step, contact)
+                if reason is not None:
+                    session.add(StepSkip(step_id=step.id, contact_id=contact.id, reason=reason, created_at=now))
+                    step_report.skipped[reason] = step_report.skipped.get(reason, 0) + 1
+                    report.skipped[reason] = report.skipped.get(reason, 0) + 1
+                    continue
+                copies.add(contact, follow_up.due, follow_up.thread_id, _first_letter(follow_up))
+            copies.flush()
+        report.queued += step_report.queued
+        if step_report.queued or step_report.skipped:
+            report.steps.append(step_report)
+    return report
+
+
+def _first_letter(follow_up: FollowUp) -> dict[str, str]:
+    """What a follow-up's template says of the first letter: its subject, and the day it went, in its language."""
+    if follow_up.first_sent_at is None:
+        return {}
+    sent_on = format_date(follow_up.first_sent_at.date(), "long", locale=follow_up.first_language or "en")
+    return {"first_subject": follow_up.first_subject or "", "first_sent_on": sent_on}
+
+
+def _skip_reason(session: Session, campaign: Campaign, step: CampaignStep, contact: Contact) -> str | None:
+    """Why this follow-up must not go to this contact, or None: a suppressed contact (bounced, unsubscribed,
+    complained) is never written to; one who replied to this campaign (by mail, or logged by hand) is not, when
+    the step's `unless` names replies."""
+    if contact.status != "active" or not contact.email:
+        return contact.status
+    if "replied" in step.unless.split(","):
+        reply = (Response.contact_id == contact.id, Response.campaign_id == campaign.id, Response.kind == "reply")
+        replied = session.scalar(select(exists().where(*reply)))
+        if replied:
+            return "replied"
+    return None

@@ -1,4 +1,4 @@
-"""`outreach campaigns`: create, list, show, preview, queue, pause, resume, cancel."""
+"""`outreach campaigns`: create, follow-ups, schedule, list, show, preview, queue, pause, resume, cancel."""
 
 from __future__ import annotations
 
@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from outreach.campaigns.catalog import create_campaign, list_campaigns, set_status, show_campaign
+from outreach.campaigns.catalog import (
+    UNLESS,
+    CampaignView,
+    add_follow_up,
+    create_campaign,
+    list_campaigns,
+    schedule_campaign,
+    set_status,
+    show_campaign,
+)
 from outreach.campaigns.previews import write_previews
 from outreach.campaigns.queueing import QueueReport, queue_step
 from outreach.cli.output import JsonOption, emit_json, err, out, table
@@ -57,18 +66,87 @@ def list_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
             v.outbox["unknown"]) for v in found])  # fmt: skip
 
 
+@app.command("followup")
+def followup_command(
+    ctx: typer.Context,
+    name: Name,
+    after: Annotated[str, typer.Option(help="How long after the contact's step before: 7d, 36h, 2w.")],
+    template: Annotated[str, typer.Option(help="The template of the follow-up.")],
+    unless: Annotated[
+        str, typer.Option(help=f"Skip it for contacts who meanwhile: {', '.join(UNLESS)} (comma separated).")
+    ] = ",".join(UNLESS),
+    json_output: JsonOption = False,
+) -> None:
+    """Add a follow-up step: it threads under the first letter and goes when it falls due for each contact."""
+    workspace = ctx.obj.workspace()
+    compile_template(workspace.templates, template)  # a missing or broken template is refused now
+    view = add_follow_up(workspace.sessions, name, template, after, unless, now=datetime.now(UTC))
+    if json_output:
+        emit_json(view.as_json())
+    else:
+        step = view.steps[-1]
+        unless_ = ", ".join(step["unless"]) or "nothing"
+        err.print(f"Added step {step['position']} to {name!r}: {template}, {step['after']} after the step before,"
+                  f" unless {unless_}; `outreach run` queues it as it falls due.")  # fmt: skip
+
+
+@app.command("schedule")
+def schedule_command(
+    ctx: typer.Context,
+    name: Name,
+    at: Annotated[str | None, typer.Option(help='Not before then: "2025-04-10 09:00" (in --tz).')] = None,
+    tz: Annotated[
+        str | None, typer.Option(help="Zone of --at, and of contacts whose own zone is unknown (default UTC).")
+    ] = None,
+    local_time: Annotated[
+        str | None, typer.Option(help="Deliver at this time in each recipient's own zone: 09:30.")
+    ] = None,
+    weekdays: Annotated[bool, typer.Option("--weekdays", help="Monday to Friday only, in their zone.")] = False,
+    window: Annotated[
+        str | None, typer.Option(help="Only within these office hours, in their zone: 09:00-17:00.")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Set when a campaign sends; copies already queued are placed again. Follow-ups keep to the same hours."""
+    now = datetime.now(UTC)
+    view = schedule_campaign(ctx.obj.workspace().sessions, name, at=at, tz=tz, local_time=local_time,
+                             weekdays_only=weekdays, window=window, now=now)  # fmt: skip
+    if json_output:
+        emit_json(view.as_json())
+    else:
+        err.print(f"Scheduled {name!r}: {_describe(view)}.")
+
+
+def _describe(view: CampaignView) -> str:
+    """A campaign's schedule in words."""
+    s = view.schedule
+    parts = [f"from {s['send_at']}" if s["send_at"] else "from now"]
+    if s["local_time"]:
+        parts.append(f"at {s['local_time']} in each recipient's zone")
+    if s["window"]:
+        parts.append(f"within {s['window']} their time")
+    if s["weekdays_only"]:
+        parts.append("on weekdays")
+    if s["time_zone"]:
+        parts.append(f"(zone {s['time_zone']} where theirs is unknown)")
+    return " ".join(parts)
+
+
 @app.command("show")
 def show_command(ctx: typer.Context, name: Name, json_output: JsonOption = False) -> None:
-    """Show a campaign: its steps and its outbox by state."""
-    view = show_campaign(ctx.obj.workspace().sessions, name)
+    """Show a campaign: its schedule, and each step with its due, sent and skipped counts and next send time."""
+    view = show_campaign(ctx.obj.workspace().sessions, name, now=datetime.now(UTC))
     if json_output:
         emit_json(view.as_json())
         return
-    out.print(f"{view.name}: {view.status}, segment {view.segment or 'all contacts'}", markup=False)
-    for step in view.steps:
-        counts = ", ".join(f"{n} {state}" for state, n in step["outbox"].items() if n) or "nothing queued"
-        after = "first letter" if step["position"] == 0 else f"after {step['after_days']} days"
-        out.print(f"  step {step['position']} ({after}): {step['template']}: {counts}", markup=False)
+    out.print(f"{view.name}: {view.status}, segment {view.segment or 'all contacts'}; sends {_describe(view)}",
+              markup=False)  # fmt: skip
+    table(None, ["step", "template", "when", "due now", "waiting", "sent", "skipped", "failed", "next send"], [
+        [s["position"], s["template"], "first letter" if s["position"] == 0 else f"{s['after']} after, unless "
+         + "/".join(s["unless"]), s["due"], s["waiting"], s["sent"],
+         ", ".join(f"{n} {why}" for why, n in s["skipped"].items()) or 0, s["outbox"]["failed"],
+         s["next_send"] or "-"] for s in view.steps
+    ])  # fmt: skip
 
 
 def _print_queue(report: QueueReport) -> None:
@@ -77,7 +155,8 @@ def _print_queue(report: QueueReport) -> None:
     languages = ", ".join(f"{n} in {language}" for language, n in sorted(report.languages.items()))
     err.print(f"{report.campaign} step {report.step}: {report.queued} {verb}"
               + (f" ({languages})" if languages else "")
-              + f", {report.already_queued} already queued" + (f", skipped: {skipped}" if skipped else ""))  # fmt: skip
+              + f", {report.already_queued} already queued" + (f", skipped: {skipped}" if skipped else "")
+              + (f"; the first goes at {report.first_due:%Y-%m-%d %H:%M} UTC" if report.first_due else ""))  # fmt: skip
 
 
 @app.command("queue")

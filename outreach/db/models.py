@@ -7,6 +7,7 @@ from typing import Any, overload
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Enum,
     ForeignKey,
@@ -170,10 +171,19 @@ class Campaign(Base):
     reply_to: Mapped[str | None] = mapped_column(String(400))
     status: Mapped[str] = mapped_column(_choice(CAMPAIGN_STATUSES, "campaign_status"), default="draft")
     created_at: Mapped[datetime] = mapped_column(Instant)
+    # When it sends (`campaigns schedule`): not before `send_at`; with `local_time`, at that hour in each
+    # recipient's own zone; within `window` ("09:00-17:00", local) and on weekdays only if asked. `time_zone` is
+    # where --at is read and the zone of contacts whose own is unknown.
+    send_at: Mapped[datetime | None] = mapped_column(Instant)
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    local_time: Mapped[str | None] = mapped_column(String(5))
+    window: Mapped[str | None] = mapped_column(String(11))
+    weekdays_only: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class CampaignStep(Base):
-    """The first letter (position 0) or a follow-up `delay_days` after the step before it."""
+    """The first letter (position 0) or a follow-up `delay_seconds` after the contact's step before it, unless
+    the contact has (in `unless`) replied, bounced or unsubscribed meanwhile."""
 
     __tablename__ = "campaign_steps"
     __table_args__ = (UniqueConstraint("campaign_id", "position", name="uq_campaign_steps_position"),)
@@ -182,8 +192,32 @@ class CampaignStep(Base):
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(Integer)
     template: Mapped[str] = mapped_column(String(200))
-    delay_days: Mapped[int] = mapped_column(Integer, default=0)
+    delay_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    unless: Mapped[str] = mapped_column(String(100), default="replied,bounced,unsubscribed")
     created_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class StepSkip(Base):
+    """A follow-up not sent to a contact, and why (they replied, bounced or unsubscribed): decided once."""
+
+    __tablename__ = "step_skips"
+
+    step_id: Mapped[int] = mapped_column(ForeignKey("campaign_steps.id", ondelete="CASCADE"), primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class SchedulerLease(Base):
+    """Who leads `outreach run`, and when it was last seen alive: what fell due after that, while no scheduler
+    ran, is sent on start within the grace period, else held."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(Instant)
+    seen_at: Mapped[datetime] = mapped_column(Instant)
 
 
 class OutboxMessage(Base):
@@ -219,6 +253,7 @@ class OutboxMessage(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None] = mapped_column(Instant)
     last_reply: Mapped[str | None] = mapped_column(Text)
+    thread_id: Mapped[str | None] = mapped_column(String(255))  # a follow-up's first message: In-Reply-To, References
     sent_at: Mapped[datetime | None] = mapped_column(Instant)
     created_at: Mapped[datetime] = mapped_column(Instant)
     updated_at: Mapped[datetime] = mapped_column(Instant)

@@ -79,6 +79,7 @@ class Claimed(NamedTuple):
     message_id: str
     attempts: int
     next_attempt_at: datetime
+    thread_id: str | None = None  # a follow-up's first letter, which it answers (In-Reply-To, References)
     text_body: str = ""
     html_body: str | None = None
 
@@ -532,6 +533,8 @@ def _ready(sending: Sending, message: Claimed, sender: Sender) -> _Ready:
 def wire_bytes(sending: Sending, message: Claimed, now: datetime, sender: Sender) -> bytes:
     """The message as it goes on the wire, with the Message-ID it was queued with."""
     headers = unsubscribe_headers(sending.unsubscribe_mailto, sending.unsubscribe_url, _token(message))
+    if message.thread_id:  # a follow-up threads under the first letter (RFC 5322 3.6.4)
+        headers = [("In-Reply-To", message.thread_id), ("References", message.thread_id), *headers]
     data = build_message(
         Message(sender.mailbox or sending.sender, Mailbox(message.recipient, message.recipient_name),
                 message.subject, message.text_body, message.message_id, now, html=message.html_body,
