@@ -46,6 +46,7 @@ KNOWN = {
     "OUTREACH_IMAP_FOLDER": "INBOX",
     "OUTREACH_IMAP_MOVE_TO": "",  # folder a recorded message is moved to; empty: it stays where it is
     "OUTREACH_SOFT_BOUNCE_LIMIT": "3",  # soft bounces of one address before it counts as bounced
+    "OUTREACH_MISFIRE_GRACE": "1h",  # what fell due longer ago while no scheduler ran is held, not sent
 }
 
 
@@ -80,6 +81,7 @@ class Settings:
     imap_folder: str = "INBOX"
     imap_move_to: str = ""
     soft_bounce_limit: int = 3
+    misfire_grace: int = 3600  # seconds
 
     def __repr__(self) -> str:
         # A database URL can carry a password, and the SMTP and IMAP passwords are ones: never show them.
@@ -122,6 +124,9 @@ def load_settings(workspace: Path, environ: Mapping[str, str] | None = None) -> 
         organization=values.get("OUTREACH_ORGANIZATION", "").strip(),
         **_smtp(values),
         **_imap(values),
+        misfire_grace=_duration(
+            values.get("OUTREACH_MISFIRE_GRACE") or KNOWN["OUTREACH_MISFIRE_GRACE"], "OUTREACH_MISFIRE_GRACE"
+        ),
     )
 
 
@@ -200,6 +205,17 @@ def _count(value: str, key: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise ConfigError(f"{key} is {value!r}", hint="use a whole number, 1 or more")
     return int(value)
+
+
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: str, key: str) -> int:
+    """Seconds, from a number of them ("3600") or a number with its unit ("90m", "1h", "2d")."""
+    found = re.fullmatch(r"(\d+)\s*([smhd]?)", value.strip().lower())
+    if not found:
+        raise ConfigError(f"{key} is {value!r}", hint='use seconds, or a number with s, m, h or d: "90m", "1h", "2d"')
+    return int(found[1]) * _SECONDS[found[2]]
 
 
 def database_url(workspace: Path, configured: str) -> str:

@@ -14,6 +14,7 @@ from outreach.cli import campaigns, contacts, db, outbox, responses, signatories
 from outreach.cli.demo import demo
 from outreach.cli.doctor import doctor
 from outreach.cli.output import emit_json, err
+from outreach.cli.run import run as run_command
 from outreach.cli.sending import send
 from outreach.errors import OutreachError
 from outreach.workspace import Workspace, init_workspace, open_workspace
@@ -76,6 +77,7 @@ def init(
 
 app.command()(demo)
 app.command()(send)
+app.command("run")(run_command)
 app.command()(doctor)
 app.add_typer(contacts.app, name="contacts")
 app.add_typer(signatories.app, name="signatories")

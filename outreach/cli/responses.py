@@ -33,7 +33,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _inbox(workspace: Workspace) -> Inbox:
+def inbox_of(workspace: Workspace) -> Inbox:
     """Our List-Unsubscribe mailbox (mail to it is an unsubscribe request), the VERP return path whose token
     names the message a bounce is about, and the soft-bounce limit."""
     settings = workspace.settings
@@ -72,7 +72,7 @@ def poll_command(
                 progress.update(task, description=f"Reading {reader.name}: {report.read} read, "
                                 f"{report.recorded} new")  # fmt: skip
 
-            report = poll(workspace.sessions, reader, _inbox(workspace), now=_now, progress=show)
+            report = poll(workspace.sessions, reader, inbox_of(workspace), now=_now, progress=show)
     finally:
         reader.close()
     if json_output:

@@ -52,10 +52,11 @@ def build_sending(workspace: Workspace) -> Sending:
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[Callable[[], bool]]:
+def stop_on_signals(asked: threading.Event | None = None) -> Iterator[Callable[[], bool]]:
     """SIGTERM and the first Ctrl-C ask the drain to stop after the transactions in flight; a second Ctrl-C
-    interrupts at once (a message caught after its end of data is then reported as unknown next time)."""
-    asked = threading.Event()
+    interrupts at once (a message caught after its end of data is then reported as unknown next time). The
+    request sets `asked` when given: `outreach run` waits on it."""
+    asked = threading.Event() if asked is None else asked
     if threading.current_thread() is not threading.main_thread():
         yield asked.is_set
         return

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -115,4 +115,21 @@ def requeue(
             query = query.where(OutboxMessage.campaign_id == find_campaign(session, campaign).id)
         moved = session.execute(query.values(state="queued", attempts=0, next_attempt_at=now, claimed_by=None,
                                              lease_until=None, updated_at=now)).rowcount  # type: ignore[attr-defined]  # fmt: skip
+    return moved or 0
+
+
+def hold_missed(sessions: sessionmaker[Session], *, since: datetime, before: datetime,
+                now: datetime | None = None) -> int:  # fmt: skip
+    """Hold the queued messages of active campaigns that fell due after `since` and by `before`: they missed their
+    time while no scheduler ran, by more than the grace period, and go only when released (`outbox release`)."""
+    now = now or datetime.now(UTC)
+    active = select(Campaign.id).where(Campaign.status == "active")
+    with sessions.begin() as session:
+        moved = session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.state == State.QUEUED, OutboxMessage.next_attempt_at > since,
+                   OutboxMessage.next_attempt_at <= before, OutboxMessage.campaign_id.in_(active))
+            .values(state=State.HELD, updated_at=now,
+                    last_reply="held: it fell due while no scheduler ran, longer ago than OUTREACH_MISFIRE_GRACE")
+        ).rowcount  # type: ignore[attr-defined]  # fmt: skip
     return moved or 0

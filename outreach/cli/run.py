@@ -1,0 +1,147 @@
+"""`outreach run`: the scheduler that queues follow-ups, sends what is due and reads the inbox, until stopped."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+
+from outreach.campaigns.plan import format_delay
+from outreach.campaigns.queueing import queue_followups
+from outreach.cli.output import JsonOption, emit_json, err
+from outreach.cli.responses import inbox_of
+from outreach.cli.sending import build_sending, stop_on_signals
+from outreach.errors import OutreachError
+from outreach.outbox.sending import SendReport, drain_outbox, worker_name
+from outreach.responses.recording import poll
+from outreach.responses.sources import source_for
+from outreach.scheduler import INTERVALS, Jobs, beat, lead, resume, run_scheduler
+from outreach.workspace import Workspace
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _say(line: str) -> None:
+    """One line on stderr, with the time it happened (UTC): the scheduler runs for days."""
+    err.print(f"{_now():%H:%M:%S} {line}", markup=False, highlight=False)
+
+
+@dataclass
+class _Sent:
+    """What the drains did, added up."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    unknown: int = 0
+    paused_until: datetime | None = None
+
+    def add(self, report: SendReport) -> None:
+        """Count one drain, and say what it did."""
+        self.sent, self.retried = self.sent + report.sent, self.retried + report.retried
+        self.failed, self.unknown = self.failed + report.failed, self.unknown + report.unknown
+        if report.recovered.get("unknown"):
+            _say(f"{report.recovered['unknown']} messages were left mid-send by a stopped sender: their fate is "
+                 "unknown (`outreach send --retry-unknown` sends them again; they may arrive twice).")  # fmt: skip
+        if report.tried:
+            _say(f"sent {report.sent}, {report.retried} to retry later, {report.failed} failed, "
+                 f"{report.unknown} unknown.")  # fmt: skip
+        for recipient, reply in report.failures[:10]:
+            _say(f"  {recipient}: {reply}")
+        if report.paused_until and report.paused_until != self.paused_until:
+            _say(f"the sending rate (OUTREACH_RATE_LIMIT) allows no more until {report.paused_until:%Y-%m-%d %H:%M} "
+                 "UTC; sending carries on then.")  # fmt: skip
+        self.paused_until = report.paused_until
+
+
+def _jobs(workspace: Workspace, sent: _Sent) -> Jobs:
+    """The scheduler's jobs, as calls into the services with the workspace's settings."""
+    sessions = workspace.sessions
+
+    def follow_ups(now: datetime) -> int:
+        report = queue_followups(sessions, workspace.templates, workspace.sender(), now=now)
+        if report.queued or report.skipped:
+            skipped = ", ".join(f"{count} {reason}" for reason, count in sorted(report.skipped.items()))
+            _say(f"queued {report.queued} follow-ups" + (f" (skipped: {skipped})" if skipped else "") + ".")
+        return report.queued
+
+    def send(stop: Callable[[], bool]) -> int:
+        # A fresh Sending each time: its pacer starts from what the database says went out, and would count that
+        # twice if it were kept. On SQLite, an `outreach send` at work keeps this drain out, and the other way round.
+        with workspace.exclusive("send"):
+            report = drain_outbox(sessions, build_sending(workspace), stop=stop)
+        sent.add(report)
+        return report.tried
+
+    imap = workspace.imap_settings()
+    if imap is None:
+        return Jobs(follow_ups, send, None)
+    settings = workspace.settings
+
+    def poll_inbox() -> int:
+        reader = source_for("imap", imap, settings.imap_move_to or None, folder=settings.imap_folder)
+        try:
+            report = poll(sessions, reader, inbox_of(workspace), now=_now)
+        finally:
+            reader.close()
+        if report.recorded:
+            kinds = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in report.kinds.most_common())
+            _say(f"{reader.name}: recorded {report.recorded} new responses ({kinds}).")
+        return report.recorded
+
+    return Jobs(follow_ups, send, poll_inbox)
+
+
+def _report_error(job: str, error: Exception) -> None:
+    """A job failed: say so once (the job tries again at its next tick)."""
+    reason = error.format_message() if isinstance(error, OutreachError) else f"{type(error).__name__}: {error}"
+    _say(f"{job} failed: {reason.splitlines()[0] if reason else ''} (it tries again at its next run)")
+
+
+def run(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option(help="Run each job until nothing is due, then exit.")] = False,
+    wait: Annotated[
+        bool, typer.Option(help="If another scheduler leads this database, wait to take over instead of exiting.")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Queue follow-ups as they fall due, send what is due and read the inbox, until stopped (SIGTERM, Ctrl-C)."""
+    workspace: Workspace = ctx.obj.workspace()
+    build_sending(workspace)  # a setting that cannot work stops the run before it takes the lead
+    sessions = workspace.sessions
+    holder = worker_name()
+    grace = workspace.settings.misfire_grace
+    sent = _Sent()
+    jobs = _jobs(workspace, sent)
+    stop = threading.Event()
+    with lead(workspace, holder, wait=wait), stop_on_signals(stop):
+        resumed = resume(sessions, jobs, holder, now=_now(), grace=timedelta(seconds=grace))
+        if resumed.held:
+            grace_text = format_delay(timedelta(seconds=grace)) if grace % 60 == 0 else f"{grace} s"
+            _say(f"{resumed.held} messages fell due more than {grace_text} ago while no scheduler ran: held; "
+                 "`outreach outbox release` sends them.")  # fmt: skip
+        if not once:
+            inbox = f"the inbox every {INTERVALS.poll:.0f} s" if jobs.poll else "no inbox (OUTREACH_IMAP_HOST unset)"
+            _say(f"running as {holder}: sending every {INTERVALS.send:.0f} s, follow-ups every "
+                 f"{INTERVALS.follow_ups:.0f} s, {inbox}. SIGTERM or Ctrl-C stops it.")  # fmt: skip
+
+        def heartbeat() -> None:
+            beat(sessions, holder, _now())
+
+        report = run_scheduler(jobs, stop=stop, once=once, heartbeat=heartbeat, on_error=_report_error)
+        heartbeat()  # the last time it was seen alive: what falls due from now on was missed
+    follow_ups = resumed.follow_ups + report.follow_ups
+    if json_output:
+        emit_json({"held": resumed.held, "sent": sent.sent, "follow_ups": follow_ups, "polled": report.polled,
+                   "rounds": report.rounds})  # fmt: skip
+        return
+    err.print(f"{'Nothing more is due' if once and not stop.is_set() else 'Stopped'} after {report.rounds} rounds: "
+              f"{sent.sent} sent ({sent.retried} to retry later, {sent.failed} failed, {sent.unknown} unknown), "
+              f"{follow_ups} follow-ups queued, {report.polled} responses recorded, {resumed.held} held.")  # fmt: skip
