@@ -80,6 +80,7 @@ def demo(
         workspace.close()
     err.print(f"\nThe demo workspace is {root}. Try: cd {root} && outreach contacts list --segment tag:wave-1")
     err.print(
-        "The demo stops before sending (`outreach send` is built; the demo sends in a later version); "
-        "follow-ups, the response log and reports are not built yet."
+        "The demo stops before sending: `outreach send`, `campaigns followup|schedule`, `outreach run` and "
+        "`outreach responses` are built and described in the README; the demo will send and read replies once "
+        "reports are built."
     )
