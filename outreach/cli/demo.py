@@ -1,25 +1,62 @@
-"""`outreach demo`: the whole job on embedded defaults, in a new workspace, as far as the tool goes today."""
+"""`outreach demo`: the whole job a campaigner would do, on embedded defaults, in a new workspace.
+
+It imports the sample lists, renders and queues the appeal, sends it with the real sending code to an SMTP sink
+it runs on loopback in this process, lets the world answer into a local Maildir (replies, an out-of-office, a
+bounce, an unsubscribe request, built from the messages the sink received), polls them with the real response
+log, marks one reply as signed, prints the report and writes its HTML page, and leaves nothing running.
+"""
 
 from __future__ import annotations
 
+import email
+import email.policy
+import mailbox
+import socket
 import tempfile
-from datetime import UTC, datetime
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage, Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, getaddresses, make_msgid, parsedate_to_datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from aiosmtpd.controller import Controller
+from babel.dates import format_datetime as local_datetime
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from outreach.campaigns.catalog import UNLESS, add_follow_up, create_campaign
+from outreach.campaigns.queueing import queue_step
 from outreach.cli.output import err, file_progress, out, table
+from outreach.cli.report import print_report
+from outreach.cli.responses import inbox_of
+from outreach.cli.sending import build_sending
 from outreach.config import process_environment
 from outreach.contacts.directory import count_contacts, list_contacts
 from outreach.contacts.importer import ImportOptions, import_contacts
 from outreach.contacts.segments import parse_segment
 from outreach.contacts.signatories import import_signatories, list_signatories
-from outreach.rendering.previewing import as_eml, check_template, render_for
+from outreach.errors import InvalidValueError
+from outreach.outbox.sending import SendReport, count_due, drain_outbox
+from outreach.rendering.previewing import as_eml, check_template, compile_template, render_for
+from outreach.reports.collect import collect_report
+from outreach.reports.html import render_html
+from outreach.responses.recording import list_responses, mark_outcome, poll
+from outreach.responses.sources import MaildirSource
 from outreach.vocabulary import GROUPS
-from outreach.workspace import init_workspace, open_workspace
+from outreach.workspace import Workspace, init_workspace, open_workspace
 
 DEMO_SENDER = "European Appeal (demo) <appeal@example.org>"
+UNSUBSCRIBE_MAILBOX = "unsubscribe@example.org"
+CAMPAIGN = "appeal-heads"
+HEADS = "role:head_of_state,monarch,head_of_government"
+# Only who the letters come from may be taken from the environment; everything else is the demo's own.
+_FROM_ENVIRONMENT = ("OUTREACH_FROM", "OUTREACH_REPLY_TO", "OUTREACH_ORGANIZATION")
 
 
 def demo(
@@ -28,59 +65,339 @@ def demo(
         typer.Option("--dir", help="Where to create the demo workspace (default: a new temporary folder)."),
     ] = None,
 ) -> None:
-    """Create a workspace on SQLite, import the sample lists and the signatories, and show the result."""
+    """Run the whole job on embedded defaults: import, render, queue, send to a local SMTP sink, read the answers."""
+    started = time.monotonic()
+    if directory is not None and directory.exists() and any(directory.iterdir()):
+        raise InvalidValueError(f"{directory} is not empty", hint="give --dir a new or empty folder")
     root = directory or Path(tempfile.mkdtemp(prefix="outreach-demo-"))
-    # The demo always runs on its own SQLite file, whatever database the environment names.
-    environ = {k: v for k, v in process_environment().items() if k != "OUTREACH_DATABASE_URL"}
+    # Embedded defaults whatever the environment says: its own SQLite file, its own SMTP sink, no DKIM key.
+    environ = {key: value for key, value in process_environment().items() if key in _FROM_ENVIRONMENT}
     environ.setdefault("OUTREACH_FROM", DEMO_SENDER)
     report = init_workspace(root, environ)
     err.print(f"[bold]1. outreach init[/bold] {report.root}: {len(report.created)} files and a SQLite database")
-    workspace = open_workspace(root, environ)
-    sessions = workspace.sessions
-    now = datetime.now(UTC)
+    sink = SmtpSink()
+    workspace: Workspace | None = None
     try:
-        for step, (name, options) in enumerate(
-            [
-                ("heads-of-state.csv", ImportOptions()),
-                ("prospects.csv", ImportOptions(role="prospect", tags=("wave-1",))),
-            ],
-            start=2,
-        ):
-            path = root / "contacts" / name
-            summary = import_contacts(sessions, path, options, now=now)
-            err.print(f"[bold]{step}. outreach contacts import[/bold] contacts/{name}: "
-                      f"{summary.imported} imported, {summary.rejected} rejected")  # fmt: skip
-        path = root / "contacts" / "signatories.csv"
-        with file_progress(path, "Importing signatories") as binary:
-            signed = import_signatories(sessions, binary, path, now=now)
-        err.print(f"[bold]4. outreach signatories import[/bold] contacts/signatories.csv: {signed.imported} imported")
-        by_group = {group: 0 for group in GROUPS}
-        for signatory in list_signatories(sessions):
-            by_group[signatory.group] += 1
-        err.print("   " + ", ".join(f"{count} {group.replace('_', ' ')}" for group, count in by_group.items()))
-        segment = parse_segment("role:head_of_state,monarch,head_of_government")
-        err.print(f"[bold]5. outreach contacts list[/bold] --segment \"{segment}\": "
-                  f"{count_contacts(sessions, segment)} contacts")  # fmt: skip
-        heads = list_contacts(sessions, parse_segment("role:head_of_state,monarch country:FR,DE,GB,PL,SE"))
-        table(None, ["email", "name", "position", "country", "language"],
-              [(c.email, c.name, c.position, c.country, c.language) for c in heads])  # fmt: skip
-        report_check = check_template(sessions, workspace.templates, "appeal", segment, workspace.sender(), now=now)
-        err.print(f"[bold]6. outreach templates check[/bold] appeal --segment \"{segment}\": "
-                  f"{report_check.checked} copies, {len(report_check.failures)} failed, "
-                  + ", ".join(f"{n} in {lang}" for lang, n in sorted(report_check.languages.items())))  # fmt: skip
-        copy, recipient = render_for(sessions, workspace.templates, "appeal", "elysee@example.org",
-                                     workspace.sender(), now=now)  # fmt: skip
-        eml = root / "appeal-elysee.eml"
-        eml.write_bytes(as_eml(copy, recipient, workspace.sender(), now=now))
-        err.print(f"[bold]7. outreach templates render[/bold] appeal --contact elysee@example.org -f eml -o {eml.name}")
-        preview = [line for line in copy.text.splitlines() if line.strip()][:4]
-        out.print("\n".join(f"   | {line[:100]}" for line in [f"Subject: {copy.subject}", *preview]),
-                  markup=False, highlight=False)  # fmt: skip
+        port = sink.start()
+        environ |= {
+            "OUTREACH_SMTP_HOST": "127.0.0.1", "OUTREACH_SMTP_PORT": str(port), "OUTREACH_SMTP_SECURITY": "none",
+            "OUTREACH_SMTP_CONNECTIONS": "4",
+            # No pace: the sink is ours. (A real server gets the polite defaults of .env.)
+            "OUTREACH_RATE_LIMIT": "", "OUTREACH_DOMAIN_RATE_LIMIT": "",
+            "OUTREACH_UNSUBSCRIBE_MAILTO": UNSUBSCRIBE_MAILBOX,
+        }  # fmt: skip
+        workspace = open_workspace(root, environ)
+        _prepare(workspace)
+        _send(workspace, sink, port)
+        answers = _answer(workspace.root / "inbox", sink.messages, datetime.now(UTC))
+        err.print(f"[bold]12. The world answers[/bold] into inbox/ (a Maildir): {answers}")
+        signed = _read_answers(workspace)
+        html = _report(workspace)
     finally:
-        workspace.close()
-    err.print(f"\nThe demo workspace is {root}. Try: cd {root} && outreach contacts list --segment tag:wave-1")
-    err.print(
-        "The demo stops before sending: `outreach send`, `campaigns followup|schedule`, `outreach run` and "
-        "`outreach responses` are built and described in the README; the demo will send and read replies once "
-        "reports are built."
-    )
+        sink.stop()
+        if workspace is not None:
+            workspace.close()
+    err.print(f"\nDone in {time.monotonic() - started:.1f} s; nothing is left running. The demo workspace is {root}, "
+              f"and the HTML report {html}: open it in a browser.")  # fmt: skip
+    err.print(f"Try: cd {root} && outreach report {CAMPAIGN}; outreach responses list; "
+              f"outreach responses show {signed}; outreach campaigns show {CAMPAIGN}")  # fmt: skip
+
+
+def _prepare(workspace: Workspace) -> None:
+    """Steps 2 to 10: the lists, the signatories, the template checked and rendered, the campaign queued."""
+    root, sessions, now = workspace.root, workspace.sessions, datetime.now(UTC)
+    for step, (name, options) in enumerate(
+        [
+            ("heads-of-state.csv", ImportOptions()),
+            ("prospects.csv", ImportOptions(role="prospect", tags=("wave-1",))),
+        ],
+        start=2,
+    ):
+        path = root / "contacts" / name
+        summary = import_contacts(sessions, path, options, now=now)
+        err.print(f"[bold]{step}. outreach contacts import[/bold] contacts/{name}: "
+                  f"{summary.imported} imported, {summary.rejected} rejected")  # fmt: skip
+    path = root / "contacts" / "signatories.csv"
+    with file_progress(path, "Importing signatories") as binary:
+        signed = import_signatories(sessions, binary, path, now=now)
+    err.print(f"[bold]4. outreach signatories import[/bold] contacts/signatories.csv: {signed.imported} imported")
+    err.print("   " + _signatory_counts(workspace))
+    segment = parse_segment(HEADS)
+    err.print(f"[bold]5. outreach contacts list[/bold] --segment \"{segment}\": "
+              f"{count_contacts(sessions, segment)} contacts")  # fmt: skip
+    heads = list_contacts(sessions, parse_segment("role:head_of_state,monarch country:FR,DE,GB,PL,SE"))
+    table(None, ["email", "name", "position", "country", "language"],
+          [(c.email, c.name, c.position, c.country, c.language) for c in heads])  # fmt: skip
+    report_check = check_template(sessions, workspace.templates, "appeal", segment, workspace.sender(), now=now)
+    err.print(f"[bold]6. outreach templates check[/bold] appeal --segment \"{segment}\": "
+              f"{report_check.checked} copies, {len(report_check.failures)} failed, "
+              + ", ".join(f"{n} in {lang}" for lang, n in sorted(report_check.languages.items())))  # fmt: skip
+    copy, recipient = render_for(sessions, workspace.templates, "appeal", "elysee@example.org",
+                                 workspace.sender(), now=now)  # fmt: skip
+    eml = root / "appeal-elysee.eml"
+    eml.write_bytes(as_eml(copy, recipient, workspace.sender(), now=now))
+    err.print(f"[bold]7. outreach templates render[/bold] appeal --contact elysee@example.org -f eml -o {eml.name}")
+    preview = [line for line in copy.text.splitlines() if line.strip()][:4]
+    out.print("\n".join(f"   | {line[:100]}" for line in [f"Subject: {copy.subject}", *preview]),
+              markup=False, highlight=False)  # fmt: skip
+
+    compile_template(workspace.templates, "appeal-reminder")  # as `campaigns followup` does: refused now if broken
+    create_campaign(sessions, CAMPAIGN, "appeal", HEADS, sender=None, reply_to=None, now=now)
+    err.print(f'[bold]8. outreach campaigns create[/bold] {CAMPAIGN} --template appeal --segment "{segment}"')
+    followup = add_follow_up(sessions, CAMPAIGN, "appeal-reminder", "7d", ",".join(UNLESS), now=now).steps[-1]
+    err.print(f"[bold]9. outreach campaigns followup[/bold] {CAMPAIGN} --after 7d --template appeal-reminder: "
+              f"step {followup['position']}, unless {', '.join(followup['unless'])}")  # fmt: skip
+    with _bar("Queueing") as progress:
+        task = progress.add_task("", total=count_contacts(sessions, segment))
+        queued = queue_step(sessions, workspace.templates, CAMPAIGN, workspace.sender(), now=now,
+                            progress=lambda seen: progress.update(task, completed=seen))  # fmt: skip
+    languages = ", ".join(f"{n} in {language}" for language, n in sorted(queued.languages.items()))
+    err.print(f"[bold]10. outreach campaigns queue[/bold] {CAMPAIGN}: {queued.queued} queued ({languages})")
+
+
+def _send(workspace: Workspace, sink: SmtpSink, port: int) -> None:
+    """Step 11: drain the outbox into the sink with the real sending code, then stop the sink."""
+    sessions, sending = workspace.sessions, build_sending(workspace)
+    began = time.monotonic()
+    with _bar("Sending") as progress:
+        task = progress.add_task("", total=count_due(sessions, datetime.now(UTC)))
+
+        def show(report: SendReport) -> None:
+            progress.update(task, completed=report.tried, description=f"{report.sent} sent, {report.failed} failed")
+
+        sent = drain_outbox(sessions, sending, progress=show)
+    seconds = time.monotonic() - began
+    sink.stop()
+    err.print(f"[bold]11. outreach send[/bold] to the demo's SMTP sink on 127.0.0.1:{port} "
+              f"({sending.connections} connections, no pace): {sent.sent} sent, {sent.failed} failed "
+              f"in {seconds:.1f} s; the sink received {len(sink.messages)} messages and is stopped")  # fmt: skip
+
+
+def _read_answers(workspace: Workspace) -> int:
+    """Steps 13 to 15: poll the Maildir with the real response log, list what it recorded, mark a signature;
+    return the response marked signed."""
+    sessions = workspace.sessions
+    source = MaildirSource(workspace.root / "inbox")
+    try:
+        polled = poll(sessions, source, inbox_of(workspace), now=lambda: datetime.now(UTC))
+    finally:
+        source.close()
+    kinds = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in polled.kinds.most_common())
+    err.print(f"[bold]13. outreach responses poll[/bold] --source maildir:inbox: read {polled.read}, "
+              f"recorded {polled.recorded} new ({kinds}), {polled.unmatched} matched no contact")  # fmt: skip
+    responses = list_responses(sessions, campaign=CAMPAIGN)
+    err.print(f"[bold]14. outreach responses list[/bold] --campaign {CAMPAIGN}: {len(responses)} responses")
+    table(None, ["id", "kind", "from", "text", "effects"],
+          [(v.id, v.kind.replace("_", " "), v.contact or v.sender, " ".join((v.text or "").split())[:70],
+            "; ".join(v.effects)) for v in reversed(responses)])  # fmt: skip
+    signing = next(v for v in responses if v.kind == "reply" and v.contact == _SIGNER)
+    mark_outcome(sessions, signing.id, "signed", now=datetime.now(UTC))
+    name = next(s.name for s in list_signatories(sessions) if s.email == _SIGNER)
+    err.print(f"[bold]15. outreach responses mark[/bold] {signing.id} --outcome signed: {name} is now a signatory")
+    err.print("   " + _signatory_counts(workspace))
+    return signing.id
+
+
+def _report(workspace: Workspace) -> Path:
+    """Step 16: the campaign's figures, as `outreach report` prints them, and its HTML page; return where that is."""
+    found = collect_report(workspace.sessions, CAMPAIGN, now=datetime.now(UTC))
+    html = workspace.root / "report.html"
+    html.write_text(render_html(found), encoding="utf-8")
+    err.print(f"[bold]16. outreach report[/bold] {CAMPAIGN} --html {html.name}")
+    print_report(found)
+    return html
+
+
+def _signatory_counts(workspace: Workspace) -> str:
+    """The signatories by group, in words."""
+    by_group = {group: 0 for group in GROUPS}
+    for signatory in list_signatories(workspace.sessions):
+        by_group[signatory.group] += 1
+    return ", ".join(f"{count} {group.replace('_', ' ')}" for group, count in by_group.items())
+
+
+@contextmanager
+def _bar(what: str) -> Iterator[Progress]:
+    """A progress bar on stderr (shown on a terminal only), as `outreach send` has one."""
+    with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                  console=err, transient=True, disable=not err.is_terminal) as progress:  # fmt: skip
+        yield progress
+
+
+# The SMTP sink.
+
+
+@dataclass
+class _Keeper:
+    """An aiosmtpd handler that accepts every message and keeps it, as it arrived."""
+
+    messages: list[tuple[tuple[str, ...], bytes]] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        """Keep the message with its envelope recipients."""
+        self.messages.append((tuple(envelope.rcpt_tos), envelope.original_content))
+        return "250 2.0.0 OK: kept by the outreach demo"
+
+
+class SmtpSink:
+    """An SMTP server on 127.0.0.1 and a free port, run by aiosmtpd in a thread of this process."""
+
+    def __init__(self) -> None:
+        self._keeper = _Keeper()
+        self._controller: Controller | None = None
+
+    @property
+    def messages(self) -> list[tuple[tuple[str, ...], bytes]]:
+        """What it received: (envelope recipients, bytes)."""
+        return self._keeper.messages
+
+    def start(self) -> int:
+        """Listen, and return the port."""
+        with socket.socket() as probe:  # a free port: aiosmtpd checks the server by connecting, so not port 0
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        controller = Controller(self._keeper, hostname="127.0.0.1", port=port, server_hostname="sink.localhost",
+                                enable_SMTPUTF8=True)  # fmt: skip
+        controller.start()
+        self._controller = controller
+        return port
+
+    def stop(self) -> None:
+        """Close the port and end the thread (again: nothing)."""
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
+# The world's answers: what heads of state's offices, their mail servers and their out-of-office rules send back.
+
+_SIGNER = "hofburg@example.org"  # the reply the demo marks as signed
+
+_REPLIES = {  # recipient: (language, subject prefix, text)
+    "elysee@example.org": ("fr", "RE :", (
+        "Madame, Monsieur,\n\nLe Président de la République a bien reçu votre lettre ouverte et m'a chargé de vous "
+        "en remercier. Elle a été transmise à sa cellule diplomatique, qui l'étudiera avec attention.\n\n"
+        "Je vous prie d'agréer, Madame, Monsieur, l'expression de ma considération distinguée.\n\n"
+        "Le chef de cabinet du Président de la République"
+    )),
+    _SIGNER: ("de", "AW:", (
+        "Sehr geehrte Damen und Herren,\n\nder Herr Bundespräsident unterstützt Ihren Aufruf und ist damit "
+        "einverstanden, dass sein Name unter den Unterzeichnern genannt wird.\n\nMit freundlichen Grüßen\n"
+        "Im Auftrag\nPräsidentschaftskanzlei, Bürgerservice"
+    )),
+    "taoiseach@example.org": ("en", "RE:", (
+        "Dear Sir or Madam,\n\nThank you for your letter to the Taoiseach, which he has asked me to acknowledge. "
+        "It has been passed to the Department of Foreign Affairs for consideration.\n\nYours sincerely,\n"
+        "Private Secretary to the Taoiseach"
+    )),
+}  # fmt: skip
+_OUT_OF_OFFICE = "number10@example.org"
+_BOUNCES = "statsministeriet@example.org"
+_UNSUBSCRIBES = "rosenbad@example.org"
+# "On ... wrote:" as each language's mail program writes it (Gmail's forms), in babel's date patterns.
+_ATTRIBUTION = {
+    "en": ("EEE, d MMM y 'at' HH:mm", "On {date}, {sender} wrote:"),
+    "fr": ("EEE d MMM y 'à' HH:mm", "Le {date}, {sender} a écrit :"),
+    "de": ("EEE, d. MMM y 'um' HH:mm 'Uhr'", "Am {date} schrieb {sender}:"),
+}
+
+
+def _answer(folder: Path, received: list[tuple[tuple[str, ...], bytes]], now: datetime) -> str:
+    """Write the world's answers to the received messages into a Maildir, and say what they are."""
+    letters = {}
+    for recipients, data in received:
+        letter = email.message_from_bytes(data, policy=email.policy.default)
+        for recipient in recipients:
+            letters[recipient.lower()] = letter
+    answers: list[Message] = [_bounce(letters[_BOUNCES], _BOUNCES, now)]
+    answers.append(_out_of_office(letters[_OUT_OF_OFFICE], now + timedelta(seconds=1)))
+    for n, (recipient, (language, prefix, text)) in enumerate(_REPLIES.items(), start=2):
+        answers.append(_reply(letters[recipient], language, prefix, text, now + timedelta(seconds=n)))
+    answers.append(_unsubscribe(_UNSUBSCRIBES, now + timedelta(seconds=len(answers) + 1)))
+    inbox = mailbox.Maildir(folder, create=True)
+    for answer in answers:
+        inbox.add(answer.as_bytes())
+    languages = ", ".join(language for language, _, _ in _REPLIES.values())
+    return f"{len(_REPLIES)} replies ({languages}), an out-of-office, a bounce and an unsubscribe request"
+
+
+def _headers(sender: str, to: str, subject: str, when: datetime, message: Message) -> None:
+    """The header fields every answer has."""
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(when)
+    message["Message-ID"] = make_msgid(domain=getaddresses([sender])[0][1].rpartition("@")[2] or "example.org")
+
+
+def _threaded(message: Message, letter: EmailMessage) -> None:
+    """In-Reply-To and References under the letter answered (RFC 5322 3.6.4)."""
+    message["In-Reply-To"] = letter["Message-ID"]
+    message["References"] = " ".join(filter(None, [letter.get("References"), letter["Message-ID"]]))
+
+
+def _reply(letter: EmailMessage, language: str, prefix: str, text: str, when: datetime) -> EmailMessage:
+    """A person's reply, top-posted above the quoted letter, as their mail program writes it."""
+    reply = EmailMessage()
+    _headers(str(letter["To"]), str(letter.get("Reply-To") or letter["From"]), f"{prefix} {letter['Subject']}",
+             when, reply)  # fmt: skip
+    _threaded(reply, letter)
+    pattern, line = _ATTRIBUTION[language]
+    sent = local_datetime(parsedate_to_datetime(str(letter["Date"])), pattern, locale=language)
+    body = letter.get_body(preferencelist=("plain",))
+    original = body.get_content() if body is not None else ""
+    quoted = "\n".join(f"> {row}".rstrip() for row in original.splitlines())
+    reply.set_content(f"{text}\n\n{line.format(date=sent, sender=letter['From'])}\n\n{quoted}\n")
+    return reply
+
+
+def _out_of_office(letter: EmailMessage, when: datetime) -> EmailMessage:
+    """An automatic reply (RFC 3834), as Exchange sends one."""
+    reply = EmailMessage()
+    _headers(str(letter["To"]), str(letter["From"]), f"Automatic reply: {letter['Subject']}", when, reply)
+    _threaded(reply, letter)
+    reply["Auto-Submitted"] = "auto-replied"
+    reply["X-Auto-Response-Suppress"] = "All"
+    reply.set_content("Thank you for your email. This mailbox is not monitored over the weekend; your message will "
+                      "be read on Monday.\n\nFor urgent matters, please call the switchboard.\n")  # fmt: skip
+    return reply
+
+
+def _bounce(letter: EmailMessage, recipient: str, when: datetime) -> Message:
+    """A hard bounce: an RFC 3464 delivery status notification from the recipient's server, with the original's
+    header fields (as Postfix sends one)."""
+    mta = "mx1.example.org"
+    said = f"550 5.1.1 <{recipient}>: Recipient address rejected: User unknown in virtual mailbox table"
+    report = MIMEMultipart("report", report_type="delivery-status")
+    _headers(f"Mail Delivery System <MAILER-DAEMON@{mta}>", str(letter["From"]),
+             "Undelivered Mail Returned to Sender", when, report)  # fmt: skip
+    report["Auto-Submitted"] = "auto-replied"
+    report.attach(MIMEText(
+        f"This is the mail system at host {mta}.\n\nI'm sorry to have to inform you that your message could not\n"
+        f"be delivered to one or more recipients. It's attached below.\n\n<{recipient}>: host {mta}[192.0.2.25] "
+        f"said: {said} (in reply to RCPT TO command)\n"
+    ))  # fmt: skip
+    status = Message()
+    status["Content-Type"] = "message/delivery-status"
+    per_message, per_recipient = Message(), Message()
+    per_message["Reporting-MTA"] = f"dns; {mta}"
+    per_message["Arrival-Date"] = format_datetime(when)
+    per_recipient["Final-Recipient"] = f"rfc822; {recipient}"
+    per_recipient["Original-Recipient"] = f"rfc822;{recipient}"
+    per_recipient["Action"] = "failed"
+    per_recipient["Status"] = "5.1.1"
+    per_recipient["Remote-MTA"] = f"dns; {mta}"
+    per_recipient["Diagnostic-Code"] = f"smtp; {said}"
+    status.set_payload([per_message, per_recipient])
+    report.attach(status)
+    header_fields = letter.as_bytes().split(b"\n\n", 1)[0].decode("ascii", "replace")
+    report.attach(MIMEText(header_fields + "\n", "rfc822-headers"))
+    return report
+
+
+def _unsubscribe(sender: str, when: datetime) -> EmailMessage:
+    """What a mail program sends for the List-Unsubscribe mailto link (RFC 2369): subject "unsubscribe"."""
+    request = EmailMessage()
+    _headers(sender, UNSUBSCRIBE_MAILBOX, "unsubscribe", when, request)
+    request.set_content("unsubscribe\n")
+    return request

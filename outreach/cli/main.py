@@ -14,6 +14,7 @@ from outreach.cli import campaigns, contacts, db, outbox, responses, signatories
 from outreach.cli.demo import demo
 from outreach.cli.doctor import doctor
 from outreach.cli.output import emit_json, err
+from outreach.cli.report import report
 from outreach.cli.run import run as run_command
 from outreach.cli.sending import send
 from outreach.errors import OutreachError
@@ -79,6 +80,7 @@ app.command()(demo)
 app.command()(send)
 app.command("run")(run_command)
 app.command()(doctor)
+app.command()(report)
 app.add_typer(contacts.app, name="contacts")
 app.add_typer(signatories.app, name="signatories")
 app.add_typer(templates.app, name="templates")
