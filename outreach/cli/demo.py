@@ -86,6 +86,7 @@ def demo(
             "OUTREACH_RATE_LIMIT": "", "OUTREACH_DOMAIN_RATE_LIMIT": "",
             "OUTREACH_UNSUBSCRIBE_MAILTO": UNSUBSCRIBE_MAILBOX,
         }  # fmt: skip
+        _remember_sender(root, environ)
         workspace = open_workspace(root, environ)
         _prepare(workspace)
         _send(workspace, sink, port)
@@ -101,6 +102,15 @@ def demo(
               f"and the HTML report {html}: open it in a browser.")  # fmt: skip
     err.print(f"Try: cd {root} && outreach report {CAMPAIGN}; outreach responses list; "
               f"outreach responses show {signed}; outreach campaigns show {CAMPAIGN}")  # fmt: skip
+
+
+def _remember_sender(root: Path, environ: dict[str, str]) -> None:
+    """Write who the letters come from into the workspace's .env, so that the commands tried next in the demo's
+    workspace (queueing a follow-up, `outreach run`) have a sender; the SMTP sink's settings die with the demo."""
+    keys = (*_FROM_ENVIRONMENT, "OUTREACH_UNSUBSCRIBE_MAILTO")
+    lines = [f'{key}="{environ[key]}"' for key in keys if environ.get(key)]
+    with (root / ".env").open("a", encoding="utf-8") as env:
+        env.write("\n# Set by `outreach demo`\n" + "\n".join(lines) + "\n")
 
 
 def _prepare(workspace: Workspace) -> None:

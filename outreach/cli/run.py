@@ -142,6 +142,8 @@ def run(
         emit_json({"held": resumed.held, "sent": sent.sent, "follow_ups": follow_ups, "polled": report.polled,
                    "rounds": report.rounds})  # fmt: skip
         return
-    err.print(f"{'Nothing more is due' if once and not stop.is_set() else 'Stopped'} after {report.rounds} rounds: "
+    ended = "Nothing more is due" if once and not stop.is_set() else "Stopped"
+    rounds = f"{report.rounds} {'round' if report.rounds == 1 else 'rounds'}"
+    err.print(f"{ended} after {rounds}: "
               f"{sent.sent} sent ({sent.retried} to retry later, {sent.failed} failed, {sent.unknown} unknown), "
               f"{follow_ups} follow-ups queued, {report.polled} responses recorded, {resumed.held} held.")  # fmt: skip
