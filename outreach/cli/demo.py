@@ -23,10 +23,9 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import format_datetime, getaddresses, make_msgid, parsedate_to_datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from aiosmtpd.controller import Controller
 from babel.dates import format_datetime as local_datetime
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -44,12 +43,11 @@ from outreach.contacts.signatories import import_signatories, list_signatories
 from outreach.errors import InvalidValueError
 from outreach.outbox.sending import SendReport, count_due, drain_outbox
 from outreach.rendering.previewing import as_eml, check_template, compile_template, render_for
-from outreach.reports.collect import collect_report
-from outreach.reports.html import render_html
-from outreach.responses.recording import list_responses, mark_outcome, poll
-from outreach.responses.sources import MaildirSource
 from outreach.vocabulary import GROUPS
 from outreach.workspace import Workspace, init_workspace, open_workspace
+
+if TYPE_CHECKING:
+    from aiosmtpd.controller import Controller
 
 DEMO_SENDER = "European Appeal (demo) <appeal@example.org>"
 UNSUBSCRIBE_MAILBOX = "unsubscribe@example.org"
@@ -186,6 +184,9 @@ def _send(workspace: Workspace, sink: SmtpSink, port: int) -> None:
 def _read_answers(workspace: Workspace) -> int:
     """Steps 13 to 15: poll the Maildir with the real response log, list what it recorded, mark a signature;
     return the response marked signed."""
+    from outreach.responses.recording import list_responses, mark_outcome, poll  # see cli/responses.py
+    from outreach.responses.sources import MaildirSource
+
     sessions = workspace.sessions
     source = MaildirSource(workspace.root / "inbox")
     try:
@@ -210,6 +211,9 @@ def _read_answers(workspace: Workspace) -> int:
 
 def _report(workspace: Workspace) -> Path:
     """Step 16: the campaign's figures, as `outreach report` prints them, and its HTML page; return where that is."""
+    from outreach.reports.collect import collect_report
+    from outreach.reports.html import render_html
+
     found = collect_report(workspace.sessions, CAMPAIGN, now=datetime.now(UTC))
     html = workspace.root / "report.html"
     html.write_text(render_html(found), encoding="utf-8")
@@ -263,6 +267,8 @@ class SmtpSink:
 
     def start(self) -> int:
         """Listen, and return the port."""
+        from aiosmtpd.controller import Controller  # asyncio and aiosmtpd: only the demo needs them
+
         with socket.socket() as probe:  # a free port: aiosmtpd checks the server by connecting, so not port 0
             probe.bind(("127.0.0.1", 0))
             port = int(probe.getsockname()[1])

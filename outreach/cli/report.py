@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from outreach.cli.output import JsonOption, emit_json, err, out, table
 from outreach.errors import OutreachError
-from outreach.reports.collect import collect_report
-from outreach.reports.figures import Counts, Report, format_duration, format_rate
-from outreach.reports.html import render_html
+
+if TYPE_CHECKING:
+    from outreach.reports.figures import Counts, Report
 
 COLUMNS = ("targeted", "queued", "sent", "failed", "unknown", "skipped", "bounced hard/soft", "replied",
            "auto-replied", "unsubscribed", "complained", "rate", "first reply")  # fmt: skip
@@ -30,6 +30,9 @@ def report(
     ] = None,
 ) -> None:
     """Per campaign and step: sent, bounced, replied, response rate and time to first reply, by role and country."""
+    from outreach.reports.collect import collect_report  # the reports room loads when a report is asked for
+    from outreach.reports.html import render_html
+
     found = collect_report(ctx.obj.workspace().sessions, campaign, now=datetime.now(UTC))
     if csv_file is not None:
         _write(csv_file, found.as_csv())
@@ -71,6 +74,9 @@ def print_report(found: Report) -> None:
 
 
 def _cells(counts: Counts) -> list[Any]:
+    """One table row of figures."""
+    from outreach.reports.figures import format_duration, format_rate
+
     c = counts
     return [c.targeted, c.queued, c.sent, c.failed, c.unknown, c.skipped, f"{c.hard_bounced}/{c.soft_bounced}",
             c.replied, c.auto_replied, c.unsubscribed, c.complained, format_rate(c.response_rate),

@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from outreach.cli.output import JsonOption, emit_json, err, out, table
 from outreach.errors import ConfigError, InvalidValueError
-from outreach.responses.recording import (
-    Inbox,
-    PollReport,
-    ResponseView,
-    add_response,
-    list_responses,
-    mark_outcome,
-    poll,
-    raw_message,
-    reclassify,
-    show_response,
-)
-from outreach.responses.sources import source_for
 from outreach.vocabulary import CHANNELS, OUTCOMES, RESPONSE_KINDS
 from outreach.workspace import Workspace
+
+if TYPE_CHECKING:
+    from outreach.responses.recording import Inbox, ResponseView
+
+# The services are imported inside each command: reading mail pulls in the classifiers, flufl.bounce and
+# imapclient, which every other command would otherwise pay for at start-up.
 
 app = typer.Typer(help="Responses: read the inbox; who replied, bounced, unsubscribed; outcomes.", no_args_is_help=True)
 
@@ -36,6 +29,8 @@ def _now() -> datetime:
 def inbox_of(workspace: Workspace) -> Inbox:
     """Our List-Unsubscribe mailbox (mail to it is an unsubscribe request), the VERP return path whose token
     names the message a bounce is about, and the soft-bounce limit."""
+    from outreach.responses.recording import Inbox
+
     settings = workspace.settings
     mailto = settings.unsubscribe_mailto.strip().removeprefix("mailto:").split("?", 1)[0]
     verp = settings.return_path if "{token}" in settings.return_path else None
@@ -55,6 +50,9 @@ def poll_command(
     json_output: JsonOption = False,
 ) -> None:
     """Read what is new in the inbox and record each message once: run it again at any time."""
+    from outreach.responses.recording import PollReport, poll
+    from outreach.responses.sources import source_for
+
     workspace: Workspace = ctx.obj.workspace()
     spec = source or "imap"
     imap = workspace.imap_settings()
@@ -96,6 +94,8 @@ def list_command(
     json_output: JsonOption = False,
 ) -> None:
     """The response log, newest first."""
+    from outreach.responses.recording import list_responses
+
     views = list_responses(ctx.obj.workspace().sessions, campaign=campaign, kind=kind, contact=contact,
                            since=_date(since), limit=limit)  # fmt: skip
     if json_output:
@@ -119,6 +119,8 @@ def show_command(
     json_output: JsonOption = False,
 ) -> None:
     """One response: its text, what it answered, and what it caused."""
+    from outreach.responses.recording import raw_message, show_response
+
     sessions = ctx.obj.workspace().sessions
     if raw:
         data = raw_message(sessions, response_id)
@@ -160,6 +162,8 @@ def add_command(
     json_output: JsonOption = False,
 ) -> None:
     """Log an answer that came another way: a call, a letter, a meeting."""
+    from outreach.responses.recording import add_response
+
     view = add_response(ctx.obj.workspace().sessions, contact, channel, note, now=_now(), outcome=outcome)
     _said(view, json_output, f"Logged response {view.id} from {view.contact} ({view.channel}).")
 
@@ -172,6 +176,8 @@ def mark_command(
     json_output: JsonOption = False,
 ) -> None:
     """Say what a response came to; `signed` adds the contact to the signatories."""
+    from outreach.responses.recording import mark_outcome
+
     view = mark_outcome(ctx.obj.workspace().sessions, response_id, outcome, now=_now())
     signed = " and added to the signatories" if outcome == "signed" else ""
     _said(view, json_output, f"Response {view.id} marked {outcome}{signed}.")
@@ -185,6 +191,8 @@ def reclassify_command(
     json_output: JsonOption = False,
 ) -> None:
     """Correct a response's kind; the effects follow (a suppression it caused is lifted, the new kind's applied)."""
+    from outreach.responses.recording import reclassify
+
     view = reclassify(ctx.obj.workspace().sessions, response_id, kind, now=_now())
     _said(view, json_output, f"Response {view.id} is now {view.kind}; effects: {'; '.join(view.effects) or 'none'}.")
 

@@ -6,21 +6,20 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from outreach.campaigns.plan import format_delay
-from outreach.campaigns.queueing import queue_followups
 from outreach.cli.output import JsonOption, emit_json, err
 from outreach.cli.responses import inbox_of
 from outreach.cli.sending import build_sending, stop_on_signals
 from outreach.errors import OutreachError
 from outreach.outbox.sending import SendReport, drain_outbox, worker_name
-from outreach.responses.recording import poll
-from outreach.responses.sources import source_for
-from outreach.scheduler import INTERVALS, Jobs, beat, lead, resume, run_scheduler
 from outreach.workspace import Workspace
+
+if TYPE_CHECKING:
+    from outreach.scheduler import Jobs
 
 
 def _now() -> datetime:
@@ -62,6 +61,11 @@ class _Sent:
 
 def _jobs(workspace: Workspace, sent: _Sent) -> Jobs:
     """The scheduler's jobs, as calls into the services with the workspace's settings."""
+    from outreach.campaigns.queueing import queue_followups
+    from outreach.responses.recording import poll
+    from outreach.responses.sources import source_for
+    from outreach.scheduler import Jobs
+
     sessions = workspace.sessions
 
     def follow_ups(now: datetime) -> int:
@@ -113,6 +117,8 @@ def run(
     json_output: JsonOption = False,
 ) -> None:
     """Queue follow-ups as they fall due, send what is due and read the inbox, until stopped (SIGTERM, Ctrl-C)."""
+    from outreach.scheduler import INTERVALS, beat, lead, resume, run_scheduler  # APScheduler: only `run` needs it
+
     workspace: Workspace = ctx.obj.workspace()
     build_sending(workspace)  # a setting that cannot work stops the run before it takes the lead
     sessions = workspace.sessions

@@ -13,9 +13,6 @@ import re
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import dkim
-import dkim.crypto
-
 from outreach.errors import ConfigError
 from outreach.rendering.mime import one_line
 
@@ -120,6 +117,8 @@ class DkimSigner:
 
     def sign(self, message: bytes) -> bytes:
         """Return the message (bytes with CRLF line ends) with its DKIM-Signature header prepended."""
+        import dkim  # only where a key is configured: importing dkimpy costs every other command 27 ms
+
         signature: bytes = dkim.DKIM(message, linesep=b"\r\n").sign(
             self.selector.encode("ascii"),
             self.domain.encode("ascii"),
@@ -134,6 +133,8 @@ class DkimSigner:
 
 def _checked_key_bits(pem: bytes) -> int:
     """Return the size of the RSA key in pem after a trial signature checked against its own public half."""
+    import dkim.crypto
+
     try:
         key = dkim.crypto.parse_pem_private_key(pem)
     except (dkim.crypto.UnparsableKeyError, ValueError, IndexError) as error:  # binascii.Error is a ValueError
@@ -152,6 +153,8 @@ def _checked_key_bits(pem: bytes) -> int:
 
 def load_dkim_signer(key_path: Path, selector: str, domain: str) -> DkimSigner:
     """Read the PEM private key at key_path and return a signer, having signed a small message with it once."""
+    import dkim
+
     try:
         pem = key_path.read_bytes()
     except OSError as error:

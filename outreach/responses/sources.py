@@ -20,9 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast
 
-from imapclient import IMAPClient  # type: ignore[import-untyped]
-from imapclient.exceptions import LoginError  # type: ignore[import-untyped]
-
 from outreach.errors import ConfigError, InputError, InvalidValueError, OutreachError
 from outreach.outbox.smtp import SECURITIES, is_loopback
 
@@ -199,6 +196,10 @@ class ImapSource:
                 where=self.where,
                 hint="set OUTREACH_IMAP_SECURITY=tls or starttls",
             )
+        # imapclient is imported here, not at the top: the settings this module defines are read by every command.
+        from imapclient import IMAPClient  # type: ignore[import-untyped]
+        from imapclient.exceptions import LoginError  # type: ignore[import-untyped]
+
         context = self._context or ssl.create_default_context()
         with self._errors("connect to the IMAP server"):
             client = IMAPClient(s.host, s.port, ssl=s.security == "tls", ssl_context=context, timeout=s.timeout)
