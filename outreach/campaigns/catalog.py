@@ -242,7 +242,7 @@ def _step_view(session: Session, campaign: Campaign, step: CampaignStep, by_stat
     skipped: dict[str, int] = {reason: count for reason, count in session.execute(reasons)}
     upcoming = [as_utc(first)] if first else []
     pending = 0
-    if step.position > 0:
+    if step.position > 0 and now is not None:  # `campaigns list` needs no next send time: it skips this
         for follow_up in follow_ups(session, campaign, step):
             pending += 1
             upcoming.append(follow_up.due)

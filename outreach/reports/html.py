@@ -50,6 +50,7 @@ table { border-collapse: collapse; width: 100%; margin: .4rem 0 1rem; font-size:
 th, td { padding: .25rem .5rem; border-bottom: 1px solid #e3e3e3; text-align: right; vertical-align: top;
          white-space: nowrap; }
 td.text { white-space: normal; }
+table.breakdown { font-size: .82rem; } table.breakdown th, table.breakdown td { padding: .25rem .3rem; }
 th:first-child, td:first-child, td.text, table.steps th:nth-child(2) { text-align: left; }
 thead th { border-bottom: 2px solid #bbb; font-weight: 600; white-space: normal; vertical-align: bottom; }
 tr.group th { text-align: left; color: #666; font-weight: 600; padding-top: .8rem; }
