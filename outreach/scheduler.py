@@ -15,13 +15,14 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor  # type: ignore[import-untyped]
 from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
 from sqlalchemy import Connection, text, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.db.models import SchedulerLease, as_utc
@@ -86,23 +87,23 @@ def _nothing() -> None:
 
 
 @contextmanager
-def lead(workspace: Workspace, holder: str, *, wait: bool) -> Iterator[None]:
+def lead(workspace: Workspace, holder: str, *, wait: bool) -> Iterator[Callable[[], bool]]:
     """Lead the workspace's database while the block runs, or raise LockedError naming the scheduler that leads
-    it (with `wait`, wait for it to stop instead)."""
+    it (with `wait`, wait for it to stop instead). The block gets a check that the lead is still held."""
     if workspace.engine.dialect.name == "postgresql":
-        with _advisory_lead(workspace, holder, wait=wait):
-            yield
+        with _advisory_lead(workspace, holder, wait=wait) as still_leads:
+            yield still_leads
         return
     with ExitStack() as stack:
         try:
             stack.enter_context(workspace.exclusive("run", wait=-1 if wait else 0))
         except LockedError as error:  # only the lock's own: the block's errors pass untouched
             raise LockedError(error.message, where=error.where, hint=_TAKE_OVER) from None
-        yield
+        yield lambda: True  # a lock file held by this process stays held while it runs
 
 
 @contextmanager
-def _advisory_lead(workspace: Workspace, holder: str, *, wait: bool) -> Iterator[None]:
+def _advisory_lead(workspace: Workspace, holder: str, *, wait: bool) -> Iterator[Callable[[], bool]]:
     """A session-level advisory lock on a connection of its own, held for the scheduler's lifetime: it goes with
     the session, so a scheduler that is killed (or loses its connection) leaves the lead free at once."""
     # Autocommit: the connection sits idle for hours, and must not do so inside a transaction (which
@@ -118,11 +119,23 @@ def _advisory_lead(workspace: Workspace, holder: str, *, wait: bool) -> Iterator
                                   hint=_TAKE_OVER)  # fmt: skip
             time.sleep(1.0)
         try:
-            yield
+            yield lambda: _holds(connection)
         finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LEAD_KEY})
+            with suppress(SQLAlchemyError):  # a broken connection has let the lock go already
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LEAD_KEY})
     finally:
         connection.close()
+
+
+def _holds(connection: Connection) -> bool:
+    """True while the lock connection is alive and still holds the lead: were the connection to break (a server
+    restart, a network cut), the lock would be gone with its session and another scheduler could lead."""
+    held = text("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+                " AND classid = 0 AND objid::bigint = :key AND objsubid = 1 AND granted)")  # fmt: skip
+    try:
+        return bool(connection.execute(held, {"key": LEAD_KEY}).scalar_one())
+    except SQLAlchemyError:
+        return False
 
 
 def _leader(connection: Connection) -> str:

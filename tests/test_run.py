@@ -288,3 +288,29 @@ def test_the_misfire_grace_reads_seconds_or_a_unit(tmp_path: Path, value: str, s
 def test_a_misfire_grace_that_is_no_duration_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="OUTREACH_MISFIRE_GRACE is 'soon'"):
         load_settings(tmp_path, {"OUTREACH_MISFIRE_GRACE": "soon"})
+
+
+@pytest.mark.postgres
+def test_a_scheduler_whose_lock_connection_breaks_knows_it_no_longer_leads(tmp_path: Path, postgres_url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from outreach.scheduler import lead
+    from outreach.workspace import init_workspace, open_workspace
+
+    environ = {"OUTREACH_DATABASE_URL": postgres_url}
+    init_workspace(tmp_path / "ws", environ)
+    first, second = open_workspace(tmp_path / "ws", environ), open_workspace(tmp_path / "ws", environ)
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    try:
+        with lead(first, "host:1", wait=False) as still_leads:
+            assert still_leads()
+            with admin.connect() as connection:  # the server drops the lock's session (a restart, a network cut)
+                connection.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                        "WHERE application_name = 'outreach run host:1'"))  # fmt: skip
+            assert not still_leads(), "the lead went with the session"
+            with lead(second, "host:2", wait=False) as other_leads:
+                assert other_leads(), "and another scheduler can take it"
+    finally:
+        admin.dispose()
+        first.close()
+        second.close()

@@ -14,7 +14,7 @@ from outreach.campaigns.plan import format_delay
 from outreach.cli.output import JsonOption, emit_json, err
 from outreach.cli.responses import inbox_of
 from outreach.cli.sending import build_sending, stop_on_signals
-from outreach.errors import OutreachError
+from outreach.errors import LockedError, OutreachError
 from outreach.outbox.sending import SendReport, drain_outbox, worker_name
 from outreach.workspace import Workspace
 
@@ -127,7 +127,8 @@ def run(
     sent = _Sent()
     jobs = _jobs(workspace, sent)
     stop = threading.Event()
-    with lead(workspace, holder, wait=wait), stop_on_signals(stop):
+    lost: list[str] = []
+    with lead(workspace, holder, wait=wait) as still_leads, stop_on_signals(stop):
         resumed = resume(sessions, jobs, holder, now=_now(), grace=timedelta(seconds=grace))
         if resumed.held:
             grace_text = format_delay(timedelta(seconds=grace)) if grace % 60 == 0 else f"{grace} s"
@@ -139,10 +140,17 @@ def run(
                  f"{INTERVALS.follow_ups:.0f} s, {inbox}. SIGTERM or Ctrl-C stops it.")  # fmt: skip
 
         def heartbeat() -> None:
+            if not still_leads():  # another scheduler may lead now: stop rather than run beside it
+                lost.append("the connection that held the lead broke")
+                stop.set()
+                return
             beat(sessions, holder, _now())
 
         report = run_scheduler(jobs, stop=stop, once=once, heartbeat=heartbeat, on_error=_report_error)
         heartbeat()  # the last time it was seen alive: what falls due from now on was missed
+    if lost:
+        raise LockedError(f"`outreach run` stopped: {lost[0]}, so it no longer leads this database",
+                          hint="start it again; what is due is sent then")  # fmt: skip
     follow_ups = resumed.follow_ups + report.follow_ups
     if json_output:
         emit_json({"held": resumed.held, "sent": sent.sent, "follow_ups": follow_ups, "polled": report.polled,
