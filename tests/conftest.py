@@ -24,10 +24,11 @@ PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_ADMIN_URL = os.environ.get("OUTREACH_TEST_PG_ADMIN", f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/postgres")
 
 
-def _unavailable(reason: str) -> None:
-    """Skip on a user's machine; fail in CI, where the server must be there."""
+def _unavailable(reason: str, tests: str = "PostgreSQL") -> None:
+    """Skip on a user's machine; fail in CI, where the server must be there (.ci/run starts PostgreSQL and
+    installs dovecot)."""
     if IN_CI:
-        pytest.fail(f"{reason} (CI must run the PostgreSQL tests)", pytrace=False)
+        pytest.fail(f"{reason} (CI must run the {tests} tests)", pytrace=False)
     pytest.skip(reason)
 
 
@@ -114,25 +115,18 @@ def env(tmp_path: Path, database_url: str) -> Iterator[Env]:
     engine.dispose()
 
 
-def _no_imap_server(reason: str) -> None:
-    """Skip on a user's machine; fail in CI, which installs dovecot (.ci/run)."""
-    if IN_CI:
-        pytest.fail(f"{reason} (CI must run the IMAP tests)", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def dovecot() -> Iterator[Dovecot]:
     """This machine's dovecot, started on 127.0.0.1 and free ports from a temporary folder, with the user
     `campaign` (password `secret`); stopped, with every process it started, at the end of the run."""
     binary = dovecot_binary()
     if binary is None:
-        _no_imap_server("dovecot is not installed (apt-get install dovecot-imapd)")
+        _unavailable("dovecot is not installed (apt-get install dovecot-imapd)", "IMAP")
         return
     try:
         server = start_dovecot(binary)
     except (OSError, RuntimeError) as error:
-        _no_imap_server(f"dovecot does not start: {error}")
+        _unavailable(f"dovecot does not start: {error}", "IMAP")
         return
     yield server
     server.stop()

@@ -159,11 +159,23 @@ def queue_step(
 class FollowUpReport:
     """What one look at the follow-ups did: queued, skipped (and why), and what waits for later."""
 
-    queued: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
     waiting: int = 0
     next_due: datetime | None = None
-    steps: list[QueueReport] = field(default_factory=list)
+    steps: list[QueueReport] = field(default_factory=list)  # the steps where something was queued or skipped
+
+    @property
+    def queued(self) -> int:
+        """Follow-ups queued, all steps together."""
+        return sum(step.queued for step in self.steps)
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Follow-ups skipped, by reason, all steps together."""
+        total: dict[str, int] = {}
+        for step in self.steps:
+            for reason, count in step.skipped.items():
+                total[reason] = total.get(reason, 0) + count
+        return total
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready values."""
@@ -189,7 +201,7 @@ def queue_followups(
             campaign = find_campaign(session, name)
             step = find_step(session, campaign, position)
             step_report = QueueReport(name, position)
-            copies = _copies(session, campaign, step, templates, default_sender, step_report, now)
+            copies: _Copies | None = None  # the template is compiled once a follow-up of the step is due
             for follow_up in follow_ups(session, campaign, step):
                 if follow_up.due > now:
                     report.waiting += 1
@@ -200,11 +212,11 @@ def queue_followups(
                 if reason is not None:
                     session.add(StepSkip(step_id=step.id, contact_id=contact.id, reason=reason, created_at=now))
                     step_report.skipped[reason] = step_report.skipped.get(reason, 0) + 1
-                    report.skipped[reason] = report.skipped.get(reason, 0) + 1
                     continue
+                copies = copies or _copies(session, campaign, step, templates, default_sender, step_report, now)
                 copies.add(contact, follow_up.due, follow_up.thread_id, _first_letter(follow_up))
-            copies.flush()
-        report.queued += step_report.queued
+            if copies is not None:
+                copies.flush()
         if step_report.queued or step_report.skipped:
             report.steps.append(step_report)
     return report
