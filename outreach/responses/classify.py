@@ -44,6 +44,7 @@ class Classification:
     status: str | None = None  # the RFC 3463 enhanced status code of a bounce, "5.1.1"
     diagnostic: str | None = None  # the remote server's text, on one line
     recipients: tuple[str, ...] = ()  # the addresses that bounced or complained, lower-cased
+    text: str | None = None  # a person's own words, apart from the quote, where the classifier read them
 
 
 # Tables are written in normalized text (see `_normalized`): case folded, accents stripped, `ł` as `l`.
@@ -312,8 +313,8 @@ def _auto_reply_reason(message: Message) -> str | None:
     return f"an automatic reply's subject ({found.lastgroup})"
 
 
-def _unsubscribe_reason(message: Message, wanted: Collection[str], text: str) -> str | None:
-    """Why the message asks to unsubscribe (where it went, its subject or its short text), or None."""
+def _unsubscribe_reason(message: Message, wanted: Collection[str], own: str) -> str | None:
+    """Why the message asks to unsubscribe (where it went, its subject or its short new text `own`), or None."""
     mailboxes = {address.strip().lower() for address in wanted}
     fields = ("To", "Cc", "Delivered-To", "X-Original-To")
     seen = " ".join(str(value) for name in fields for value in message.get_all(name, [])).lower()
@@ -324,7 +325,6 @@ def _unsubscribe_reason(message: Message, wanted: Collection[str], text: str) ->
     subject = _normalized(_REPLY_PREFIX.sub("", header_text(message, "Subject")))
     if len(subject) <= _SHORT_SUBJECT and (found := _UNSUBSCRIBE.search(subject)):
         return f"the subject asks to unsubscribe ({found.lastgroup})"
-    own = new_text(text)
     if len(own) <= _SHORT_REPLY and (found := _UNSUBSCRIBE.search(_normalized(own))):
         return f"a short reply asks to unsubscribe ({found.lastgroup})"
     return None
@@ -351,11 +351,12 @@ def classify(message: Message, *, unsubscribe_addresses: Collection[str] = ()) -
     if looks_like_bounce:
         return Classification("unknown", "looks like a delivery report, but names no failure")
     text = body_text(message)
-    unsubscribe = _unsubscribe_reason(message, unsubscribe_addresses, text)
+    own = new_text(text)  # kept with the classification: the response log records these words
+    unsubscribe = _unsubscribe_reason(message, unsubscribe_addresses, own)
     if unsubscribe is not None:
-        return Classification("unsubscribe", unsubscribe)
+        return Classification("unsubscribe", unsubscribe, text=own)
     if not addresses(message, "From"):
         return Classification("unknown", "no sender address")
     if not text.strip():
         return Classification("unknown", "no readable text")
-    return Classification("reply", "a person's reply")
+    return Classification("reply", "a person's reply", text=own)

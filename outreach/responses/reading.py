@@ -47,7 +47,10 @@ def understand(
     message = read_message(raw)
     classification = classify(message, unsubscribe_addresses=unsubscribe_addresses)
     # A reply's new text; for a bounce, what the remote server said.
-    text = new_text(body_text(message)) if classification.kind in _WRITTEN else classification.diagnostic or ""
+    if classification.text is not None:  # the classifier separated the new text already
+        text = classification.text
+    else:
+        text = new_text(body_text(message)) if classification.kind in _WRITTEN else classification.diagnostic or ""
     senders = addresses(message, "From")
     return Understood(
         fingerprint=fingerprint(raw),
