@@ -164,7 +164,7 @@ def _workspace(folder: Path, contacts: int) -> Path:
         ids = [row[0] for row in db.execute("SELECT id FROM contacts WHERE status = 'active' ORDER BY id")]
         db.execute(f"UPDATE contacts SET status = 'do_not_contact' WHERE id > {ids[contacts - 1]}")
     _run("campaigns", "create", "everyone", "--template", "appeal", cwd=workspace)
-    _run("campaigns", "queue", "everyone", cwd=workspace)
+    _run("campaigns", "queue", "everyone", "--yes", cwd=workspace)
     with sqlite3.connect(workspace / "outreach.db") as db:  # sent, as far as the inbox is concerned
         db.execute("UPDATE outbox_messages SET state = 'sent', sent_at = '2026-11-30 09:00:00.000000'")
     return workspace

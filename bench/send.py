@@ -138,7 +138,7 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def _send(tools: ModuleType, workspace: Path, port: int, connections: int, count: int, limit: int | None) -> Any:
     _settings(workspace, port, connections)
-    args = [str(OUTREACH), "send", "--json"] + (["--limit", str(limit)] if limit else [])
+    args = [str(OUTREACH), "send", "--yes", "--json"] + (["--limit", str(limit)] if limit else [])
     timed = tools.run_timed(args, workspace, workspace.parent)
     if timed.exit_code != 0:
         raise SystemExit(f"outreach send exited {timed.exit_code}: {timed.stderr}")
@@ -194,7 +194,7 @@ def main() -> int:
             db.execute(f"UPDATE contacts SET status = 'do_not_contact' WHERE id > {ids[args.count - 1]}")
         _run("campaigns", "create", "everyone", "--template", "appeal", cwd=workspace)
         started = time.perf_counter()
-        queued = json.loads(_run("campaigns", "queue", "everyone", "--json", cwd=workspace).stdout)["queued"]
+        queued = json.loads(_run("campaigns", "queue", "everyone", "--json", "--yes", cwd=workspace).stdout)["queued"]
         seconds = time.perf_counter() - started
         assert queued == args.count, f"queued {queued}, expected {args.count}"
         result["queue"] = {"seconds": round(seconds, 2), "per_second": round(queued / seconds)}

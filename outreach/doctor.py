@@ -6,6 +6,7 @@ database and the templates checked. Nothing here prints; `outreach doctor` shows
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -20,13 +21,13 @@ from outreach.contacts.directory import count_contacts
 from outreach.contacts.segments import Segment
 from outreach.db.engine import SCHEMA_HEAD
 from outreach.db.models import OutboxMessage
-from outreach.errors import ConfigError, OutreachError
-from outreach.outbox.pacing import RateError, parse_rates
+from outreach.errors import ConfigError, OutreachError, SettingsError
+from outreach.outbox.signing import DkimSigner
 from outreach.outbox.smtp import SmtpConnection, SmtpError, SmtpSettings, is_loopback
 from outreach.outbox.states import State
 from outreach.rendering.environment import FALLBACK_LANGUAGE, SUBJECT, first_letter_of, template_names
-from outreach.rendering.mime import Mailbox
-from outreach.rendering.previewing import Sender, check_template, compile_template
+from outreach.rendering.letters import Sender
+from outreach.rendering.previewing import check_template, compile_template
 from outreach.responses.sources import ImapError, ImapSettings, ImapSource
 from outreach.workspace import Workspace
 
@@ -65,58 +66,79 @@ def diagnose(workspace: Workspace, *, now: datetime, smtp_timeout: float = SMTP_
 
 
 def unloadable_settings(error: ConfigError) -> Check:
-    """The settings check for settings that did not load at all (the other checks need them)."""
-    where = f"{error.where}: " if error.where else ""
-    return Check("settings", Status.FAILED, where + error.message, error.hint or "see .env.example for the settings")
+    """The settings check for settings that did not load at all (the other checks need them): every problem."""
+    return _failed(error.problems if isinstance(error, SettingsError) else (error,))
 
 
 def _settings(workspace: Workspace) -> Check:
-    """OUTREACH_FROM and OUTREACH_REPLY_TO parse, the rates parse, a DKIM key is where it is said to be."""
+    """What sending needs of the loaded settings (a sender, DKIM keys that sign) and what bulk mail should have
+    (List-Unsubscribe, a DKIM key for the sender's domain, a pace): the latter missing is a warning."""
     settings = workspace.settings
-    problems: list[tuple[str, str | None]] = []  # what is wrong, and the hint for it
+    problems: list[ConfigError] = []
     sender = None
     try:
         sender = workspace.sender()
     except ConfigError as error:
-        problems.append((error.message, error.hint))
+        problems.append(error)
     else:
         if sender.mailbox is None:
-            problems.append(("OUTREACH_FROM is not set", 'add OUTREACH_FROM="Name <address>" to .env'))
-    for key, text in (
-        ("OUTREACH_RATE_LIMIT", settings.rate_limit),
-        ("OUTREACH_DOMAIN_RATE_LIMIT", settings.domain_rate_limit),
-    ):
-        try:
-            parse_rates(text)
-        except RateError as error:
-            problems.append((f"{key}: {error}", "write a rate as N/unit, several with commas: 1/second, 500/day"))
-    dkim = _dkim_problem(workspace, sender.mailbox if sender else None)
-    if dkim:
-        problems.append((dkim, "OUTREACH_DKIM_KEY is the path of a PEM private key, relative to the workspace"))
+            problems.append(ConfigError("OUTREACH_FROM is not set", hint='add OUTREACH_FROM="Name <address>" to .env'))
+    signers: dict[str, DkimSigner] = {}
+    try:
+        signers = workspace.dkim_signers()  # the same full check `outreach send` makes at its start
+    except ConfigError as error:
+        for problem in error.problems if isinstance(error, SettingsError) else (error,):
+            where = f"{problem.where}: " if problem.where else ""
+            problems.append(ConfigError(f"OUTREACH_DKIM_KEY: {where}{problem.message}", hint=problem.hint))
     if problems:
-        return Check("settings", Status.FAILED, "; ".join(message for message, _ in problems), problems[0][1])
+        return _failed(problems)
     assert sender is not None and sender.mailbox is not None
     mailbox = sender.mailbox
-    detail = (
-        f"from {f'{mailbox.name} <{mailbox.address}>' if mailbox.name else mailbox.address}; "
-        f"pace {settings.rate_limit or 'unlimited'}, {settings.domain_rate_limit or 'unlimited'} per domain; "
-        + (f"DKIM key {settings.dkim_key}" if settings.dkim_key else "no DKIM key")
-    )
-    if not settings.rate_limit and not is_loopback(settings.smtp_host):  # .env.example: off for a local server
-        return Check(
-            "settings", Status.WARNING, detail + "; OUTREACH_RATE_LIMIT is empty, so nothing limits the pace",
+    details = [
+        f"from {f'{mailbox.name} <{mailbox.address}>' if mailbox.name else mailbox.address}",
+        f"pace {settings.rate_limit or 'unlimited'}, {settings.domain_rate_limit or 'unlimited'} per domain",
+    ]
+    warnings: list[tuple[str, str]] = []  # what deserves a look, and the hint for it
+    unsubscribe = [way for way, setting in (("one-click URL", settings.unsubscribe_url),
+                                            ("mail", settings.unsubscribe_mailto)) if setting]  # fmt: skip
+    if unsubscribe:
+        details.append(f"List-Unsubscribe by {' and '.join(unsubscribe)}")
+    else:
+        warnings.append((
+            "no List-Unsubscribe (OUTREACH_UNSUBSCRIBE_MAILTO and OUTREACH_UNSUBSCRIBE_URL are empty)",
+            "large mailbox providers expect List-Unsubscribe from bulk senders: set OUTREACH_UNSUBSCRIBE_MAILTO, "
+            "and OUTREACH_UNSUBSCRIBE_URL for one-click",
+        ))  # fmt: skip
+    if signers:
+        keys = "keys" if len(signers) > 1 else "key"
+        details.append(f"DKIM {keys} for {', '.join(signers)} (selector {settings.dkim_selector})")
+        if sender.domain not in signers:
+            warnings.append((
+                f"no DKIM key for {sender.domain}, the domain of OUTREACH_FROM",
+                f"its letters would go unsigned: add {sender.domain}=PATH to OUTREACH_DKIM_KEY",
+            ))  # fmt: skip
+    else:
+        warnings.append((
+            "no DKIM key (OUTREACH_DKIM_KEY is empty)",
+            "large mailbox providers expect bulk mail to be signed: set OUTREACH_DKIM_KEY, and publish its public key "
+            "at SELECTOR._domainkey.DOMAIN",
+        ))  # fmt: skip
+    if not settings.rate_limits and not is_loopback(settings.smtp_host):  # .env.example: off for a local server
+        warnings.append((
+            "OUTREACH_RATE_LIMIT is empty, so nothing limits the pace",
             "a mail server may throttle or block a sender that goes too fast: e.g. 1/second, 500/day",
-        )  # fmt: skip
+        ))  # fmt: skip
+    detail = "; ".join(details + [warning for warning, _ in warnings])
+    if warnings:
+        return Check("settings", Status.WARNING, detail, "; ".join(hint for _, hint in warnings))
     return Check("settings", Status.OK, detail)
 
 
-def _dkim_problem(workspace: Workspace, sender: Mailbox | None) -> str | None:
-    """What is wrong with the DKIM key, if one is set: the same full check `outreach send` makes at its start."""
-    try:
-        workspace.dkim_signer(sender)
-    except ConfigError as error:
-        return f"OUTREACH_DKIM_KEY: {f'{error.where}: ' if error.where else ''}{error.message}"
-    return None
+def _failed(problems: Sequence[ConfigError]) -> Check:
+    """A failed settings check that names every problem, with each different hint."""
+    error = problems[0] if len(problems) == 1 else SettingsError(list(problems))
+    detail = f"{error.where}: {error.message}" if error.where else error.message
+    return Check("settings", Status.FAILED, detail, error.hint or "see .env.example for the settings")
 
 
 def _database(workspace: Workspace) -> tuple[Check, sessionmaker[Session] | None]:

@@ -29,6 +29,16 @@ class ConfigError(OutreachError):
     exit_code = 2
 
 
+class SettingsError(ConfigError):
+    """Several settings are missing or invalid: each problem is kept, and one line names them all."""
+
+    def __init__(self, problems: list[ConfigError]) -> None:
+        said = (f"{problem.where}: {problem.message}" if problem.where else problem.message for problem in problems)
+        hints = dict.fromkeys(problem.hint for problem in problems if problem.hint)  # each once, in order
+        super().__init__("; ".join(said), hint="; ".join(hints) or None)
+        self.problems = tuple(problems)
+
+
 class WorkspaceError(OutreachError):
     """The workspace or its database is missing or not ready."""
 
@@ -63,3 +73,9 @@ class LockedError(OutreachError):
     """Another process holds a lock this command needs (one sender per SQLite database)."""
 
     exit_code = 6
+
+
+class NotConfirmedError(OutreachError):
+    """Something that cannot be undone needs a yes, and there is no terminal to ask on (and no --yes)."""
+
+    exit_code = 7

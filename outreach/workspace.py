@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.config import ENV_FILE, Settings, load_settings
 from outreach.db.engine import make_engine, make_session_factory, require_current, upgrade
-from outreach.errors import WorkspaceError
+from outreach.errors import ConfigError, SettingsError, WorkspaceError
 from outreach.locks import exclusive
 from outreach.outbox.signing import DkimSigner, load_dkim_signer
 from outreach.outbox.smtp import SmtpSettings
-from outreach.rendering.mime import Mailbox
-from outreach.rendering.previewing import Sender, parse_mailbox
+from outreach.rendering.letters import Sender
+from outreach.rendering.previewing import parse_mailbox
 from outreach.responses.sources import ImapSettings
 
 ENV_EXAMPLE = ".env.example"
@@ -59,10 +59,14 @@ class Workspace:
 
     def sender(self) -> Sender:
         """Who the letters come from, as the settings say."""
+        s = self.settings
         return Sender(
-            parse_mailbox(self.settings.sender, "OUTREACH_FROM"),
-            self.settings.organization,
-            parse_mailbox(self.settings.reply_to, "OUTREACH_REPLY_TO"),
+            parse_mailbox(s.sender, "OUTREACH_FROM"),
+            s.organization,
+            parse_mailbox(s.reply_to, "OUTREACH_REPLY_TO"),
+            return_path=s.return_path,
+            unsubscribe_mailto=s.unsubscribe_mailto,
+            unsubscribe_url=s.unsubscribe_url,
         )
 
     def smtp_settings(self, *, timeout: float = 60.0) -> SmtpSettings:
@@ -77,14 +81,22 @@ class Workspace:
             return None
         return ImapSettings(s.imap_host, s.imap_port, s.imap_security, s.imap_username, s.imap_password, timeout)
 
-    def dkim_signer(self, sender: Mailbox | None) -> DkimSigner | None:
-        """The DKIM signer the settings name (its key checked by signing once), or None when no key is set; the
-        signing domain defaults to the sender's."""
+    def dkim_signers(self) -> dict[str, DkimSigner]:
+        """A DKIM signer for each domain that has a key, by lower-case domain, each key checked by signing once;
+        every key that cannot sign is named in the one ConfigError raised."""
         s = self.settings
-        if not s.dkim_key:
-            return None
-        domain = s.dkim_domain or (sender.address.rpartition("@")[2] if sender else "")
-        return load_dkim_signer(self.root / s.dkim_key, s.dkim_selector, domain)
+        signers: dict[str, DkimSigner] = {}
+        problems: list[ConfigError] = []
+        for domain, path in s.dkim_keys:
+            try:
+                signers[domain] = load_dkim_signer(self.root / path, s.dkim_selector, domain)
+            except ConfigError as error:
+                problems.append(error)
+        if len(problems) == 1:
+            raise problems[0]
+        if problems:
+            raise SettingsError(problems)
+        return signers
 
     def exclusive(self, job: str, *, wait: float = 0) -> AbstractContextManager[None]:
         """One `job` at a time on a SQLite database (a lock file beside it); PostgreSQL shares the work itself."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import shutil
 from datetime import UTC, datetime
 
 import pytest
@@ -17,8 +18,8 @@ from outreach.contacts import directory
 from outreach.db.models import OutboxBody, OutboxMessage
 from outreach.errors import InvalidValueError
 from outreach.rendering.copies import TemplateRenderError
+from outreach.rendering.letters import Sender
 from outreach.rendering.mime import Mailbox
-from outreach.rendering.previewing import Sender
 
 from .conftest import Env
 from .test_import import do_import
@@ -53,7 +54,11 @@ def test_a_step_is_queued_once_per_contact_and_suppressed_contacts_are_skipped(w
     elysee = next(m for m in messages if m.recipient == "elysee@example.org")
     assert elysee.subject.startswith("Lettre ouverte")
     with ws.sessions() as session:
-        assert "Monsieur le Président de la République," in session.get_one(OutboxBody, elysee.message_id).text_body
+        letter = email.message_from_bytes(session.get_one(OutboxBody, elysee.message_id).letter or b"",
+                                          policy=email.policy.default)  # fmt: skip
+    body = letter.get_body(preferencelist=("plain",))
+    assert body is not None and "Monsieur le Président de la République," in body.get_content()
+    assert letter["Message-ID"] == elysee.message_id and letter["Date"] is None, "sending adds the Date"
     assert show_campaign(ws.sessions, "heads").status == "active"
 
 
@@ -98,7 +103,7 @@ def test_cli_create_queue_show_and_preview(env: Env) -> None:
     refused = env.run("campaigns", "create", "x", "--template", "nope", check=False)
     assert refused.returncode == 5 and "no template 'nope'" in refused.stderr
     env.run("campaigns", "create", "fr-de", "--template", "appeal", "--segment", "country:FR,DE")
-    queued = json.loads(env.run("campaigns", "queue", "fr-de", "--json").stdout)
+    queued = json.loads(env.run("campaigns", "queue", "fr-de", "--json", "--yes").stdout)
     assert (queued["queued"], queued["languages"]) == (4, {"de": 2, "fr": 2})
     shown = json.loads(env.run("campaigns", "show", "fr-de", "--json").stdout)
     assert shown["outbox"]["queued"] == 4 and shown["steps"][0]["template"] == "appeal"
@@ -106,3 +111,50 @@ def test_cli_create_queue_show_and_preview(env: Env) -> None:
     [path] = sorted((env.root / "preview").iterdir())
     parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     assert parsed["From"] == "European Appeal <appeal@example.org>"
+
+
+def test_queue_shows_what_it_will_do_and_refuses_without_a_terminal_or_yes(env: Env) -> None:
+    (env.root / ".env").write_text(
+        'OUTREACH_FROM="European Appeal <appeal@example.org>"\nOUTREACH_RATE_LIMIT=1/second, 500/day\n'
+        "OUTREACH_DOMAIN_RATE_LIMIT=20/hour\n",
+        encoding="utf-8",
+    )
+    env.write("mps.csv", "email,name,role,country,language\n" + "".join(
+        f"mp{n}@parliament.example.eu,Member {n},mep,{'FR' if n % 2 else 'DE'},{'fr' if n % 2 else 'de'}\n"
+        for n in range(60)))  # fmt: skip
+    env.run("contacts", "import", "mps.csv")
+    env.run("campaigns", "create", "meps", "--template", "appeal", "--segment", "role:mep")
+    env.run("campaigns", "schedule", "meps", "--at", "2030-01-07 09:30", "--tz", "Europe/Paris")
+    refused = env.run("campaigns", "queue", "meps", check=False)
+    assert refused.returncode != 0
+    assert refused.stderr.strip().splitlines()[-1].startswith("error: nothing was changed: there is no terminal")
+    assert "meps step 0: 60 letters would be queued, from appeal@example.org" in refused.stderr
+    assert "in 30 de, 30 fr" in refused.stderr and "to 60 mep" in refused.stderr
+    assert "the first goes at 2030-01-07 09:30 Europe/Paris" in refused.stderr
+    assert "the pace needs about 2 hours from the first to the last (20/hour to parliament.example.eu)" in (
+        refused.stderr
+    ), "60 letters to one domain at 20 an hour: the third twenty goes two hours after the first"
+    with env.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 0, "nothing was queued"
+    queued = env.run("campaigns", "queue", "meps", "--yes")
+    assert "meps step 0: 60 letters queued" in queued.stderr
+    with env.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 60
+
+
+def test_a_second_campaign_with_the_same_template_skips_who_had_it_unless_asked(ws: Env) -> None:
+    queue_step(ws.sessions, ws.root / "templates", "heads", SENDER, now=NOW)
+    create_campaign(ws.sessions, "heads-again", "appeal", "role:head_of_state,monarch,head_of_government",
+                    sender=None, reply_to=None, now=NOW)  # fmt: skip
+    again = queue_step(ws.sessions, ws.root / "templates", "heads-again", SENDER, now=NOW)
+    assert (again.queued, again.repeats) == (0, 59), "nobody is written the same appeal twice by accident"
+    shutil.copytree(ws.root / "templates" / "appeal", ws.root / "templates" / "appeal-2027")
+    create_campaign(ws.sessions, "next-year", "appeal-2027", "", sender=None, reply_to=None, now=NOW)
+    other = queue_step(ws.sessions, ws.root / "templates", "next-year", SENDER, now=NOW, dry_run=True)
+    assert other.repeats == 0 and other.queued > 0, "another template is another letter"
+    allowed = queue_step(ws.sessions, ws.root / "templates", "heads-again", SENDER, now=NOW, allow_repeat=True)
+    assert (allowed.queued, allowed.repeats) == (59, 0)
+    set_status(ws.sessions, "heads", "cancelled")
+    create_campaign(ws.sessions, "third", "appeal", "", sender=None, reply_to=None, now=NOW)
+    third = queue_step(ws.sessions, ws.root / "templates", "third", SENDER, now=NOW)
+    assert third.repeats == 59, "the copies of 'heads-again' still wait to be sent: they count"

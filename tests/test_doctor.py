@@ -31,10 +31,12 @@ def smtp_port() -> Iterator[int]:
 
 
 def configure(env: Env, port: int, password: str = PASSWORD, extra: str = "") -> None:
-    """Write the workspace's .env: a sender, the pace, and the SMTP server on loopback with a login."""
+    """Write the workspace's .env: a sender, the pace, a List-Unsubscribe mailbox, and the SMTP server on loopback
+    with a login (no DKIM key: the settings check warns of it)."""
     env.write(".env", (
         'OUTREACH_FROM="European Appeal <appeal@example.org>"\n'
         "OUTREACH_RATE_LIMIT=10/second\nOUTREACH_DOMAIN_RATE_LIMIT=20/hour\n"
+        "OUTREACH_UNSUBSCRIBE_MAILTO=unsubscribe@example.org\n"
         f"OUTREACH_SMTP_HOST=127.0.0.1\nOUTREACH_SMTP_PORT={port}\nOUTREACH_SMTP_SECURITY=none\n"
         f"OUTREACH_SMTP_USERNAME=campaign\nOUTREACH_SMTP_PASSWORD={password}\n" + extra
     ))  # fmt: skip
@@ -63,12 +65,15 @@ def lines(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
 
 
 def test_everything_ok_against_a_server_that_takes_the_login(env: Env, smtp_port: int) -> None:
-    configure(with_contacts(env), smtp_port)
+    (env.root / "keys").mkdir()
+    key = make_key(env.root / "keys").pem.relative_to(env.root)
+    configure(with_contacts(env), smtp_port, extra=f"OUTREACH_DKIM_KEY={key}\n")
     result = env.run("doctor")
     assert result.stdout == ""
     report = lines(result)
     assert report["settings"] == (
-        "ok from European Appeal <appeal@example.org>; pace 10/second, 20/hour per domain; no DKIM key"
+        "ok from European Appeal <appeal@example.org>; pace 10/second, 20/hour per domain; List-Unsubscribe by mail; "
+        "DKIM key for example.org (selector outreach)"
     )
     place = (
         f"SQLite {env.url.removeprefix('sqlite:///')}" if env.url.startswith("sqlite") else "PostgreSQL outreach_test_"
@@ -106,7 +111,7 @@ def test_nothing_listening_fails_smtp_plainly_and_the_rest_is_still_checked(env:
     assert report["smtp"].endswith(
         "hint: nothing listens there: is the server running, and are OUTREACH_SMTP_HOST and OUTREACH_SMTP_PORT right?"
     )
-    assert report["settings"].startswith("ok ")
+    assert report["settings"].startswith("warning from European Appeal <appeal@example.org>; ")
     assert report["database"].startswith("ok ") and report["database"].endswith(
         ": 3 contacts, 0 queued outbox messages"
     )
@@ -127,7 +132,8 @@ def test_a_template_with_a_syntax_error_fails_naming_the_file_and_line(env: Env,
         f"failed broken: {body}:2: template syntax: unexpected '}}'\n"
         "hint: fix what is named, then run `outreach doctor` again"
     )
-    assert all(report[name].startswith("ok ") for name in ("settings", "database", "smtp"))
+    assert all(report[name].startswith("ok ") for name in ("database", "smtp"))
+    assert report["settings"].startswith("warning ")
 
 
 def test_json_is_one_document_with_every_check(env: Env, smtp_port: int) -> None:
@@ -136,40 +142,110 @@ def test_json_is_one_document_with_every_check(env: Env, smtp_port: int) -> None
     document = json.loads(result.stdout)
     assert document["ok"] is True
     assert [(c["name"], c["status"]) for c in document["checks"]] == [
-        ("settings", "ok"), ("database", "ok"), ("templates", "ok"), ("smtp", "ok"), ("imap", "ok"),
+        ("settings", "warning"), ("database", "ok"), ("templates", "ok"), ("smtp", "ok"), ("imap", "ok"),
     ]  # fmt: skip
     assert all(set(c) == {"name", "status", "detail", "hint"} for c in document["checks"])
     assert document["checks"][2]["detail"] == "appeal, appeal-reminder: no contacts to render them for yet"
 
 
 def test_settings_that_cannot_work_are_all_named(env: Env, smtp_port: int) -> None:
-    configure(env, smtp_port, extra="OUTREACH_RATE_LIMIT=fast\nOUTREACH_DKIM_KEY=keys/dkim.pem\n")
+    configure(env, smtp_port, extra="OUTREACH_RATE_LIMIT=fast\nOUTREACH_DKIM_KEY=keys/dkim.pem\n"
+                                    "OUTREACH_MISFIRE_GRACE=\u00b2h\n")  # fmt: skip
     env.write(".env", (env.root / ".env").read_text().replace('OUTREACH_FROM="European Appeal <appeal@example.org>"',
                                                               "OUTREACH_FROM=appeal-at-example.org"))  # fmt: skip
-    document = json.loads(env.run("doctor", "--json", check=False).stdout)
-    settings = document["checks"][0]
+    result = env.run("doctor", "--json", check=False)
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    [settings] = document["checks"]  # the other checks need settings that load
     assert settings["status"] == "failed" and document["ok"] is False
-    assert settings["detail"].startswith("OUTREACH_FROM: ")
-    assert "OUTREACH_RATE_LIMIT: rate 'fast' is not N/unit" in settings["detail"]
-    assert (
-        f"OUTREACH_DKIM_KEY: {env.root / 'keys' / 'dkim.pem'}: cannot read the DKIM private key" in settings["detail"]
-    )
-    assert [c["status"] for c in document["checks"][1:]] == ["ok", "ok", "ok", "ok"]
+    assert settings["detail"].startswith("OUTREACH_FROM is 'appeal-at-example.org': ")
+    assert "; OUTREACH_RATE_LIMIT: rate 'fast' is not N/unit, e.g. 30/minute or 500/day; " in settings["detail"]
+    assert (f"; OUTREACH_DKIM_KEY: {env.root / 'keys' / 'dkim.pem'}: cannot read the DKIM private key: No such file "
+            "or directory; OUTREACH_MISFIRE_GRACE is '\u00b2h'") in settings["detail"]  # fmt: skip
+    assert settings["hint"].startswith('write it as "Name <address@example.org>"; write a rate as N/unit')
+    human = env.run("doctor", check=False)
+    assert lines(human)["settings"] == f"failed {settings['detail']}\nhint: {settings['hint']}"
+    assert human.stderr.splitlines()[-1] == "1 of 1 checks failed; nothing was sent."
 
     (env.root / "keys").mkdir()
     env.write("keys/dkim.pem", "not a key\n")
     env.write(".env", (env.root / ".env").read_text().replace("OUTREACH_FROM=appeal-at-example.org",
                                                               "OUTREACH_FROM=appeal@example.org")
-                                                     .replace("OUTREACH_RATE_LIMIT=fast\n", ""))  # fmt: skip
-    settings = json.loads(env.run("doctor", "--json", check=False).stdout)["checks"][0]
-    assert settings["detail"].startswith(
-        f"OUTREACH_DKIM_KEY: {env.root / 'keys' / 'dkim.pem'}: not an unencrypted RSA private key in PEM"
+                                                     .replace("OUTREACH_RATE_LIMIT=fast\n", "")
+                                                     .replace("OUTREACH_MISFIRE_GRACE=\u00b2h\n", ""))  # fmt: skip
+    document = json.loads(env.run("doctor", "--json", check=False).stdout)
+    settings = document["checks"][0]
+    assert settings["detail"] == (
+        f"OUTREACH_DKIM_KEY: {env.root / 'keys' / 'dkim.pem'}: not an unencrypted RSA private key in PEM "
+        "(Private key not found)"
     )
+    assert settings["hint"].startswith("make one with `openssl genpkey")
+    assert [c["status"] for c in document["checks"][1:]] == ["ok", "ok", "ok", "ok"]
     (env.root / "keys" / "dkim.pem").unlink()
     make_key(env.root / "keys").pem.rename(env.root / "keys" / "dkim.pem")
     settings = json.loads(env.run("doctor", "--json").stdout)["checks"][0]
     assert (settings["status"], settings["hint"]) == ("ok", None)
-    assert settings["detail"] == "from appeal@example.org; pace 10/second, 20/hour per domain; DKIM key keys/dkim.pem"
+    assert settings["detail"] == (
+        "from appeal@example.org; pace 10/second, 20/hour per domain; List-Unsubscribe by mail; "
+        "DKIM key for example.org (selector outreach)"
+    )
+
+
+def test_no_list_unsubscribe_and_no_dkim_key_are_warnings(env: Env, smtp_port: int) -> None:
+    configure(env, smtp_port)
+    env.write(".env", (env.root / ".env").read_text().replace("OUTREACH_UNSUBSCRIBE_MAILTO=unsubscribe@example.org\n",
+                                                              ""))  # fmt: skip
+    result = env.run("doctor")
+    assert result.returncode == 0, "a warning is no failure"
+    assert lines(result)["settings"] == (
+        "warning from European Appeal <appeal@example.org>; pace 10/second, 20/hour per domain; no List-Unsubscribe "
+        "(OUTREACH_UNSUBSCRIBE_MAILTO and OUTREACH_UNSUBSCRIBE_URL are empty); no DKIM key (OUTREACH_DKIM_KEY is "
+        "empty)\nhint: large mailbox providers expect List-Unsubscribe from bulk senders: set "
+        "OUTREACH_UNSUBSCRIBE_MAILTO, and OUTREACH_UNSUBSCRIBE_URL for one-click; large mailbox providers expect bulk "
+        "mail to be signed: set OUTREACH_DKIM_KEY, and publish its public key at SELECTOR._domainkey.DOMAIN"
+    )
+    assert result.stderr.splitlines()[-1] == "Nothing failed; 1 warning to read. Nothing was sent."
+    one_click = "OUTREACH_UNSUBSCRIBE_URL=https://appeal.example.org/unsubscribe/{token}\n"
+    configure(env, smtp_port, extra=one_click)
+    settings = json.loads(env.run("doctor", "--json").stdout)["checks"][0]
+    assert settings["status"] == "warning"
+    assert settings["detail"].endswith("; List-Unsubscribe by one-click URL and mail; no DKIM key (OUTREACH_DKIM_KEY "
+                                      "is empty)")  # fmt: skip
+    assert settings["hint"].startswith("large mailbox providers expect bulk mail to be signed")
+
+
+def test_keys_for_several_domains_are_shown_and_a_sender_without_one_is_a_warning(env: Env, smtp_port: int) -> None:
+    for domain in ("example.org", "campaign.example.net"):
+        (env.root / "keys" / domain).mkdir(parents=True)
+        make_key(env.root / "keys" / domain)
+    net = "campaign.example.net=keys/campaign.example.net/dkim-2048.pem"
+    configure(env, smtp_port, extra=f"OUTREACH_DKIM_KEY={net}\nOUTREACH_DKIM_SELECTOR=outreach2026\n")
+    settings = json.loads(env.run("doctor", "--json").stdout)["checks"][0]
+    assert (settings["status"], settings["detail"], settings["hint"]) == (
+        "warning",
+        "from European Appeal <appeal@example.org>; pace 10/second, 20/hour per domain; List-Unsubscribe by mail; "
+        "DKIM key for campaign.example.net (selector outreach2026); no DKIM key for example.org, the domain of "
+        "OUTREACH_FROM",
+        "its letters would go unsigned: add example.org=PATH to OUTREACH_DKIM_KEY",
+    )
+    both = f"OUTREACH_DKIM_KEY=example.org=keys/example.org/dkim-2048.pem, {net}\n"
+    configure(env, smtp_port, extra=both)
+    settings = json.loads(env.run("doctor", "--json").stdout)["checks"][0]
+    assert (settings["status"], settings["detail"]) == (
+        "ok",
+        "from European Appeal <appeal@example.org>; pace 10/second, 20/hour per domain; List-Unsubscribe by mail; "
+        "DKIM keys for example.org, campaign.example.net (selector outreach)",
+    )
+    env.write("keys/example.org/dkim-2048.pem", "not a key\n")
+    env.write("keys/campaign.example.net/dkim-2048.pem", "")
+    settings = json.loads(env.run("doctor", "--json", check=False).stdout)["checks"][0]
+    assert settings["status"] == "failed"
+    keys = env.root / "keys"
+    assert settings["detail"] == (
+        f"OUTREACH_DKIM_KEY: {keys / 'example.org' / 'dkim-2048.pem'}: not an unencrypted RSA private key in PEM "
+        f"(Private key not found); OUTREACH_DKIM_KEY: {keys / 'campaign.example.net' / 'dkim-2048.pem'}: not an "
+        "unencrypted RSA private key in PEM (Private key not found)"
+    )
 
 
 def test_settings_that_do_not_load_are_a_failed_check(env: Env) -> None:

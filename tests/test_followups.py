@@ -155,3 +155,14 @@ def test_the_commands_add_a_follow_up_schedule_and_show_the_steps(queued: Env, s
     assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1 and "soon" in bad.stderr
     bad = queued.run("campaigns", "schedule", "wave", "--tz", "Mars/Base", check=False)
     assert bad.returncode != 0 and "Mars/Base" in bad.stderr
+
+
+def test_show_gives_times_in_the_campaigns_zone_to_the_minute_and_json_keeps_instants(queued: Env) -> None:
+    assert "2026-11-29 09:30 UTC" in queued.run("campaigns", "show", "wave").stdout, "UTC without a zone of its own"
+    schedule_campaign(queued.sessions, "wave", at="2031-12-04 09:30", tz="Europe/Paris", local_time=None,
+                      weekdays_only=False, window=None, now=NOW)  # fmt: skip
+    table = queued.run("campaigns", "show", "wave").stdout
+    assert "sends from 2031-12-04 09:30 Europe/Paris (zone Europe/Paris where theirs is unknown)" in table
+    assert table.count("2031-12-04 09:30 Europe/Paris") == 2, "the schedule and the step's next send"
+    shown = json.loads(queued.run("campaigns", "show", "wave", "--json").stdout)
+    assert shown["schedule"]["send_at"] == shown["steps"][0]["next_send"] == "2031-12-04T08:30:00+00:00"

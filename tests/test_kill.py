@@ -15,8 +15,8 @@ from sqlalchemy import select
 from outreach.campaigns.catalog import create_campaign
 from outreach.campaigns.queueing import queue_step
 from outreach.db.models import OutboxMessage
+from outreach.rendering.letters import Sender
 from outreach.rendering.mime import Mailbox
-from outreach.rendering.previewing import Sender
 
 from .conftest import Env
 from .smtp_server import FaultyHandler, start_server
@@ -43,7 +43,7 @@ def test_a_killed_sender_restarted_sends_everything_once(env: Env) -> None:
         kills = 0
         for _ in range(3):  # kill it a few times at different moments, then let it finish
             process = subprocess.Popen(
-                [sys.executable, "-m", "outreach", "send"], cwd=env.root, env=env.environ(),
+                [sys.executable, "-m", "outreach", "send", "--yes"], cwd=env.root, env=env.environ(),
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
             )  # fmt: skip
             target = len(handler.received) + 150 + 97 * kills
@@ -54,7 +54,7 @@ def test_a_killed_sender_restarted_sends_everything_once(env: Env) -> None:
                 os.kill(process.pid, signal.SIGKILL)
                 kills += 1
             process.wait()
-        final = env.run("send")
+        final = env.run("send", "--yes")
         assert final.returncode == 0
     finally:
         controller.stop()

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from outreach.outbox.pacing import Pacer, Rate, RateError, parse_rates
+from outreach.outbox.pacing import Pacer
 from outreach.outbox.states import State, Verdict, can_move, classify_reply, enhanced_status, next_attempt_at
+from outreach.rates import Rate, RateError, parse_rates
 
 NOW = datetime(2026, 11, 29, 9, 30, tzinfo=UTC)
 
@@ -73,15 +74,21 @@ def test_rates_parse_and_bad_ones_are_named() -> None:
         parse_rates("30 per minute")
 
 
+@pytest.mark.parametrize("text", ["²/second", "1/²minute", "٣/second", "0/second", "1/0min", "9" * 5000 + "/day"])
+def test_a_rate_needs_ascii_digits_and_numbers_that_pace(text: str) -> None:
+    with pytest.raises(RateError, match="rate '"):
+        parse_rates(text)
+
+
 def test_the_global_rate_paces_every_domain_and_the_domain_rate_its_own() -> None:
     pacer = Pacer(parse_rates("2/second"), parse_rates("1/minute"))
     assert pacer.take("parliament.example", 0.0)
     assert not pacer.take("parliament.example", 0.1), "a parliament's shared server gets one a minute"
     assert pacer.wait("parliament.example", 0.1) == pytest.approx(59.9)
     assert pacer.take("gov.example", 0.1)
-    assert not pacer.take("other.example", 0.2), "two a second in all: the bucket is empty"
-    assert pacer.wait("other.example", 0.2) == pytest.approx(0.3)
-    assert pacer.take("other.example", 0.5)
+    assert not pacer.take("other.example", 0.2), "two a second in all: the window is full"
+    assert pacer.wait("other.example", 0.2) == pytest.approx(0.8), "until the first leaves the window"
+    assert pacer.take("other.example", 1.0)
 
 
 def test_a_domain_that_asks_us_to_slow_down_is_held_back() -> None:
@@ -101,7 +108,16 @@ def test_no_window_ever_carries_more_than_the_rate_allows(offsets: list[float]) 
         now += offset / 10
         if pacer.take("example.org", now):
             sent.append(now)
-    # A token bucket of 5 per second, starting full: any interval of length t carries at most 5 + 5t messages.
+    # As a provider counts "5/second": no second-long window (start included, end excluded) carries more than 5.
     for i, start in enumerate(sent):
-        inside = [t for t in sent[i:] if t <= start + 1.0]
-        assert len(inside) <= 10
+        inside = [t for t in sent[i:] if t < start + 1.0]
+        assert len(inside) <= 5
+
+
+def test_a_daily_limit_is_never_passed_in_any_24_hours_and_earlier_runs_count() -> None:
+    pacer = Pacer(parse_rates("500/day"))
+    pacer.seed(0.0, {"example.org": [3600.0] * 100})  # 100 went an hour before this run began
+    taken = sum(pacer.take(f"d{n}.example", float(n)) for n in range(1000))
+    assert taken == 400, "500 in the day, the hundred of the earlier run included; not 500 more, nor a refill"
+    assert pacer.wait("x.example", 1000.0) == pytest.approx(86400 - 3600 - 1000)
+    assert pacer.take("x.example", 86400 - 3600.0), "a day after the earlier run, its hundred leave the window"

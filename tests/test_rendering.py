@@ -16,8 +16,9 @@ from outreach.contacts import directory
 from outreach.contacts.segments import parse_segment
 from outreach.contacts.signatories import import_signatories
 from outreach.rendering.copies import TemplateRenderError
+from outreach.rendering.letters import Sender, compose, dated, mailbox_of
 from outreach.rendering.mime import Mailbox
-from outreach.rendering.previewing import Sender, as_eml, check_template, render_for
+from outreach.rendering.previewing import check_template, render_for
 
 from .conftest import Env
 
@@ -48,7 +49,7 @@ def ws(env: Env) -> Env:
 
 def eml(ws: Env, address: str, name: str = "appeal") -> EmailMessage:
     copy, recipient = render_for(ws.sessions, ws.root / "templates", name, address, SENDER, now=NOW)
-    data = as_eml(copy, recipient, SENDER, now=NOW)
+    data = dated(compose(copy, mailbox_of(recipient), SENDER).data, NOW)
     assert all(len(line) <= 78 for line in data.split(b"\r\n")) and b"\n" not in data.replace(b"\r\n", b"")
     parsed = email.message_from_bytes(data, policy=email.policy.default)
     assert isinstance(parsed, EmailMessage)

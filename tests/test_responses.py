@@ -7,6 +7,7 @@ import json
 import mailbox
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from outreach.responses.sources import Checkpoint, Fetched, ImapError, MaildirSo
 from .conftest import Env
 from .imap_server import Dovecot
 from .smtp_server import FaultyHandler
-from .test_sending import Clock, drain, queued, sending, server
+from .test_sending import SENDER, Clock, drain, queue_wave, queued, sending, server
 
 __all__ = ["queued", "server"]  # fixtures
 
@@ -239,12 +240,11 @@ def test_polling_imap_records_new_mail_once_and_survives_a_new_uidvalidity(
 
 
 def test_with_a_verp_return_path_a_bounce_that_quotes_nothing_is_matched_by_its_address(
-    queued: Env, server: tuple[FaultyHandler, int]
+    env: Env, server: tuple[FaultyHandler, int]
 ) -> None:
     handler, port = server
-    verp = sending(port, Clock())
-    verp.return_path = "bounces+{token}@example.org"
-    assert drain(queued, verp).sent == 12
+    queued = queue_wave(env, replace(SENDER, return_path="bounces+{token}@example.org"))
+    assert drain(queued, sending(port, Clock())).sent == 12
     with queued.sessions() as session:
         letters = {row[0]: row[1] for row in session.execute(select(OutboxMessage.recipient, OutboxMessage.message_id))}
     recipient = sorted(letters)[7]

@@ -24,8 +24,8 @@ from outreach.campaigns.queueing import queue_step
 from outreach.config import load_settings
 from outreach.db.models import OutboxMessage, SchedulerLease, as_utc
 from outreach.errors import ConfigError
+from outreach.rendering.letters import Sender
 from outreach.rendering.mime import Mailbox
-from outreach.rendering.previewing import Sender
 
 from .conftest import Env
 from .imap_server import Dovecot
@@ -105,12 +105,12 @@ def test_run_once_sends_what_is_due_and_then_exits_at_once(env: Env, server: tup
     addresses = queue(env, 12, at=now() - timedelta(minutes=1))
     handler, port = server
     configure(env, port, NO_PACE)
-    first = env.run("run", "--once")
+    first = env.run("run", "--yes", "--once")
     assert sorted(r.recipients[0] for r in handler.received) == sorted(addresses)
     assert "sent 12, 0 to retry later, 0 failed, 0 unknown." in first.stderr
     assert "Nothing more is due after 2 rounds: 12 sent (0 to retry later, 0 failed, 0 unknown)" in first.stderr
     started = time.monotonic()
-    again = env.run("run", "--once", "--json")
+    again = env.run("run", "--yes", "--once", "--json")
     assert json.loads(again.stdout) == {"held": 0, "sent": 0, "follow_ups": 0, "polled": 0, "rounds": 1}
     assert time.monotonic() - started < 10 and len(handler.received) == 12
     with env.sessions() as session:
@@ -124,12 +124,12 @@ def test_run_once_queues_the_follow_ups_that_fell_due_and_sends_them_threaded(
     addresses = queue(env, 6, at=now() - timedelta(minutes=1))
     handler, port = server
     configure(env, port, NO_PACE)
-    env.run("run", "--once")
+    env.run("run", "--yes", "--once")
     env.run("campaigns", "followup", "many", "--after", "30m", "--template", "appeal-reminder")
-    assert json.loads(env.run("run", "--once", "--json").stdout)["follow_ups"] == 0, "not due for 30 minutes"
+    assert json.loads(env.run("run", "--yes", "--once", "--json").stdout)["follow_ups"] == 0, "not due for 30 minutes"
     with env.sessions.begin() as session:  # as if the first letters had gone an hour ago
         session.execute(update(OutboxMessage).values(sent_at=now() - timedelta(hours=1)))
-    done = json.loads(env.run("run", "--once", "--json").stdout)
+    done = json.loads(env.run("run", "--yes", "--once", "--json").stdout)
     assert (done["follow_ups"], done["sent"]) == (6, 6)
     assert Counter(r.recipients[0] for r in handler.received) == dict.fromkeys(addresses, 2)
     firsts = {r.recipients[0]: r.data for r in handler.received[:6]}
@@ -147,7 +147,7 @@ def test_a_killed_scheduler_restarted_sends_everything_once_and_what_falls_due_l
     due_at(env, later, now() + timedelta(hours=1))
     handler, port = server
     configure(env, port, NO_PACE)
-    first = Scheduler(env)
+    first = Scheduler(env, "--yes")
     try:
         wait_for(lambda: len(handler.received) >= 40 or first.process.poll() is not None, "the first sends")
         first.kill()  # SIGKILL, part way through the drain
@@ -160,7 +160,7 @@ def test_a_killed_scheduler_restarted_sends_everything_once_and_what_falls_due_l
         found = state_of(env)
         return any(found[address] in ("queued", "sending", "committing") for address in among)
 
-    second = Scheduler(env, "--wait")  # on PostgreSQL, the dead session's lock may take a moment to go
+    second = Scheduler(env, "--yes", "--wait")  # on PostgreSQL, the dead session's lock may take a moment to go
     try:
         wait_for(lambda: not left(sorted(set(addresses) - set(later))), "the rest of what was due", 30)
         due_at(env, later, later_at := now() + timedelta(seconds=1))
@@ -221,7 +221,7 @@ def test_what_fell_due_long_ago_while_no_scheduler_ran_is_held_what_fell_due_lat
                                    seen_at=start - timedelta(hours=3)))  # fmt: skip
     handler, port = server
     configure(env, port, NO_PACE)
-    first = env.run("run", "--once", "--json")
+    first = env.run("run", "--yes", "--once", "--json")
     assert json.loads(first.stdout)["held"] == 2 and json.loads(first.stdout)["sent"] == 2
     assert ("2 messages fell due more than 1h ago while no scheduler ran: held; `outreach outbox release` sends "
             "them.") in first.stderr  # fmt: skip
@@ -229,7 +229,7 @@ def test_what_fell_due_long_ago_while_no_scheduler_ran_is_held_what_fell_due_lat
     assert {address: state for address, state in state_of(env).items() if state == "held"} == {
         long_ago: "held", lately: "held"}  # fmt: skip
     assert "Released 2 held messages" in env.run("outbox", "release").stderr
-    again = json.loads(env.run("run", "--once", "--json").stdout)
+    again = json.loads(env.run("run", "--yes", "--once", "--json").stdout)
     assert (again["held"], again["sent"]) == (0, 2), "released, they go; the lease was seen just now"
     assert states(env) == {"sent": 4}
 
@@ -240,7 +240,7 @@ def test_sigterm_mid_drain_finishes_the_message_in_flight_and_exits_0(env: Env) 
     try:
         queue(env, 12, at=now() - timedelta(minutes=1))
         configure(env, controller.port, NO_PACE)
-        running = Scheduler(env, "--json")
+        running = Scheduler(env, "--yes", "--json")
         try:
             wait_for(lambda: "committing" in state_of(env).values() and len(handler.received) >= 1, "a send", 20)
             code, took = running.stop(signal.SIGTERM)
@@ -275,7 +275,7 @@ def test_run_once_reads_the_inbox_too_when_one_is_configured(
     configure(env, port, NO_PACE + f"OUTREACH_IMAP_HOST={dovecot.host}\nOUTREACH_IMAP_PORT={dovecot.port}\n"
               f"OUTREACH_IMAP_SECURITY=none\nOUTREACH_IMAP_USERNAME={dovecot.username}\n"
               f"OUTREACH_IMAP_PASSWORD={dovecot.password}\nOUTREACH_IMAP_FOLDER={folder}\n")  # fmt: skip
-    result = env.run("run", "--once", "--json")
+    result = env.run("run", "--yes", "--once", "--json")
     assert json.loads(result.stdout) == {"held": 0, "sent": 2, "follow_ups": 0, "polled": 1, "rounds": 2}
     assert len(handler.received) == 2 and "recorded 1 new responses (1 reply)" in result.stderr
 

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 from outreach.campaigns.catalog import create_campaign
 from outreach.campaigns.queueing import queue_step
+from outreach.rendering.letters import Sender
 from outreach.rendering.mime import Mailbox
-from outreach.rendering.previewing import Sender
 
 from .conftest import Env
 from .smtp_server import FaultyHandler, start_server
@@ -37,7 +37,7 @@ def _queue(env: Env, port: int) -> None:
 
 def _start(env: Env, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "outreach", "send", "--json", *args], cwd=env.root, env=env.environ(),
+        [sys.executable, "-m", "outreach", "send", "--yes", "--json", *args], cwd=env.root, env=env.environ(),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
     )  # fmt: skip
 

@@ -17,12 +17,14 @@ from sqlalchemy import select, update
 from outreach.campaigns.catalog import create_campaign
 from outreach.campaigns.queueing import queue_step
 from outreach.db.models import Contact, OutboxMessage
-from outreach.outbox.pacing import Pacer, parse_rates
+from outreach.outbox.claims import TakenOverError, recover
+from outreach.outbox.pacing import Pacer
 from outreach.outbox.records import requeue
-from outreach.outbox.sending import Sending, SendReport, drain_outbox, recover, write_due_as_eml
+from outreach.outbox.sending import Sending, SendReport, drain_outbox, write_due_letters
 from outreach.outbox.smtp import Reply, SmtpSettings, SmtpTransport
+from outreach.rates import parse_rates
+from outreach.rendering.letters import Sender
 from outreach.rendering.mime import Mailbox
-from outreach.rendering.previewing import Sender
 
 from .conftest import Env
 from .smtp_server import FaultyHandler, free_port, start_server
@@ -30,7 +32,11 @@ from .test_import import do_import
 from .test_signing import SELECTOR, make_key, resolver
 
 NOW = datetime(2026, 11, 29, 9, 30, tzinfo=UTC)
-SENDER = Sender(Mailbox("appeal@example.org", "European Appeal"), "European Surge for Ukraine")
+SENDER = Sender(
+    Mailbox("appeal@example.org", "European Appeal"),
+    "European Surge for Ukraine",
+    unsubscribe_mailto="unsubscribe@example.org",
+)
 EVERYONE = sorted(f"mp{n}@parliament{n % 3}.example.org" for n in range(12))  # the `queued` fixture's contacts
 
 
@@ -60,20 +66,24 @@ def server() -> Iterator[tuple[FaultyHandler, int]]:
     controller.stop()
 
 
-@pytest.fixture
-def queued(env: Env) -> Env:
+def queue_wave(env: Env, sender: Sender = SENDER) -> Env:
+    """Twelve members of three parliaments, and the campaign `wave` queued for them, its letters from `sender`."""
     do_import(env, env.write("list.csv", "email,name,country,language,role\n" + "".join(
         f"mp{n}@parliament{n % 3}.example.org,Member {n},FR,fr,mp\n" for n in range(12))))  # fmt: skip
     create_campaign(env.sessions, "wave", "appeal", "role:mp", sender=None, reply_to=None, now=NOW)
-    queue_step(env.sessions, env.root / "templates", "wave", SENDER, now=NOW)
+    queue_step(env.sessions, env.root / "templates", "wave", sender, now=NOW)
     return env
+
+
+@pytest.fixture
+def queued(env: Env) -> Env:
+    return queue_wave(env)
 
 
 def sending(port: int, clock: Clock, *, rate: str = "", domain_rate: str = "", connections: int = 1) -> Sending:
     smtp = SmtpSettings("127.0.0.1", port, security="none", timeout=5)
     pacer = Pacer(parse_rates(rate), parse_rates(domain_rate))
-    return Sending(lambda: SmtpTransport(smtp), SENDER.mailbox, None, pacer, clock.wall, clock.monotonic,  # type: ignore[arg-type]
-                   Random(1), connections=connections, unsubscribe_mailto="unsubscribe@example.org",
+    return Sending(lambda: SmtpTransport(smtp), pacer, clock.wall, clock.monotonic, Random(1), connections=connections,
                    sleep=clock.advance)  # fmt: skip
 
 
@@ -191,7 +201,7 @@ def test_a_campaigns_own_from_and_reply_to_are_on_what_it_sends(env: Env, server
                     reply_to="Desk <replies@example.net>", now=NOW)  # fmt: skip
     queue_step(env.sessions, env.root / "templates", "own", SENDER, now=NOW)
     how = sending(port, Clock())
-    [eml] = write_due_as_eml(env.sessions, how, env.root / "outbox")
+    [eml] = write_due_letters(env.sessions, env.root / "outbox", NOW)
     assert drain(env, how).sent == 1
     for data in (eml.read_bytes(), handler.received[0].data):
         parsed = email.message_from_bytes(data, policy=email.policy.default)
@@ -204,9 +214,8 @@ def test_a_campaigns_own_from_and_reply_to_are_on_what_it_sends(env: Env, server
 
 
 def test_a_dry_run_writes_eml_files_and_changes_nothing(queued: Env, server: tuple[FaultyHandler, int]) -> None:
-    handler, port = server
-    how = sending(port, Clock())
-    written = write_due_as_eml(queued.sessions, how, queued.root / "outbox")
+    handler, _ = server
+    written = write_due_letters(queued.sessions, queued.root / "outbox", NOW)
     assert len(written) == 12 and handler.received == []
     assert states(queued) == {"queued": 12}
     parsed = email.message_from_bytes(written[0].read_bytes(), policy=email.policy.default)
@@ -216,7 +225,7 @@ def test_a_dry_run_writes_eml_files_and_changes_nothing(queued: Env, server: tup
 def test_cli_send(queued: Env, server: tuple[FaultyHandler, int]) -> None:
     handler, port = server
     configure(queued, port, "OUTREACH_RATE_LIMIT=100/second\nOUTREACH_DOMAIN_RATE_LIMIT=\n")
-    result = queued.run("send")
+    result = queued.run("send", "--yes")
     assert "12 sent, 0 to retry later, 0 failed, 0 unknown." in result.stderr
     assert len(handler.received) == 12
     assert queued.run("send", "--json").stdout.count('"sent": 0') == 1
@@ -281,15 +290,20 @@ def test_the_per_domain_limit_remembers_what_an_earlier_run_sent(
 
 
 def test_cli_send_signs_with_dkim_and_offers_one_click_unsubscribe(
-    queued: Env, server: tuple[FaultyHandler, int], tmp_path: Path
+    env: Env, server: tuple[FaultyHandler, int], tmp_path: Path
 ) -> None:
     handler, port = server
     key = make_key(tmp_path)
-    configure(queued, port, "OUTREACH_RATE_LIMIT=\nOUTREACH_DOMAIN_RATE_LIMIT=\nOUTREACH_SMTP_CONNECTIONS=3\n"
+    configure(env, port, "OUTREACH_RATE_LIMIT=\nOUTREACH_DOMAIN_RATE_LIMIT=\nOUTREACH_SMTP_CONNECTIONS=3\n"
               "OUTREACH_UNSUBSCRIBE_MAILTO=unsubscribe@example.org\n"
               "OUTREACH_UNSUBSCRIBE_URL=https://appeal.example.org/unsubscribe/{token}\n"
               f"OUTREACH_DKIM_KEY={key.pem}\nOUTREACH_DKIM_SELECTOR={SELECTOR}\n")  # fmt: skip
-    assert json.loads(queued.run("send", "--json").stdout)["sent"] == 12
+    env.write("list.csv", "email,name,role\n" + "".join(f"mp{n}@parliament.example.org,Member {n},mp\n"
+                                                        for n in range(12)))  # fmt: skip
+    env.run("contacts", "import", "list.csv")
+    env.run("campaigns", "create", "wave", "--template", "appeal")
+    env.run("campaigns", "queue", "wave", "--yes")  # the letters are made with the List-Unsubscribe pair
+    assert json.loads(env.run("send", "--yes", "--json").stdout)["sent"] == 12
     assert len(handler.received) == 12
     for received in handler.received:
         assert dkim.verify(received.data, dnsfunc=resolver(key)), "the signature verifies"
@@ -309,7 +323,7 @@ def test_a_password_never_shows_and_a_refused_login_stops_the_sender(queued: Env
     try:
         configure(queued, controller.port,
                   "OUTREACH_SMTP_USERNAME=campaign\nOUTREACH_SMTP_PASSWORD=wrong staple secret\n")  # fmt: skip
-        result = queued.run("send", check=False)
+        result = queued.run("send", "--yes", check=False)
     finally:
         controller.stop()
     assert result.returncode != 0 and "refused the login for 'campaign'" in result.stderr
@@ -322,7 +336,7 @@ def test_a_password_never_shows_and_a_refused_login_stops_the_sender(queued: Env
 
 def test_a_server_that_cannot_be_reached_stops_the_run_and_uses_up_no_attempt(queued: Env) -> None:
     configure(queued, free_port(), "")
-    result = queued.run("send", check=False)
+    result = queued.run("send", "--yes", check=False)
     assert result.returncode != 0
     assert "cannot use the SMTP server: ConnectionRefusedError" in result.stderr
     with queued.sessions() as session:
@@ -346,7 +360,7 @@ def test_a_sender_whose_claim_was_taken_back_does_not_send_it(queued: Env, serve
 
     overtaken = sending(port, clock)
     overtaken.connect = lambda: Overtaken(SmtpSettings("127.0.0.1", port, security="none", timeout=5))
-    with pytest.raises(RuntimeError, match="left state 'sending' under this sender's feet"):
+    with pytest.raises(TakenOverError, match="another sender took over outbox message"):
         drain(queued, overtaken)
     assert handler.received == [], "its end-of-data mark never left: the other sender owns the message now"
 
@@ -371,7 +385,7 @@ def test_cli_outbox_lists_by_state_and_queues_failed_and_unknown_again_but_never
     handler, port = server
     handler.reject["mp0@parliament0.example.org"] = "550 5.7.1 Message refused by policy"
     configure(queued, port, "OUTREACH_RATE_LIMIT=\nOUTREACH_DOMAIN_RATE_LIMIT=\n")
-    assert json.loads(queued.run("send", "--json").stdout)["failed"] == 1
+    assert json.loads(queued.run("send", "--yes", "--json").stdout)["failed"] == 1
     listed = json.loads(queued.run("outbox", "list", "--state", "failed", "--json").stdout)
     assert listed["counts"] == {"sent": 11, "failed": 1}
     [failed] = listed["messages"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -27,12 +27,16 @@ from outreach.campaigns.plan import (
 )
 from outreach.contacts.segments import parse_segment
 from outreach.db.models import Campaign, CampaignStep, Contact, OutboxMessage, StepSkip, as_utc
+from outreach.db.queries import find_campaign
 from outreach.errors import InvalidValueError, NotFoundError
-from outreach.rendering.previewing import Sender, parse_mailbox
+from outreach.rendering.letters import Sender
+from outreach.rendering.previewing import parse_mailbox
 from outreach.vocabulary import OUTBOX_STATES
 
 # What can hold a follow-up back (a contact who bounced or unsubscribed is never written to again anyway).
 UNLESS = ("replied", "bounced", "unsubscribed")
+# The states of the copies a cancelled campaign withdraws: those no sender has taken to the server yet.
+WITHDRAWN = ("queued", "held")
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 
@@ -58,6 +62,18 @@ class CampaignView:
 
 
 @dataclass(frozen=True)
+class Cancellation:
+    """What cancelling a campaign does: how many unsent copies it withdraws, by state (queued, held), how many
+    were sent already and stay sent, and how many a sender is handing to the server right now (they may go)."""
+
+    campaign: str
+    status: str
+    withdrawn: dict[str, int]
+    sent: int
+    in_flight: int
+
+
+@dataclass(frozen=True)
 class FollowUp:
     """A contact whose step before this one was sent, when it falls due, and the first letter it threads under."""
 
@@ -69,20 +85,12 @@ class FollowUp:
     first_language: str | None = None
 
 
-def find_campaign(session: Session, name: str) -> Campaign:
-    """The campaign of that name, or a clear error."""
-    campaign = session.scalars(select(Campaign).where(Campaign.name == name)).one_or_none()
-    if campaign is None:
-        raise NotFoundError(f"no campaign {name!r}", hint="`outreach campaigns list` shows them")
-    return campaign
-
-
 def campaign_sender(campaign: Campaign, default: Sender) -> Sender:
     """The campaign's own sender and Reply-To where it has them, else the workspace's."""
-    return Sender(
-        parse_mailbox(campaign.sender, "--from") if campaign.sender else default.mailbox,
-        default.organization,
-        parse_mailbox(campaign.reply_to, "--reply-to") if campaign.reply_to else default.reply_to,
+    return replace(
+        default,
+        mailbox=parse_mailbox(campaign.sender, "--from") if campaign.sender else default.mailbox,
+        reply_to=parse_mailbox(campaign.reply_to, "--reply-to") if campaign.reply_to else default.reply_to,
     )
 
 
@@ -286,6 +294,18 @@ def list_campaigns(sessions: sessionmaker[Session]) -> list[CampaignView]:
     return [show_campaign(sessions, name) for name in names]
 
 
+def cancellation(sessions: sessionmaker[Session], name: str) -> Cancellation:
+    """What `set_status(name, "cancelled")` would do now, changing nothing."""
+    with sessions() as session:
+        campaign = find_campaign(session, name)
+        counts = dict.fromkeys(OUTBOX_STATES, 0)
+        by_state = select(OutboxMessage.state, func.count()).where(OutboxMessage.campaign_id == campaign.id)
+        for state, count in session.execute(by_state.group_by(OutboxMessage.state)):
+            counts[state] = count
+        return Cancellation(campaign.name, campaign.status, {state: counts[state] for state in WITHDRAWN},
+                            counts["sent"], counts["sending"] + counts["committing"])  # fmt: skip
+
+
 def set_status(sessions: sessionmaker[Session], name: str, status: str) -> CampaignView:
     """Pause, resume (active) or cancel a campaign; a cancelled campaign stays cancelled."""
     with sessions.begin() as session:
@@ -296,7 +316,7 @@ def set_status(sessions: sessionmaker[Session], name: str, status: str) -> Campa
         if status == "cancelled":  # what has not gone yet never will
             session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.campaign_id == campaign.id, OutboxMessage.state.in_(("queued", "held")))
+                .where(OutboxMessage.campaign_id == campaign.id, OutboxMessage.state.in_(WITHDRAWN))
                 .values(state="cancelled")
             )
     return show_campaign(sessions, name)

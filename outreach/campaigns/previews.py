@@ -1,37 +1,130 @@
-"""Previews: the first copies of a campaign's first step as .eml files, without touching the outbox."""
+"""Previews: letters of a campaign's first step as .eml files, to open in a mail client, without touching the outbox.
+
+A contact whose letter is queued gets that very letter, the bytes the server will receive (but for Date and the
+DKIM signature); one not queued yet gets a letter made now the same way, which differs only in its Message-ID and
+what follows from it (the List-Unsubscribe token, the MIME boundary). By default the preview picks one contact for
+each language and role the campaign will write in, and every contact whose letter falls back from their own
+language to another.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from outreach.campaigns.catalog import campaign_sender, find_campaign, find_step
+from outreach.campaigns.catalog import campaign_sender, find_step
+from outreach.contacts.directory import find_contact
 from outreach.contacts.segments import parse_segment
 from outreach.contacts.selecting import segment_contacts
-from outreach.db.models import Contact
-from outreach.rendering.previewing import Sender, as_eml, compile_template, letterhead, recipient_of
+from outreach.db.models import Contact, OutboxBody, OutboxMessage
+from outreach.db.queries import find_campaign
+from outreach.rendering.eml import eml_name, write_eml
+from outreach.rendering.environment import FALLBACK_LANGUAGE
+from outreach.rendering.letters import Letter, Sender, letter_for
+from outreach.rendering.mime import Mailbox
+from outreach.rendering.previewing import compile_template, letterhead, recipient_of
+
+
+@dataclass(frozen=True)
+class Preview:
+    """One letter written for a look: where, to whom, in which language, and whether it is the queued letter."""
+
+    path: Path
+    recipient: str
+    role: str | None
+    language: str  # the letter's
+    fallback_from: str | None  # the contact's own language, when the letter is in another
+    queued: bool  # True: the outbox's letter, exactly what will be sent
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return {**self.__dict__, "path": str(self.path)}
 
 
 def write_previews(
-    sessions: sessionmaker[Session], templates: Path, name: str, default_sender: Sender, folder: Path, limit: int,
-    *, now: datetime,
-) -> list[Path]:  # fmt: skip
-    """Write up to `limit` copies (active contacts, in segment order) to `folder`; return the files."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    sessions: sessionmaker[Session], templates: Path, name: str, default_sender: Sender, folder: Path, *,
+    now: datetime, contacts: Sequence[str] = (), limit: int | None = None,
+) -> list[Preview]:  # fmt: skip
+    """Write the letters of the chosen contacts (`contacts` by address; else the first `limit` of the segment;
+    else one per language and role, and every fallback) to `folder`; return what was written."""
+    written: list[Preview] = []
+    with sessions() as session:
+        campaign = find_campaign(session, name)
+        step = find_step(session, campaign, 0)
+        sender = campaign_sender(campaign, default_sender)
+        template = compile_template(templates, step.template)
+        chosen = _chosen(session, campaign.segment, template.languages, contacts, limit)
+        queued = _queued_letters(session, step.id, [contact.id for contact in chosen])
+        head = letterhead(session, sender, now)
+        for number, contact in enumerate(chosen, start=1):
+            recipient = recipient_of(contact)
+            if contact.id in queued:
+                language, data = queued[contact.id]
+            else:
+                letter = letter_for(template, recipient, head, sender, None)
+                language, data = letter.language, letter.data
+            path = write_eml(folder / eml_name(number, recipient.email), data, now)
+            own = contact.language
+            written.append(Preview(path, recipient.email, contact.role, language,
+                                   own if own and own != language else None, contact.id in queued))  # fmt: skip
+    return written
+
+
+def _chosen(session: Session, segment: str, languages: Sequence[str], addresses: Sequence[str],
+            limit: int | None) -> list[Contact]:  # fmt: skip
+    """The contacts to preview: those named, else the first `limit` of the segment, else a sample of it."""
+    if addresses:
+        return [find_contact(session, address) for address in addresses]
+    query = segment_contacts(parse_segment(segment)).where(Contact.status == "active", Contact.email.is_not(None))
+    if limit:
+        return list(session.scalars(query.limit(limit)))
+    return _sample(session.scalars(query), languages)
+
+
+def _sample(contacts: Iterable[Contact], languages: Sequence[str]) -> list[Contact]:
+    """One contact for each language a letter will be in and each role, and every contact whose own language the
+    template lacks (their letter falls back), in the segment's order."""
+    seen: set[tuple[str | None, str | None]] = set()
+    picked: list[Contact] = []
+    for contact in contacts:
+        language = contact.language if contact.language in languages else FALLBACK_LANGUAGE
+        falls_back = bool(contact.language) and contact.language != language
+        if falls_back or (language, contact.role) not in seen:
+            seen.add((language, contact.role))
+            picked.append(contact)
+    return picked
+
+
+def _queued_letters(session: Session, step_id: int, contact_ids: list[int]) -> dict[int, tuple[str, bytes]]:
+    """The letters of a step already in the outbox for these contacts (cancelled ones aside), by contact."""
+    rows = session.execute(
+        select(OutboxMessage.contact_id, OutboxMessage.language, OutboxBody.letter)
+        .join(OutboxBody, OutboxBody.message_id == OutboxMessage.message_id)
+        .where(OutboxMessage.step_id == step_id, OutboxMessage.contact_id.in_(contact_ids),
+               OutboxMessage.state != "cancelled")
+    )  # fmt: skip
+    return {contact_id: (language, letter) for contact_id, language, letter in rows if letter is not None}
+
+
+def proof_letters(
+    sessions: sessionmaker[Session], templates: Path, name: str, default_sender: Sender, to: Mailbox, *,
+    now: datetime, contacts: Sequence[str] = (), limit: int | None = None,
+) -> tuple[int, list[tuple[int, str, Letter]]]:  # fmt: skip
+    """The campaign's id and its proof letters to `to`: the chosen contacts' letters as a preview picks them,
+    each made now, subject marked as a proof; (contact id, contact address, letter) each."""
     with sessions() as session:
         campaign = find_campaign(session, name)
         step = find_step(session, campaign, 0)
         sender = campaign_sender(campaign, default_sender)
         template = compile_template(templates, step.template)
         head = letterhead(session, sender, now)
-        query = segment_contacts(parse_segment(campaign.segment)).where(Contact.status == "active").limit(limit)
-        for number, contact in enumerate(session.scalars(query), start=1):
-            recipient = recipient_of(contact)
-            copy = template.render(recipient, head)
-            path = folder / f"{number:03d}-{(contact.email or 'contact').replace('@', '_at_')}.eml"
-            path.write_bytes(as_eml(copy, recipient, sender, now=now))
-            written.append(path)
-    return written
+        chosen = _chosen(session, campaign.segment, template.languages, contacts, limit)
+        letters = [(contact.id, contact.email or "", letter_for(template, recipient_of(contact), head, sender, None,
+                                                                proof_to=to)) for contact in chosen]  # fmt: skip
+        return campaign.id, letters

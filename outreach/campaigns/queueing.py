@@ -20,24 +20,26 @@ from babel.dates import format_date
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from outreach.campaigns.catalog import FollowUp, campaign_sender, find_campaign, find_step, follow_ups, schedule_of
+from outreach.campaigns.catalog import FollowUp, campaign_sender, find_step, follow_ups, schedule_of
 from outreach.campaigns.plan import first_send_time, zone_for
-from outreach.contacts.addresses import ascii_domain_form
 from outreach.contacts.segments import parse_segment
 from outreach.contacts.selecting import streamed_contacts
 from outreach.db.models import Campaign, CampaignStep, Contact, OutboxBody, OutboxMessage, Response, StepSkip, as_utc
-from outreach.db.queries import insert_many
+from outreach.db.queries import find_campaign, insert_many
 from outreach.errors import ConfigError, InvalidValueError
 from outreach.rendering.copies import CompiledTemplate, Letterhead
+from outreach.rendering.environment import template_digest
+from outreach.rendering.letters import Letter, Sender, domain_of, letter_for
 from outreach.rendering.mime import make_message_id
-from outreach.rendering.previewing import Sender, compile_template, letterhead, recipient_of
+from outreach.rendering.previewing import compile_template, letterhead, recipient_of
 
 BATCH = 500
 _COLUMNS = (
     "campaign_id", "step_id", "contact_id", "state", "message_id", "recipient", "recipient_name", "language",
-    "subject", "attempts", "next_attempt_at", "thread_id", "created_at", "updated_at",
+    "subject", "attempts", "next_attempt_at", "thread_id", "sender", "envelope_sender", "template_digest",
+    "created_at", "updated_at",
 )  # fmt: skip
-_BODY_COLUMNS = ("message_id", "text_body", "html_body")
+_BODY_COLUMNS = ("message_id", "letter")
 
 
 @dataclass
@@ -49,9 +51,24 @@ class QueueReport:
     queued: int = 0
     already_queued: int = 0
     skipped: dict[str, int] = field(default_factory=dict)  # by contact status (bounced, unsubscribed ...)
+    repeats: int = 0  # contacts another campaign has written to with the same template (skipped unless allowed)
     languages: dict[str, int] = field(default_factory=dict)
+    roles: dict[str, int] = field(default_factory=dict)
+    countries: dict[str, int] = field(default_factory=dict)
+    domains: dict[str, int] = field(default_factory=dict)  # by recipient domain: what the pace is counted by
     dry_run: bool = False
     first_due: datetime | None = None  # when the first copy may go, as the schedule places it
+    sender: str = ""  # the From address
+    time_zone: str = "UTC"  # the campaign's, where its times are shown
+
+    def count(self, letter: Letter, contact: Contact, due: datetime) -> None:
+        """Count one queued letter: by language, role, country and recipient domain, and its due time."""
+        self.queued += 1
+        for tally, key in ((self.languages, letter.language), (self.roles, contact.role or "no role"),
+                           (self.countries, contact.country or "no country"),
+                           (self.domains, domain_of(letter.recipient))):  # fmt: skip
+            tally[key] = tally.get(key, 0) + 1
+        self.first_due = min(self.first_due or due, due)
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready values."""
@@ -59,38 +76,37 @@ class QueueReport:
 
 
 class _Copies:
-    """Copies of one step on their way into the outbox: rendered, counted, and written in batches."""
+    """Letters of one step on their way into the outbox: rendered, counted, and written in batches."""
 
     def __init__(self, session: Session, campaign: Campaign, step: CampaignStep, template: CompiledTemplate,
-                 head: Letterhead, domain: str, report: QueueReport, now: datetime) -> None:  # fmt: skip
+                 head: Letterhead, sender: Sender, digest: str, report: QueueReport,
+                 now: datetime) -> None:  # fmt: skip
         self.session, self.campaign, self.step, self.template, self.head = session, campaign, step, template, head
-        self.domain, self.report, self.now = domain, report, now
+        self.sender, self.digest, self.report, self.now = sender, digest, report, now
         self.rows: list[tuple[Any, ...]] = []
         self.bodies: list[tuple[Any, ...]] = []
 
     def add(self, contact: Contact, due: datetime, thread_id: str | None = None,
             extra: dict[str, str] | None = None) -> None:  # fmt: skip
-        """Render one copy (an error leaves the session: nothing is kept) and queue it, due at `due`; `extra`
+        """Make one letter (an error leaves the session: nothing is kept) and queue it, due at `due`; `extra`
         adds variables for this contact alone (what a follow-up says of the first letter)."""
         assert contact.email is not None
-        copy = self.template.render(recipient_of(contact), self.head, extra)
-        report = self.report
-        report.languages[copy.language] = report.languages.get(copy.language, 0) + 1
         token = f"outreach.{self.campaign.id}.{self.step.id}.{contact.id}.{secrets.token_hex(4)}"
-        message_id = make_message_id(self.domain, token)
+        letter = letter_for(self.template, recipient_of(contact), self.head, self.sender,
+                            make_message_id(self.sender.domain, token), thread_id=thread_id, extra=extra)  # fmt: skip
+        self.report.count(letter, contact, due)
         self.rows.append((
-            self.campaign.id, self.step.id, contact.id, "queued", message_id, ascii_domain_form(contact.email),
-            contact.name, copy.language, copy.subject, 0, due, thread_id, self.now, self.now,
+            self.campaign.id, self.step.id, contact.id, "queued", letter.message_id, letter.recipient, contact.name,
+            letter.language, letter.subject, 0, due, thread_id, letter.sender, letter.envelope_sender, self.digest,
+            self.now, self.now,
         ))  # fmt: skip
-        self.bodies.append((message_id, copy.text, copy.html))
-        report.queued += 1
-        report.first_due = min(report.first_due or due, due)
+        self.bodies.append((letter.message_id, letter.data))
         if len(self.rows) >= BATCH:
             self.flush()
 
     def flush(self) -> None:
-        """Insert the copies so far and their bodies (in a dry run too: the rollback at the end undoes it, after
-        the database has checked its constraints)."""
+        """Insert the letters so far (in a dry run too: the rollback at the end undoes it, after the database has
+        checked its constraints)."""
         insert_many(self.session, OutboxMessage.__table__, _COLUMNS, self.rows)  # type: ignore[arg-type]
         insert_many(self.session, OutboxBody.__table__, _BODY_COLUMNS, self.bodies)  # type: ignore[arg-type]
         self.rows.clear()
@@ -99,13 +115,14 @@ class _Copies:
 
 def _copies(session: Session, campaign: Campaign, step: CampaignStep, templates: Path, default_sender: Sender,
             report: QueueReport, now: datetime) -> _Copies:  # fmt: skip
-    """Everything the copies of a step share: the compiled template, the letterhead, the sender's domain."""
+    """Everything the letters of a step share: the compiled template, the letterhead, the sender."""
     sender = campaign_sender(campaign, default_sender)
     if sender.mailbox is None:
         raise ConfigError("no sender: OUTREACH_FROM is not set and the campaign has no --from")
-    domain = sender.mailbox.address.rpartition("@")[2]
+    report.sender = sender.mailbox.address
+    digest = template_digest(templates, step.template)  # before compiling: an edit in between makes it stale
     template = compile_template(templates, step.template)
-    return _Copies(session, campaign, step, template, letterhead(session, sender, now), domain, report, now)
+    return _Copies(session, campaign, step, template, letterhead(session, sender, now), sender, digest, report, now)
 
 
 def queue_step(
@@ -117,9 +134,11 @@ def queue_step(
     now: datetime,
     position: int = 0,
     dry_run: bool = False,
+    allow_repeat: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> QueueReport:
-    """Render and queue one step of a campaign for every active contact of its segment not yet queued."""
+    """Render and queue one step of a campaign for every active contact of its segment not yet queued, and not
+    written to with the same template by another campaign unless `allow_repeat`."""
     report = QueueReport(name, position, dry_run=dry_run)
     with sessions() as session:
         campaign = find_campaign(session, name)
@@ -128,9 +147,11 @@ def queue_step(
         step = find_step(session, campaign, position)
         copies = _copies(session, campaign, step, templates, default_sender, report, now)
         placement, fallback = schedule_of(campaign)
+        report.time_zone = campaign.time_zone or "UTC"
         done = set(session.scalars(
             select(OutboxMessage.contact_id).where(OutboxMessage.step_id == step.id, OutboxMessage.state != "cancelled")
         ))  # fmt: skip
+        repeated = set() if allow_repeat else _written_with(session, step.template, besides=campaign.id)
         seen = 0
         with streamed_contacts(session, parse_segment(campaign.segment)) as contacts:
             for contact in contacts:
@@ -143,6 +164,9 @@ def queue_step(
                 if contact.id in done:
                     report.already_queued += 1
                     continue
+                if contact.id in repeated:
+                    report.repeats += 1
+                    continue
                 zone = zone_for(contact.time_zone, contact.country, fallback)
                 copies.add(contact, first_send_time(as_utc(campaign.send_at), now, zone, placement))
         copies.flush()
@@ -153,6 +177,16 @@ def queue_step(
                 campaign.status = "active"
             session.commit()
     return report
+
+
+def _written_with(session: Session, template: str, *, besides: int) -> set[int]:
+    """The contacts other campaigns than `besides` have written to, or will, with this template: every copy but a
+    cancelled one or one the server refused."""
+    return set(session.scalars(
+        select(OutboxMessage.contact_id).join(CampaignStep, CampaignStep.id == OutboxMessage.step_id)
+        .where(CampaignStep.template == template, OutboxMessage.campaign_id != besides,
+               OutboxMessage.state.not_in(("cancelled", "failed")))
+    ))  # fmt: skip
 
 
 @dataclass
@@ -214,7 +248,7 @@ def queue_followups(
                     step_report.skipped[reason] = step_report.skipped.get(reason, 0) + 1
                     continue
                 copies = copies or _copies(session, campaign, step, templates, default_sender, step_report, now)
-                copies.add(contact, follow_up.due, follow_up.thread_id, _first_letter(follow_up))
+                copies.add(contact, follow_up.due, follow_up.thread_id, first_letter_variables(follow_up))
             if copies is not None:
                 copies.flush()
         if step_report.queued or step_report.skipped:
@@ -222,7 +256,7 @@ def queue_followups(
     return report
 
 
-def _first_letter(follow_up: FollowUp) -> dict[str, str]:
+def first_letter_variables(follow_up: FollowUp) -> dict[str, str]:
     """What a follow-up's template says of the first letter: its subject, and the day it went, in its language."""
     if follow_up.first_sent_at is None:
         return {}

@@ -12,15 +12,20 @@ from outreach.campaigns.catalog import (
     UNLESS,
     CampaignView,
     add_follow_up,
+    cancellation,
     create_campaign,
     list_campaigns,
     schedule_campaign,
     set_status,
     show_campaign,
 )
-from outreach.campaigns.previews import write_previews
+from outreach.campaigns.previews import proof_letters, write_previews
 from outreach.campaigns.queueing import QueueReport, queue_step
-from outreach.cli.output import JsonOption, emit_json, err, out, table
+from outreach.campaigns.refreshing import refresh_campaign, stale_steps
+from outreach.cli.output import JsonOption, YesOption, confirm, emit_json, err, in_zone, out, table, tally
+from outreach.config import Settings
+from outreach.errors import InvalidValueError
+from outreach.outbox.forecast import in_words, time_needed
 from outreach.rendering.previewing import compile_template, parse_mailbox
 
 app = typer.Typer(help="Mailings: a template, a segment, steps; queue them into the outbox.", no_args_is_help=True)
@@ -117,10 +122,15 @@ def schedule_command(
         err.print(f"Scheduled {name!r}: {_describe(view)}.")
 
 
+def _when(view: CampaignView, instant: str | None) -> str:
+    """An instant of the view (ISO, UTC) in the campaign's zone, to the minute; "-" for none."""
+    return in_zone(datetime.fromisoformat(instant), view.schedule["time_zone"] or "UTC") if instant else "-"
+
+
 def _describe(view: CampaignView) -> str:
     """A campaign's schedule in words."""
     s = view.schedule
-    parts = [f"from {s['send_at']}" if s["send_at"] else "from now"]
+    parts = [f"from {_when(view, s['send_at'])}" if s["send_at"] else "from now"]
     if s["local_time"]:
         parts.append(f"at {s['local_time']} in each recipient's zone")
     if s["window"]:
@@ -134,7 +144,8 @@ def _describe(view: CampaignView) -> str:
 
 @app.command("show")
 def show_command(ctx: typer.Context, name: Name, json_output: JsonOption = False) -> None:
-    """Show a campaign: its schedule, and each step with its due, sent and skipped counts and next send time."""
+    """Show a campaign: its schedule, and each step with its due, sent and skipped counts and next send time (in
+    the campaign's zone, UTC unless scheduled with --tz)."""
     view = show_campaign(ctx.obj.workspace().sessions, name, now=datetime.now(UTC))
     if json_output:
         emit_json(view.as_json())
@@ -145,18 +156,33 @@ def show_command(ctx: typer.Context, name: Name, json_output: JsonOption = False
         [s["position"], s["template"], "first letter" if s["position"] == 0 else f"{s['after']} after, unless "
          + "/".join(s["unless"]), s["due"], s["waiting"], s["sent"],
          ", ".join(f"{n} {why}" for why, n in s["skipped"].items()) or 0, s["outbox"]["failed"],
-         s["next_send"] or "-"] for s in view.steps
+         _when(view, s["next_send"])] for s in view.steps
     ])  # fmt: skip
 
 
-def _print_queue(report: QueueReport) -> None:
+def _queue_summary(report: QueueReport, settings: Settings) -> list[str]:
+    """What queueing does, for a campaigner to look at before it is done: how many letters from whom, by language,
+    role and country, when the first goes, how long the pace needs, and who is left out and why."""
     verb = "would be queued" if report.dry_run else "queued"
-    skipped = ", ".join(f"{n} {status}" for status, n in sorted(report.skipped.items()))
-    languages = ", ".join(f"{n} in {language}" for language, n in sorted(report.languages.items()))
-    err.print(f"{report.campaign} step {report.step}: {report.queued} {verb}"
-              + (f" ({languages})" if languages else "")
-              + f", {report.already_queued} already queued" + (f", skipped: {skipped}" if skipped else "")
-              + (f"; the first goes at {report.first_due:%Y-%m-%d %H:%M} UTC" if report.first_due else ""))  # fmt: skip
+    lines = [f"{report.campaign} step {report.step}: {report.queued} letters {verb}, from {report.sender}"]
+    if report.queued:
+        forecast = time_needed(report.domains, settings.rate_limits, settings.domain_rate_limits)
+        lines += [
+            f"  in {tally(report.languages)}",
+            f"  to {tally(report.roles)}",
+            f"  in {tally(report.countries, shown=12)}",
+            f"  the first goes at {in_zone(report.first_due, report.time_zone)}" if report.first_due else "",
+            f"  the pace needs {in_words(forecast.seconds)} from the first to the last"
+            + (f" ({forecast.pace})" if forecast.pace else ""),
+        ]  # fmt: skip
+    left_out = [f"{n} {status}" for status, n in sorted(report.skipped.items())]
+    if report.already_queued:
+        left_out.append(f"{report.already_queued} already queued")
+    if report.repeats:
+        left_out.append(f"{report.repeats} written to with this template by another campaign (--allow-repeat)")
+    if left_out:
+        lines.append("  left out: " + ", ".join(left_out))
+    return [line for line in lines if line]
 
 
 @app.command("queue")
@@ -164,16 +190,32 @@ def queue_command(
     ctx: typer.Context,
     name: Name,
     dry_run: Annotated[bool, typer.Option(help="Render and check every copy, queue nothing.")] = False,
+    allow_repeat: Annotated[
+        bool, typer.Option(help="Also contacts another campaign has written to with the same template.")
+    ] = False,
+    yes: YesOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Render every copy of the first step into the outbox, once per contact; one broken copy queues none."""
+    """Render every letter of the first step into the outbox, once per contact; one broken copy queues none. Says
+    what it will do and asks first."""
     workspace = ctx.obj.workspace()
-    report = queue_step(workspace.sessions, workspace.templates, name, workspace.sender(), now=datetime.now(UTC),
-                        dry_run=dry_run)  # fmt: skip
+
+    def queue(dry: bool) -> QueueReport:
+        return queue_step(workspace.sessions, workspace.templates, name, workspace.sender(), now=datetime.now(UTC),
+                          dry_run=dry, allow_repeat=allow_repeat)  # fmt: skip
+
+    if not (yes or dry_run):
+        # Every letter is made and checked first, and nothing is kept: only then is there something to show.
+        plan = queue(True)
+        if plan.queued:
+            confirm(_queue_summary(plan, workspace.settings), f"Queue these {plan.queued} letters?", yes=False)
+    report = queue(dry_run)
+    stale = stale_steps(workspace.sessions, workspace.templates, name)
     if json_output:
-        emit_json(report.as_json())
-    else:
-        _print_queue(report)
+        emit_json({**report.as_json(), "stale": [step.as_json() for step in stale]})
+        return
+    for line in [*_queue_summary(report, workspace.settings), *(step.notice() for step in stale)]:
+        err.print(line, markup=False, highlight=False)
 
 
 @app.command("pause")
@@ -189,22 +231,113 @@ def resume_command(ctx: typer.Context, name: Name) -> None:
 
 
 @app.command("cancel")
-def cancel_command(ctx: typer.Context, name: Name) -> None:
-    """Cancel a campaign: its unsent copies are withdrawn; what was sent stays sent."""
-    err.print(f"Campaign {set_status(ctx.obj.workspace().sessions, name, 'cancelled').name!r} cancelled.")
+def cancel_command(ctx: typer.Context, name: Name, yes: YesOption = False) -> None:
+    """Cancel a campaign: its unsent copies are withdrawn; what was sent stays sent. It cannot be resumed."""
+    sessions = ctx.obj.workspace().sessions
+    ahead = cancellation(sessions, name)
+    if ahead.status != "cancelled":  # cancelled already: nothing more to lose
+        withdrawn = sum(ahead.withdrawn.values())
+        states = ", ".join(f"{count} {state}" for state, count in ahead.withdrawn.items() if count)
+        summary = [f"Cancelling {ahead.campaign!r} withdraws {withdrawn} unsent "
+                   f"{'copy' if withdrawn == 1 else 'copies'}" + (f" ({states})" if states else "")
+                   + f"; {ahead.sent} sent already stay sent. It cannot be resumed."]  # fmt: skip
+        if ahead.in_flight:
+            summary.append(f"{ahead.in_flight} are being handed to the server right now: they may still go.")
+        confirm(summary, f"Cancel campaign {ahead.campaign!r}?", yes)
+    err.print(f"Campaign {set_status(sessions, name, 'cancelled').name!r} cancelled.")
+
+
+@app.command("proof")
+def proof_command(
+    ctx: typer.Context,
+    name: Name,
+    to: Annotated[str, typer.Option("--to", help="Your own address: the proofs go there, and nowhere else.")],
+    contact: Annotated[
+        list[str] | None, typer.Option("--contact", "-c", help="This contact's letter (repeatable).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="The first N contacts of the segment instead.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Send letters of a campaign's first step to yourself now, subject marked [proof], signed as the real ones
+    will be: the preview's choice by default. Proofs are recorded, never counted in the outbox or a report."""
+    from outreach.cli.sending import build_sending  # the SMTP side loads only for the commands that send
+    from outreach.outbox.proofs import send_proofs
+
+    workspace = ctx.obj.workspace()
+    mailbox = parse_mailbox(to, "--to")
+    if mailbox is None:
+        raise InvalidValueError("--to is empty", hint="give your own address: --to you@your-org.example")
+    campaign_id, letters = proof_letters(workspace.sessions, workspace.templates, name, workspace.sender(), mailbox,
+                                         now=datetime.now(UTC), contacts=contact or (), limit=limit)  # fmt: skip
+    sent = send_proofs(workspace.sessions, campaign_id, letters, build_sending(workspace))
+    if json_output:
+        emit_json({"proofs": [proof.as_json() for proof in sent], "total": len(sent),
+                   "accepted": sum(proof.accepted for proof in sent)})  # fmt: skip
+        return
+    for proof in sent:
+        err.print(f"  {proof.contact}'s letter ({proof.language}) to {proof.to}: {proof.reply}",
+                  markup=False, highlight=False)  # fmt: skip
+    accepted = sum(proof.accepted for proof in sent)
+    err.print(f"Sent {accepted} of {len(sent)} proofs to {mailbox.address}; the outbox is as it was.")
+    if accepted < len(sent):
+        raise typer.Exit(1)
 
 
 @app.command("preview")
 def preview_command(
     ctx: typer.Context,
     name: Name,
-    limit: Annotated[int, typer.Option(help="How many copies.")] = 3,
+    contact: Annotated[
+        list[str] | None, typer.Option("--contact", "-c", help="This contact's letter (repeatable).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="The first N contacts of the segment instead.")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the .eml files.")] = Path("preview"),
+    json_output: JsonOption = False,
 ) -> None:
-    """Write the first copies of a campaign's first step as .eml files, to open in a mail client."""
+    """Write letters of a campaign's first step as .eml files, to open in a mail client: by default one for each
+    language and role, and every letter that falls back from its contact's language. A queued letter is written
+    exactly as the server will receive it (but for the DKIM signature)."""
     workspace = ctx.obj.workspace()
-    written = write_previews(workspace.sessions, workspace.templates, name, workspace.sender(), output, limit,
-                             now=datetime.now(UTC))  # fmt: skip
-    for path in written:
-        err.print(f"  {path}")
+    written = write_previews(workspace.sessions, workspace.templates, name, workspace.sender(), output,
+                             now=datetime.now(UTC), contacts=contact or (), limit=limit)  # fmt: skip
+    if json_output:
+        emit_json({"written": [preview.as_json() for preview in written], "total": len(written)})
+        return
+    for preview in written:
+        fallback = f", falls back from {preview.fallback_from}" if preview.fallback_from else ""
+        where = "the queued letter" if preview.queued else "not queued yet: made now, its Message-ID will differ"
+        err.print(f"  {preview.path}: {preview.recipient} ({preview.role or 'no role'}, {preview.language}"
+                  f"{fallback}; {where})", markup=False, highlight=False)  # fmt: skip
     err.print(f"Wrote {len(written)} previews to {output}.")
+
+
+@app.command("refresh")
+def refresh_command(
+    ctx: typer.Context,
+    name: Name,
+    diff: Annotated[bool, typer.Option("--diff", help="Show what changed in one copy: a diff of its text.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Make again, after a template, signatory or contact edit, the copies no sender has handed to the server yet
+    (queued, held, failed); each keeps its Message-ID, thread and due time. One broken copy refreshes none."""
+    workspace = ctx.obj.workspace()
+    report = refresh_campaign(workspace.sessions, workspace.templates, name, workspace.sender(),
+                              now=datetime.now(UTC), diff=diff)  # fmt: skip
+    if json_output:
+        emit_json(report.as_json())
+        return
+    if report.diff:
+        err.print(f"What changed in the letter to {report.diff_of}:", markup=False, highlight=False)
+        out.print(report.diff, end="", markup=False, highlight=False)
+    elif diff:
+        err.print("No copy changed: there is no diff to show.")
+    parts = [f"{report.campaign}: {report.changed} changed, {report.current} already current"]
+    if report.made:
+        parts.append(f"{report.made} queued by an older version now have their letter"
+                     + (f" ({report.releasable} held: `outreach outbox release` sends them)" if report.releasable
+                        else ""))  # fmt: skip
+    if report.taken:
+        parts.append(f"{report.taken} left as they were: a sender took them meanwhile")
+    if report.skipped:
+        parts.append("skipped: " + ", ".join(f"{n} {why}" for why, n in sorted(report.skipped.items())))
+    err.print("; ".join(parts) + ".", markup=False, highlight=False)

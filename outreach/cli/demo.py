@@ -31,8 +31,11 @@ from outreach.contacts.importer import ImportOptions, import_contacts
 from outreach.contacts.segments import parse_segment
 from outreach.contacts.signatories import import_signatories, list_signatories
 from outreach.errors import InvalidValueError
-from outreach.outbox.sending import SendReport, count_due, drain_outbox
-from outreach.rendering.previewing import as_eml, check_template, compile_template, render_for
+from outreach.outbox.claims import count_due
+from outreach.outbox.sending import SendReport, drain_outbox
+from outreach.rendering.eml import write_eml
+from outreach.rendering.letters import compose, mailbox_of
+from outreach.rendering.previewing import check_template, compile_template, render_for
 from outreach.sandbox import SIGNER, UNSUBSCRIBE_MAILBOX, SmtpSink, answer
 from outreach.vocabulary import GROUPS
 from outreach.workspace import Workspace, init_workspace, open_workspace
@@ -130,7 +133,7 @@ def _prepare(workspace: Workspace) -> None:
     copy, recipient = render_for(sessions, workspace.templates, "appeal", "elysee@example.org",
                                  workspace.sender(), now=now)  # fmt: skip
     eml = root / "appeal-elysee.eml"
-    eml.write_bytes(as_eml(copy, recipient, workspace.sender(), now=now))
+    write_eml(eml, compose(copy, mailbox_of(recipient), workspace.sender()).data, now)
     err.print(f"[bold]7. outreach templates render[/bold] appeal --contact elysee@example.org -f eml -o {eml.name}")
     preview = [line for line in copy.text.splitlines() if line.strip()][:4]
     out.print("\n".join(f"   | {line[:100]}" for line in [f"Subject: {copy.subject}", *preview]),

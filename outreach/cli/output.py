@@ -6,13 +6,17 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+
+from outreach.errors import NotConfirmedError
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
 SegmentOption = Annotated[
@@ -21,6 +25,7 @@ SegmentOption = Annotated[
         "--segment", "-s", help='Which contacts, e.g. "role:mp,mep country:FR,DE tag:wave-1 -status:bounced".'
     ),
 ]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Answer yes: for scripts.")]
 
 # Data goes to stdout; messages, tables meant for people and progress go to stderr, so --json stays clean.
 out = Console(soft_wrap=True)
@@ -30,6 +35,37 @@ err = Console(stderr=True, soft_wrap=True)
 def emit_json(data: Any) -> None:
     """Write one JSON document to stdout."""
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def confirm(summary: list[str], question: str, yes: bool) -> None:
+    """Show on stderr what is about to happen, then go on only on a yes: `--yes`, or the answer at the terminal.
+
+    Without a terminal to ask on and without `--yes` it refuses: a script that never said yes sends no letter to a
+    head of state. A "no" ends the command (exit code 1) before anything changed.
+    """
+    for line in summary:
+        err.print(line, markup=False, highlight=False)
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise NotConfirmedError(f'nothing was changed: there is no terminal to ask "{question}"',
+                                hint="pass --yes to go ahead without being asked")  # fmt: skip
+    if not typer.confirm(question, default=False, err=True):
+        err.print("No: nothing was changed.")
+        raise typer.Exit(1)
+
+
+def tally(counts: dict[str, int], shown: int = 8) -> str:
+    """Counts in words, the largest first ("52 en, 4 de, 4 fr"), the rest summed when there are many."""
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    words = ", ".join(f"{n} {key}" for key, n in ordered[:shown])
+    rest = sum(n for _, n in ordered[shown:])
+    return words + (f" and {rest} more in {len(ordered) - shown} others" if rest else "")
+
+
+def in_zone(instant: datetime, zone: str) -> str:
+    """An instant as a person reads it: in `zone`, to the minute, the zone named ("2026-12-04 09:30 Europe/Paris")."""
+    return f"{instant.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone}"
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

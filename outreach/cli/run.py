@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from outreach.campaigns.plan import format_delay
-from outreach.cli.output import JsonOption, emit_json, err
+from outreach.cli.output import JsonOption, YesOption, confirm, emit_json, err
 from outreach.cli.responses import inbox_of
-from outreach.cli.sending import build_sending, stop_on_signals
+from outreach.cli.sending import build_sending, describe_first_letters, stop_on_signals
 from outreach.errors import LockedError, OutreachError
-from outreach.outbox.sending import SendReport, drain_outbox, worker_name
+from outreach.outbox.claims import worker_name
+from outreach.outbox.records import first_letters
+from outreach.outbox.sending import SendReport, drain_outbox
 from outreach.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -114,14 +116,24 @@ def run(
     wait: Annotated[
         bool, typer.Option(help="If another scheduler leads this database, wait to take over instead of exiting.")
     ] = False,
+    yes: YesOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Queue follow-ups as they fall due, send what is due and read the inbox, until stopped (SIGTERM, Ctrl-C)."""
+    """Queue follow-ups as they fall due, send what is due and read the inbox, until stopped (SIGTERM, Ctrl-C).
+
+    Where campaigns that have sent nothing yet have first letters queued, it shows them first and asks, once, at
+    the start (`--yes` answers for unattended use)."""
     from outreach.scheduler import INTERVALS, beat, lead, resume, run_scheduler  # APScheduler: only `run` needs it
 
     workspace: Workspace = ctx.obj.workspace()
-    build_sending(workspace)  # a setting that cannot work stops the run before it takes the lead
+    pacer = build_sending(workspace).pacer  # a setting that cannot work stops the run before it takes the lead
     sessions = workspace.sessions
+    # Asked before taking the lead: a scheduler waiting for an answer would keep another out, and one started
+    # with --wait would ask only once it leads, maybe hours later.
+    firsts = first_letters(sessions, due_by=None)
+    if firsts:
+        question = "Start, and send these first letters as they fall due?"
+        confirm(describe_first_letters(firsts, pacer, _now()), question, yes)
     holder = worker_name()
     grace = workspace.settings.misfire_grace
     sent = _Sent()

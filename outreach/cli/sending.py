@@ -14,17 +14,13 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from outreach.cli.output import JsonOption, emit_json, err
-from outreach.errors import ConfigError
-from outreach.outbox.pacing import Pacer, RateError, parse_rates
-from outreach.outbox.records import requeue
-from outreach.outbox.sending import (
-    Sending,
-    SendReport,
-    count_due,
-    drain_outbox,
-    write_due_as_eml,
-)
+from outreach.campaigns.refreshing import stale_steps
+from outreach.cli.output import JsonOption, YesOption, confirm, emit_json, err, in_zone, tally
+from outreach.outbox.claims import count_due
+from outreach.outbox.forecast import Forecast, in_words, last_goes_at, time_needed
+from outreach.outbox.pacing import Pacer
+from outreach.outbox.records import FirstLetters, Waiting, first_letters, requeue, waiting_messages
+from outreach.outbox.sending import Sending, SendReport, drain_outbox, write_due_letters
 from outreach.outbox.smtp import SmtpTransport
 from outreach.workspace import Workspace
 
@@ -36,19 +32,11 @@ def _now() -> datetime:
 def build_sending(workspace: Workspace) -> Sending:
     """Everything a drain needs, from the workspace's settings; a setting that cannot work is a ConfigError."""
     settings = workspace.settings
-    sender = workspace.sender()
-    if sender.mailbox is None:
-        raise ConfigError("OUTREACH_FROM is not set", hint='add OUTREACH_FROM="Name <address>" to .env')
-    try:
-        pacer = Pacer(parse_rates(settings.rate_limit), parse_rates(settings.domain_rate_limit))
-    except RateError as error:
-        raise ConfigError(str(error), hint="OUTREACH_RATE_LIMIT and OUTREACH_DOMAIN_RATE_LIMIT") from None
+    pacer = Pacer(list(settings.rate_limits), list(settings.domain_rate_limits))
     smtp = workspace.smtp_settings()
-    signer = workspace.dkim_signer(sender.mailbox)
-    return Sending(lambda: SmtpTransport(smtp), sender.mailbox, sender.reply_to, pacer, _now, time.monotonic,
-                   connections=settings.smtp_connections, unsubscribe_mailto=settings.unsubscribe_mailto,
-                   unsubscribe_url=settings.unsubscribe_url, return_path=settings.return_path,
-                   sign=signer.sign if signer else None)  # fmt: skip
+    signers = {domain: signer.sign for domain, signer in workspace.dkim_signers().items()}
+    return Sending(lambda: SmtpTransport(smtp), pacer, _now, time.monotonic, connections=settings.smtp_connections,
+                   signers=signers)  # fmt: skip
 
 
 @contextmanager
@@ -89,19 +77,32 @@ def send(
     wait: Annotated[
         bool, typer.Option(help="On SQLite, wait for another sender to finish instead of exiting.")
     ] = False,
+    yes: YesOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Send the queued messages that are due, each exactly once."""
+    """Send the queued messages that are due, each exactly once. Before a campaign's first letters go, it shows
+    how many, to whom, when and how long the pace needs, and asks (`--yes` answers for scripts)."""
     workspace: Workspace = ctx.obj.workspace()
     sending = build_sending(workspace)
     sessions = workspace.sessions
     if dry_run:
-        written = write_due_as_eml(sessions, sending, outbox_dir, campaign=campaign, limit=limit)
+        written = write_due_letters(sessions, outbox_dir, _now(), campaign=campaign, limit=limit)
         if json_output:
             emit_json({"dry_run": True, "written": [str(path) for path in written]})
         else:
-            err.print(f"Dry run: wrote {len(written)} messages to {outbox_dir}; the outbox is as it was.")
+            err.print(
+                f"Dry run: wrote {len(written)} messages to {outbox_dir}, as the server would receive them but for"
+                " the DKIM signature; the outbox is as it was."
+            )
         return
+    now = _now()
+    stale = stale_steps(sessions, workspace.templates, campaign)
+    if not json_output:
+        for step in stale:
+            err.print(step.notice(), markup=False, highlight=False)
+    firsts = first_letters(sessions, due_by=now, campaign=campaign)
+    if firsts:
+        confirm(describe_first_letters(firsts, sending.pacer, now), "Send these first letters now?", yes)
     with workspace.exclusive("send", wait=-1 if wait else 0), stop_on_signals() as stop:
         if retry_unknown_:
             again = requeue(sessions, _now(), states=("unknown",), campaign=campaign)
@@ -116,10 +117,67 @@ def send(
                                 description=f"{report.sent} sent, {report.failed} failed")  # fmt: skip
 
             report = drain_outbox(sessions, sending, campaign=campaign, limit=limit, progress=show, stop=stop)
+    waiting, now = waiting_messages(sessions, campaign=campaign), _now()
     if json_output:
-        emit_json(report.as_json())
+        emit_json({**report.as_json(), **_waiting_json(waiting, sending.pacer, report.paused_until, now),
+                   "stale": [step.as_json() for step in stale]})  # fmt: skip
     else:
         _print_report(report)
+        if waiting.count:
+            err.print(_waiting_line(waiting, sending.pacer, report.paused_until, now), markup=False, highlight=False)
+
+
+def describe_first_letters(found: list[FirstLetters], pacer: Pacer, now: datetime) -> list[str]:
+    """What is about to go for the first time, per campaign: how many letters, by language, role and country,
+    when the first goes (in the campaign's zone) and how long the configured pace needs for them all."""
+    lines = []
+    for letters in found:
+        pace = time_needed(letters.domains, pacer.global_rates, pacer.domain_rates)
+        start = max(letters.first_at, now)
+        first = "now" if start == now else f"at {in_zone(start, letters.time_zone)}"
+        lines += [
+            f"Campaign {letters.campaign!r} has sent nothing yet: {letters.count} first "
+            f"{'letter' if letters.count == 1 else 'letters'}, the first {first}"
+            + ("." if letters.count == 1 else f", {_the_last(start, letters.last_at, pace, now, letters.time_zone)}."),
+            f"  by language: {tally(letters.languages)}",
+            f"  by role: {tally(letters.roles)}",
+            f"  by country: {tally(letters.countries)}",
+        ]  # fmt: skip
+    return lines
+
+
+def _the_last(start: datetime, latest_due: datetime, pace: Forecast, now: datetime, zone: str) -> str:
+    """When the last of some letters goes, in words: at the configured pace, or when it falls due if later."""
+    last = last_goes_at(start, latest_due, pace)
+    if pace.rate is not None and last > latest_due:
+        return f"the last in {in_words((last - now).total_seconds())} at the configured pace ({pace.pace})"
+    if latest_due > now:
+        return f"the last at {in_zone(latest_due, zone)}, when it falls due"
+    return "the last now too"
+
+
+def _waiting_json(waiting: Waiting, pacer: Pacer, paused_until: datetime | None, now: datetime) -> dict[str, Any]:
+    """What still waits, for --json: how many, when the next is due, and when the last goes at the pace."""
+    next_due, last = None, None
+    if waiting.next_at is not None and waiting.last_at is not None:
+        next_due = max(waiting.next_at, paused_until or waiting.next_at)  # the global rate may hold it back longer
+        pace = time_needed(waiting.domains, pacer.global_rates, pacer.domain_rates)
+        last = last_goes_at(max(next_due, now), waiting.last_at, pace)
+    return {"waiting": waiting.count, "next_due": next_due.isoformat() if next_due else None,
+            "estimated_last": last.isoformat() if last else None}  # fmt: skip
+
+
+def _waiting_line(waiting: Waiting, pacer: Pacer, paused_until: datetime | None, now: datetime) -> str:
+    """What still waits, in words: "312 letters wait: the next at 2026-12-04 09:30 UTC, the last in about 15 hours
+    at the configured pace (20/hour to parliament.example.eu)"."""
+    if waiting.next_at is None or waiting.last_at is None:
+        return ""
+    start = max(waiting.next_at, paused_until or waiting.next_at, now)
+    when = "now" if start == now else f"at {in_zone(start, 'UTC')}"
+    if waiting.count == 1:
+        return f"1 letter waits, due {when}."
+    pace = time_needed(waiting.domains, pacer.global_rates, pacer.domain_rates)
+    return f"{waiting.count} letters wait: the next {when}, {_the_last(start, waiting.last_at, pace, now, 'UTC')}."
 
 
 def _print_report(report: SendReport) -> None:
@@ -130,8 +188,6 @@ def _print_report(report: SendReport) -> None:
         )
     counts = f"{report.sent} sent, {report.retried} to retry later, {report.failed} failed, {report.unknown} unknown"
     err.print(counts + ".")
-    if report.deferred:
-        err.print(f"{report.deferred} held back by the per-domain limit (OUTREACH_DOMAIN_RATE_LIMIT) for later.")
     if report.paused_until:
         err.print(f"The sending rate (OUTREACH_RATE_LIMIT) allows no more until "
                   f"{report.paused_until:%Y-%m-%d %H:%M} UTC; run `outreach send` again then.")  # fmt: skip

@@ -13,7 +13,8 @@ from outreach.cli.output import JsonOption, SegmentOption, emit_json, err, table
 from outreach.contacts.segments import parse_segment
 from outreach.errors import InvalidValueError, OutreachError
 from outreach.rendering.environment import first_letter_of, template_languages, template_names
-from outreach.rendering.previewing import as_eml, check_template, render_for
+from outreach.rendering.letters import compose, dated, mailbox_of
+from outreach.rendering.previewing import check_template, render_for
 
 app = typer.Typer(help="The letters: list, check, render.", no_args_is_help=True)
 
@@ -98,8 +99,8 @@ def render_command(
     )  # fmt: skip
     if format_ == "html" and copy.html is None:
         raise OutreachError(f"template {name!r} has no HTML body in {copy.language}")
-    if format_ == "eml":
-        data = as_eml(copy, recipient, workspace.sender(), now=now)
+    if format_ == "eml":  # the letter as the server would receive it, with a Message-ID of its own
+        data = dated(compose(copy, mailbox_of(recipient), workspace.sender()).data, now)
     elif format_ == "html":
         data = (copy.html or "").encode("utf-8")
     else:

@@ -254,16 +254,21 @@ class OutboxMessage(Base):
     lease_until: Mapped[datetime | None] = mapped_column(Instant)
     last_reply: Mapped[str | None] = mapped_column(Text)
     thread_id: Mapped[str | None] = mapped_column(String(255))  # a follow-up's first message: In-Reply-To, References
+    # The letter's envelope and From address, decided when it was queued (None only for rows from before 0006).
+    sender: Mapped[str | None] = mapped_column(String(320))  # From: its domain's DKIM key signs
+    envelope_sender: Mapped[str | None] = mapped_column(String(320))  # MAIL FROM
+    template_digest: Mapped[str | None] = mapped_column(String(64))  # the template's files when it was rendered
     sent_at: Mapped[datetime | None] = mapped_column(Instant)
     created_at: Mapped[datetime] = mapped_column(Instant)
     updated_at: Mapped[datetime] = mapped_column(Instant)
 
 
 class OutboxBody(Base):
-    """The text and HTML of one outbox message, written once when it is queued.
+    """The letter of one outbox message: its bytes as the server receives them, but for Date and DKIM-Signature
+    (outreach/rendering/letters.py), written when it is queued and again only by `campaigns refresh`.
 
     Apart from the message's row, because SQLite rewrites a whole row whenever a column changes size: each move
-    of a message through the outbox would rewrite its 20 kB of text.
+    of a message through the outbox would rewrite its 20 kB letter.
     """
 
     __tablename__ = "outbox_bodies"
@@ -271,8 +276,26 @@ class OutboxBody(Base):
     message_id: Mapped[str] = mapped_column(
         String(255), ForeignKey("outbox_messages.message_id", ondelete="CASCADE"), primary_key=True
     )
-    text_body: Mapped[str] = mapped_column(Text)
+    letter: Mapped[bytes | None] = mapped_column(LargeBinary)  # None only for rows from before 0006
+    # Before 0006 the outbox kept the rendered text and HTML and built the message when sending; kept for the
+    # record of what those rows said, written by nothing since.
+    text_body: Mapped[str | None] = mapped_column(Text)
     html_body: Mapped[str | None] = mapped_column(Text)
+
+
+class Proof(Base):
+    """A copy sent to the campaigner before the real send (`campaigns proof`): never in the outbox or a report."""
+
+    __tablename__ = "proofs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    recipient: Mapped[str] = mapped_column(String(320))  # the campaigner's address it went to
+    message_id: Mapped[str] = mapped_column(String(255))
+    language: Mapped[str] = mapped_column(String(16))
+    reply: Mapped[str | None] = mapped_column(Text)  # what the server said
+    sent_at: Mapped[datetime] = mapped_column(Instant)
 
 
 class Response(Base):

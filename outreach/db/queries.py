@@ -9,7 +9,8 @@ from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from outreach.db.models import ContactTag, Tag
+from outreach.db.models import Campaign, ContactTag, Tag
+from outreach.errors import NotFoundError
 
 
 def insert_many(
@@ -85,3 +86,11 @@ def contact_tags(session: Session, contact_ids: Sequence[int]) -> dict[int, list
         for contact_id, name in rows:
             found[contact_id].append(name)
     return found
+
+
+def find_campaign(session: Session, name: str) -> Campaign:
+    """The campaign of that name, or a clear error."""
+    campaign = session.scalars(select(Campaign).where(Campaign.name == name)).one_or_none()
+    if campaign is None:
+        raise NotFoundError(f"no campaign {name!r}", hint="`outreach campaigns list` shows them")
+    return campaign

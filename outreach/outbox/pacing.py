@@ -1,72 +1,57 @@
-"""Pacing: a global sending rate and one per recipient domain, as token buckets on a clock passed in."""
+"""Pacing: a global sending rate and one per recipient domain, as sliding windows on a clock passed in.
+
+A limit of N per period is counted the way mail providers count it: at most N messages in any period-long
+window, so "500/day" never lets a 501st message go within 24 hours of the first (a token bucket starting full
+would let through a full bucket and then its refill: nearly twice the limit in the first period). The rates
+arrive parsed (outreach/rates.py, when the settings are loaded).
+"""
 
 from __future__ import annotations
 
-import re
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-_UNITS = {"second": 1, "sec": 1, "s": 1, "minute": 60, "min": 60, "m": 60, "hour": 3600, "h": 3600, "day": 86400,
-          "d": 86400}  # fmt: skip
-_RATE = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*")
-
-
-class RateError(ValueError):
-    """A rate setting is not `N/unit` (`30/minute, 500/day`)."""
-
-
-@dataclass(frozen=True)
-class Rate:
-    """At most `count` messages per `seconds`."""
-
-    count: int
-    seconds: float
-
-
-def parse_rates(text: str) -> tuple[Rate, ...]:
-    """Parse `30/minute, 500/day` (also `1/s`, `20/hour`, `100/5min`); empty means no limit."""
-    rates = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        found = _RATE.fullmatch(part.lower())
-        if not found or found.group(3) not in _UNITS or int(found.group(1)) < 1:
-            raise RateError(f"rate {part!r} is not N/unit, e.g. 30/minute or 500/day")
-        multiple = int(found.group(2) or 1)
-        rates.append(Rate(int(found.group(1)), multiple * _UNITS[found.group(3)]))
-    return tuple(rates)
+from outreach.rates import Rate
 
 
 @dataclass
-class _Bucket:
-    rate: Rate
-    tokens: float
-    updated: float
+class _Window:
+    """One limit: when each message of the current window went, oldest first (at most `count` of them)."""
 
-    def refill(self, now: float) -> None:
-        self.tokens = min(self.rate.count, self.tokens + (now - self.updated) * self.rate.count / self.rate.seconds)
-        self.updated = now
+    rate: Rate
+    sent: deque[float] = field(default_factory=deque)
 
     def wait(self, now: float) -> float:
-        self.refill(now)
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) * self.rate.seconds / self.rate.count
+        """Seconds until the window has room for one more message."""
+        while self.sent and self.sent[0] <= now - self.rate.seconds:
+            self.sent.popleft()
+        return 0.0 if len(self.sent) < self.rate.count else self.sent[0] + self.rate.seconds - now
 
-    def spend(self, ages: Iterable[float]) -> None:
-        """Count messages sent `ages` seconds ago that fall inside this bucket's window."""
-        self.tokens = max(0.0, self.tokens - sum(1 for age in ages if age < self.rate.seconds))
+    def take(self, now: float) -> None:
+        """Count a message that goes now."""
+        self.sent.append(now)
+
+    def spend(self, now: float, ages: Iterable[float]) -> None:
+        """Count messages sent `ages` seconds ago that fall inside this window."""
+        self.sent.extend(now - age for age in sorted(ages, reverse=True) if age < self.rate.seconds)
+        while len(self.sent) > self.rate.count:  # more than the limit went before: only the latest count
+            self.sent.popleft()
 
 
 @dataclass
 class Pacer:
     """Decides when the next message to a domain may go: every global rate and every domain rate must allow it.
 
-    Each rate is a token bucket that starts full (a burst of `count`, less what was sent within its window before
-    this process began, see `seed`) and refills evenly; the clock is a number of seconds handed in, so tests need
-    no sleeping. Not thread-safe: the sender calls it under its own lock.
+    Each rate is a sliding window that starts with what was sent within it before this process began (`seed`); the
+    clock is a number of seconds handed in, so tests need no sleeping. Not thread-safe: the sender calls it under
+    its own lock.
     """
 
     global_rates: Sequence[Rate] = ()
     domain_rates: Sequence[Rate] = ()
-    _global: list[_Bucket] = field(default_factory=list)
-    _domains: dict[str, list[_Bucket]] = field(default_factory=dict)
+    _global: list[_Window] = field(default_factory=list)
+    _domains: dict[str, list[_Window]] = field(default_factory=dict)
     _held_until: dict[str, float] = field(default_factory=dict)
     _all_held_until: float = 0.0
     _started: bool = False
@@ -79,33 +64,33 @@ class Pacer:
     def seed(self, now: float, ages_by_domain: Mapping[str, Sequence[float]]) -> None:
         """Start from what earlier runs sent: for each domain, how many seconds ago each message went out."""
         every = [age for ages in ages_by_domain.values() for age in ages]
-        for bucket in self._global_buckets(now):
-            bucket.spend(every)
+        for window in self._global_windows(now):
+            window.spend(now, every)
         for domain, ages in ages_by_domain.items():
-            for bucket in self._domain_buckets(domain, now):
-                bucket.spend(ages)
+            for window in self._domain_windows(domain, now):
+                window.spend(now, ages)
 
-    def _global_buckets(self, now: float) -> list[_Bucket]:
+    def _global_windows(self, now: float) -> list[_Window]:
         if not self._started:
-            self._global = [_Bucket(rate, rate.count, now) for rate in self.global_rates]
+            self._global = [_Window(rate) for rate in self.global_rates]
             self._started = True
         return self._global
 
-    def _domain_buckets(self, domain: str, now: float) -> list[_Bucket]:
+    def _domain_windows(self, domain: str, now: float) -> list[_Window]:
         domain = domain.lower()
         if domain not in self._domains:
-            self._domains[domain] = [_Bucket(rate, rate.count, now) for rate in self.domain_rates]
+            self._domains[domain] = [_Window(rate) for rate in self.domain_rates]
         return self._domains[domain]
 
     def global_wait(self, now: float) -> float:
         """Seconds until any message may go (the global rates, or a pause the server asked for)."""
         held = max(self._all_held_until - now, 0.0)
-        return max([held, *(bucket.wait(now) for bucket in self._global_buckets(now))])
+        return max([held, *(window.wait(now) for window in self._global_windows(now))])
 
     def domain_wait(self, domain: str, now: float) -> float:
         """Seconds until a message to `domain` may go as far as that domain's own limits are concerned."""
         held = max(self._held_until.get(domain.lower(), now) - now, 0.0)
-        return max([held, *(bucket.wait(now) for bucket in self._domain_buckets(domain, now))])
+        return max([held, *(window.wait(now) for window in self._domain_windows(domain, now))])
 
     def wait(self, domain: str, now: float) -> float:
         """Seconds until a message to `domain` may go (0 when it may go now)."""
@@ -115,8 +100,8 @@ class Pacer:
         """Use up one message's allowance for `domain` if it may go now; say whether it did."""
         if self.wait(domain, now) > 0:
             return False
-        for bucket in (*self._global_buckets(now), *self._domain_buckets(domain, now)):
-            bucket.tokens -= 1
+        for window in (*self._global_windows(now), *self._domain_windows(domain, now)):
+            window.take(now)
         return True
 
     def slow_down(self, domain: str, now: float, seconds: float) -> None:

@@ -7,20 +7,25 @@ What may go again: a `failed` message (a permanent refusal, or temporary ones un
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from outreach.campaigns.catalog import find_campaign
-from outreach.db.models import Campaign, CampaignStep, OutboxMessage, as_utc
+from outreach.db.models import Campaign, CampaignStep, Contact, OutboxBody, OutboxMessage, as_utc
+from outreach.db.queries import find_campaign
 from outreach.errors import InvalidValueError, NotFoundError
 from outreach.outbox.states import State
+from outreach.rendering.letters import domain_of
 
 AGAIN = (State.FAILED, State.UNKNOWN, State.HELD)  # the states a message may be queued again from
+_has_letter = OutboxMessage.message_id.in_(select(OutboxBody.message_id).where(OutboxBody.letter.is_not(None)))
+# A campaign with a message in one of these has begun: a letter of it reached, or is reaching, a server.
+BEGUN = (State.SENDING, State.COMMITTING, State.SENT, State.UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,97 @@ class OutboxEntry:
         for key in ("next_attempt_at", "sent_at"):
             values[key] = values[key].isoformat() if values[key] else None
         return values
+
+
+@dataclass(frozen=True)
+class FirstLetters:
+    """The queued first letters of a campaign that has sent nothing yet: how many, to whom (by role, country,
+    language and recipient domain), and when the first and the last of them are due."""
+
+    campaign: str
+    time_zone: str  # the campaign's zone, to show its times in (UTC when it has none)
+    count: int
+    roles: dict[str, int]
+    countries: dict[str, int]
+    languages: dict[str, int]
+    domains: dict[str, int]
+    first_at: datetime
+    last_at: datetime
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """The queued messages of active campaigns: how many, to which recipient domains, and when the next and the
+    last of them are due."""
+
+    count: int
+    domains: dict[str, int]
+    next_at: datetime | None
+    last_at: datetime | None
+
+
+def first_letters(
+    sessions: sessionmaker[Session], *, due_by: datetime | None, campaign: str | None = None
+) -> list[FirstLetters]:
+    """The queued first letters (step 0) of active campaigns that have sent nothing yet, due by `due_by` (at any
+    time when None), per campaign in the order they fall due: what is looked at before the first of them goes."""
+    other = aliased(OutboxMessage)  # not correlated: the campaigns that have begun are found once, by state
+    begun = select(other.campaign_id).where(other.state.in_(BEGUN))
+    query = (
+        select(Campaign.name, Campaign.time_zone, Contact.role, Contact.country, OutboxMessage.language,
+               OutboxMessage.recipient, OutboxMessage.next_attempt_at)
+        .join(Campaign, Campaign.id == OutboxMessage.campaign_id)
+        .join(CampaignStep, CampaignStep.id == OutboxMessage.step_id)
+        .join(Contact, Contact.id == OutboxMessage.contact_id)
+        .where(OutboxMessage.state == State.QUEUED, CampaignStep.position == 0, Campaign.status == "active")
+        .where(Campaign.id.not_in(begun))
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+    )  # fmt: skip
+    if due_by is not None:
+        query = query.where(OutboxMessage.next_attempt_at <= due_by)
+    if campaign:
+        query = query.where(Campaign.name == campaign)
+    found: dict[str, tuple[str, tuple[Counter[str], ...], list[datetime]]] = {}
+    with sessions() as session:
+        for name, time_zone, role, country, language, recipient, due in session.execute(query):
+            if name not in found:
+                found[name] = (time_zone or "UTC", (Counter(), Counter(), Counter(), Counter()), [])
+            roles, countries, languages, domains = found[name][1]
+            roles[role or "no role"] += 1
+            countries[country or "no country"] += 1
+            languages[language] += 1
+            domains[domain_of(recipient)] += 1
+            found[name][2].append(as_utc(due))
+    return [
+        FirstLetters(name, time_zone, len(times), _ranked(roles), _ranked(countries), _ranked(languages),
+                     _ranked(domains), first_at=times[0], last_at=times[-1])
+        for name, (time_zone, (roles, countries, languages, domains), times) in found.items()
+    ]  # fmt: skip
+
+
+def _ranked(counter: Counter[str]) -> dict[str, int]:
+    """Counts, the largest first."""
+    return dict(counter.most_common())
+
+
+def waiting_messages(sessions: sessionmaker[Session], *, campaign: str | None = None) -> Waiting:
+    """The queued messages of active campaigns (of `campaign` alone when given), whenever they are due."""
+    query = (
+        select(OutboxMessage.recipient, OutboxMessage.next_attempt_at)
+        .join(Campaign, Campaign.id == OutboxMessage.campaign_id)
+        .where(OutboxMessage.state == State.QUEUED, Campaign.status == "active")
+    )
+    if campaign:
+        query = query.where(Campaign.name == campaign)
+    domains: Counter[str] = Counter()
+    first: datetime | None = None
+    last: datetime | None = None
+    with sessions() as session:
+        for recipient, due in session.execute(query):
+            domains[domain_of(recipient)] += 1
+            due = as_utc(due)
+            first, last = min(first or due, due), max(last or due, due)
+    return Waiting(domains.total(), dict(domains), first, last)
 
 
 def list_outbox(
@@ -109,8 +205,13 @@ def requeue(
                         f"outbox message {message_id} is {found[message_id]}",
                         hint="only failed, unknown or held messages can be queued again",
                     )
+            unmade = session.scalars(select(OutboxMessage.id).where(OutboxMessage.id.in_(ids), ~_has_letter)).first()
+            if unmade is not None:
+                raise InvalidValueError(f"outbox message {unmade} has no letter: it was queued by an older version",
+                                        hint="`outreach campaigns refresh CAMPAIGN` makes it first")  # fmt: skip
             query = query.where(OutboxMessage.id.in_(ids))
-        query = query.where(OutboxMessage.state.in_(states or AGAIN))
+        # A copy queued by an older version waits for `campaigns refresh` to make its letter.
+        query = query.where(OutboxMessage.state.in_(states or AGAIN), _has_letter)
         if campaign:
             query = query.where(OutboxMessage.campaign_id == find_campaign(session, campaign).id)
         moved = session.execute(query.values(state="queued", attempts=0, next_attempt_at=now, claimed_by=None,

@@ -1,7 +1,6 @@
-"""What the sender adds to each message before it leaves: List-Unsubscribe headers and a DKIM signature.
+"""What the sender adds to each letter before it leaves, besides Date: a DKIM signature by the From domain's key.
 
-References: RFC 2369 (List-Unsubscribe: URLs in angle brackets, comma separated), RFC 8058 (one-click
-unsubscribe: an https URL, `List-Unsubscribe-Post`, and a DKIM signature that covers both), RFC 6376 (DKIM),
+References: RFC 8058 (one-click unsubscribe needs a DKIM signature that covers both its headers), RFC 6376 (DKIM),
 RFC 8301 (RSA keys of at least 1024 bits). Pure: the key arrives as bytes, except in `load_dkim_signer`, which
 reads the one file it is given at start. dkimpy stamps its `t=` tag from the clock itself.
 """
@@ -10,18 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import stat
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
 
+from outreach.config import DKIM_KEY_MAX_BYTES
 from outreach.errors import ConfigError
 from outreach.rendering.mime import one_line
 
-# A header line may hold 998 octets (RFC 5322 2.1.1); mime.build_message keeps each URL whole on a line of its own.
-_MAX_LINE = 998
-_UNSUBSCRIBE_PREFIX = len("List-Unsubscribe: ")
-# Blanks and controls would be folded away or start a header (RFC 2369 2: no blanks inside the brackets); an
-# angle bracket would end the URL early; `=?` would read as an RFC 2047 encoded word.
-_UNSAFE = re.compile(r"[\x00-\x20\x7f-\x9f<>\u2028\u2029]|=\?")
 _DNS_NAME = re.compile(
     r"(?=.{1,253}\Z)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*"
 )
@@ -37,6 +31,8 @@ SIGNED_HEADERS = (
     "Date",
     "Message-ID",
     "Reply-To",
+    "In-Reply-To",
+    "References",
     "MIME-Version",
     "Content-Type",
     "List-Unsubscribe",
@@ -45,53 +41,6 @@ SIGNED_HEADERS = (
 _INCLUDE_HEADERS = [name.lower().encode("ascii") for name in SIGNED_HEADERS] * 2
 _MIN_KEY_BITS = 1024  # RFC 8301 3.2: verifiers reject smaller RSA keys
 _TRIAL_MESSAGE = b"From: outreach@example.org\r\nSubject: key check\r\n\r\nkey check\r\n"
-
-
-def unsubscribe_headers(mailto: str, url: str, token: str) -> list[tuple[str, str]]:
-    """Return the List-Unsubscribe headers for one message: the URL (one-click) first, then the mailto."""
-    links: list[str] = []
-    if url:
-        _check(url, "OUTREACH_UNSUBSCRIBE_URL")
-        if not url.lower().startswith("https://"):
-            raise ValueError(f"OUTREACH_UNSUBSCRIBE_URL is {url!r}: one-click unsubscribe needs https (RFC 8058 3.1)")
-        links.append(_fitting(f"<{_with_token(url, token)}>", "OUTREACH_UNSUBSCRIBE_URL"))
-    if mailto:
-        _check(mailto, "OUTREACH_UNSUBSCRIBE_MAILTO")
-        if "@" not in mailto or any(ch in mailto for ch in ",?&"):
-            raise ValueError(f"OUTREACH_UNSUBSCRIBE_MAILTO is {mailto!r}: it must be one address")
-        links.append(_fitting(f"<mailto:{mailto}?subject=unsubscribe>", "OUTREACH_UNSUBSCRIBE_MAILTO"))
-    if not links:
-        return []
-    # Unfolded: build_message folds at the blank after each comma, never inside the brackets.
-    headers = [("List-Unsubscribe", ", ".join(links))]
-    if url:
-        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))  # RFC 8058 3.1
-    return headers
-
-
-def _check(value: str, setting: str) -> None:
-    """Refuse a setting that would break the header or inject another one."""
-    if "\r" in value or "\n" in value:
-        raise ValueError(f"{setting} holds a line break, which would start a header of its own")
-    if not value.isascii() or _UNSAFE.search(value):
-        raise ValueError(f"{setting} is {value!r}: it must be ASCII without blanks, controls, angle brackets or `=?`")
-
-
-def _fitting(link: str, setting: str) -> str:
-    """Return the link if it fits on one header line with the field name and a comma."""
-    if _UNSUBSCRIBE_PREFIX + len(link) + 1 > _MAX_LINE:
-        raise ValueError(f"{setting} is too long: with its token it passes a header line's {_MAX_LINE} octets")
-    return link
-
-
-def _with_token(url: str, token: str) -> str:
-    """Put the URL-quoted token in place of `{token}`, or add it as the query parameter `token`."""
-    quoted = quote(token, safe="")
-    if "{token}" in url:
-        return url.replace("{token}", quoted)
-    parts = urlsplit(url)
-    query = f"{parts.query.rstrip('&')}&token={quoted}" if parts.query.rstrip("&") else f"token={quoted}"
-    return urlunsplit(parts._replace(query=query))
 
 
 class _UnusableKeyError(ValueError):
@@ -156,9 +105,16 @@ def load_dkim_signer(key_path: Path, selector: str, domain: str) -> DkimSigner:
     import dkim
 
     try:
-        pem = key_path.read_bytes()
+        # Stat before opening (opening a FIFO waits for a writer) and read no more than a key can hold: a path
+        # changed since the settings were checked must not read /dev/zero until memory runs out.
+        if not stat.S_ISREG(key_path.stat().st_mode):
+            raise ConfigError("not a regular file, so no DKIM private key", where=str(key_path))
+        with key_path.open("rb") as file:
+            pem = file.read(DKIM_KEY_MAX_BYTES + 1)
     except OSError as error:
         raise ConfigError(f"cannot read the DKIM private key: {error.strerror or error}", where=str(key_path)) from None
+    if len(pem) > DKIM_KEY_MAX_BYTES:
+        raise ConfigError(f"more than {DKIM_KEY_MAX_BYTES:,} bytes, so no DKIM private key", where=str(key_path))
     try:
         signer = DkimSigner(pem, selector, domain)
         signer.sign(_TRIAL_MESSAGE)  # what dkimpy cannot sign with fails here, at start, not on every message

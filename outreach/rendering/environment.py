@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +66,16 @@ def template_languages(root: Path, name: str) -> list[str]:
         sorted(p.name for p in folder.iterdir() if p.is_dir() and (p / SUBJECT).is_file()) if folder.is_dir() else []
     )
     return sorted(found, key=lambda language: language != FALLBACK_LANGUAGE)
+
+
+def template_digest(root: Path, name: str) -> str:
+    """A digest of a template's files and of the shared pieces templates include (`_*` folders): it changes when
+    any of them is edited, so copies made before can be found and made again."""
+    digest = hashlib.sha256()
+    folders = [root / name, *sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("_"))]
+    for folder in folders:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(f"{path.relative_to(root).as_posix()}\0".encode())
+            digest.update(path.read_bytes())
+            digest.update(b"\0")
+    return digest.hexdigest()[:16]

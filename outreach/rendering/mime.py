@@ -54,7 +54,7 @@ class Message:
     subject: str
     text: str
     message_id: str
-    date: datetime
+    date: datetime | None  # None: no Date header (the outbox keeps letters without one; sending adds it)
     html: str | None = None
     reply_to: Mailbox | None = None
     headers: Sequence[tuple[str, str]] = field(default_factory=tuple)  # In-Reply-To, List-Unsubscribe ...
@@ -203,7 +203,7 @@ def build_message(message: Message) -> bytes:
         lines.append(f"Reply-To: {mailbox(message.reply_to)}")
     lines += [
         unstructured("Subject", message.subject),
-        f"Date: {format_datetime(message.date)}",
+        *([f"Date: {format_datetime(message.date)}"] if message.date else []),
         f"Message-ID: {_checked_id(message.message_id)}",
     ]
     for name, value in message.headers:

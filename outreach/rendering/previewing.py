@@ -21,22 +21,9 @@ from outreach.errors import ConfigError, NotFoundError, OutreachError
 from outreach.rendering.copies import CompiledTemplate, Copy, Letterhead, Recipient, TemplateRenderError
 from outreach.rendering.copies import Signatory as PrintedSignatory
 from outreach.rendering.environment import make_environment, template_names
-from outreach.rendering.mime import Mailbox, Message, build_message, make_message_id
+from outreach.rendering.letters import Sender
+from outreach.rendering.mime import Mailbox
 from outreach.rendering.salutations import shipped_forms
-
-
-@dataclass(frozen=True)
-class Sender:
-    """Who the letters come from, read from the settings."""
-
-    mailbox: Mailbox | None
-    organization: str = ""
-    reply_to: Mailbox | None = None
-
-    @property
-    def name(self) -> str:
-        """The name printed under the letter."""
-        return (self.mailbox.name or self.mailbox.address) if self.mailbox else ""
 
 
 def parse_mailbox(text: str, setting: str) -> Mailbox | None:
@@ -103,19 +90,6 @@ def render_for(
         recipient = recipient_of(contact)
         head = letterhead(session, sender, now)
     return template.render(recipient, head, _follow_up(first, recipient, head)), recipient
-
-
-def as_eml(copy: Copy, recipient: Recipient, sender: Sender, *, now: datetime) -> bytes:
-    """The copy as a message file, exactly as it would be sent (with a fresh Message-ID)."""
-    if sender.mailbox is None:
-        raise ConfigError("OUTREACH_FROM is not set", hint='add OUTREACH_FROM="Name <address>" to .env')
-    domain = sender.mailbox.address.rpartition("@")[2]
-    to = Mailbox(ascii_domain_form(recipient.email), recipient.name)
-    message = Message(
-        sender=sender.mailbox, recipient=to, subject=copy.subject, text=copy.text, html=copy.html,
-        message_id=make_message_id(domain), date=now, reply_to=sender.reply_to,
-    )  # fmt: skip
-    return build_message(message)
 
 
 @dataclass

@@ -14,8 +14,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from outreach.campaigns.catalog import find_campaign
 from outreach.db.models import Campaign, CampaignStep, Contact, OutboxMessage, Response, Signatory, StepSkip, as_utc
+from outreach.db.queries import find_campaign
 from outreach.reports.figures import (
     CampaignRecord,
     MessageRecord,

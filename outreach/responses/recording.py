@@ -38,6 +38,7 @@ from outreach.db.models import (
     Suppression,
     as_utc,
 )
+from outreach.db.queries import find_campaign
 from outreach.errors import InvalidValueError, NotFoundError
 from outreach.responses.reading import Understood, fingerprint, understand_all
 from outreach.responses.sources import Checkpoint, Fetched, Source
@@ -464,10 +465,7 @@ def list_responses(
     query = select(Response).order_by(Response.received_at.desc(), Response.id.desc())
     with sessions() as session:
         if campaign is not None:
-            campaign_id = session.scalar(select(Campaign.id).where(Campaign.name == campaign))
-            if campaign_id is None:
-                raise NotFoundError(f"no campaign {campaign!r}", hint="`outreach campaigns list` shows them")
-            query = query.where(Response.campaign_id == campaign_id)
+            query = query.where(Response.campaign_id == find_campaign(session, campaign).id)
         if kind is not None:
             query = query.where(Response.kind == kind)
         if contact is not None:

@@ -1,0 +1,264 @@
+"""Refreshing: the copies of a campaign that no sender has handed to the server, made again after an edit.
+
+A template, a signatory or a contact changed after a campaign was queued: each copy still `queued`, `held` or
+`failed` is rendered again and made into its letter as queueing makes it (outreach/rendering/letters.py), under
+the same Message-ID, in the same thread and due at the same time. A copy that is `sending`, `committing`, `sent`,
+`unknown` or `cancelled` is never touched: its bytes may have reached the server, or it is withdrawn.
+
+Like queueing, one broken copy refreshes none: every copy is rendered once first, changing nothing, and only then
+written, one transaction a batch so that senders are not kept waiting for the whole outbox. Each batch locks its
+rows (`FOR UPDATE` on PostgreSQL; SQLite has one writer at a time) and each write names the states it expects, so
+a sender claiming a copy at the same moment either sends the old letter, and the copy is left as it was, or waits
+and sends the new one (outreach/outbox/claims.py reads the letter in its claiming transaction).
+
+A letter keeps the date it was made on (the `date` its template prints): refreshing it on a later day changes what
+was edited, not the date, so that "already current" means what it says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy.orm import Session, aliased, sessionmaker
+
+from outreach.campaigns.catalog import FollowUp, campaign_sender
+from outreach.campaigns.queueing import first_letter_variables
+from outreach.db.models import Campaign, CampaignStep, Contact, OutboxBody, OutboxMessage, as_utc
+from outreach.db.queries import find_campaign
+from outreach.rendering.copies import CompiledTemplate, Letterhead
+from outreach.rendering.differences import letter_diff, same_letter
+from outreach.rendering.environment import template_digest
+from outreach.rendering.letters import Letter, Sender, letter_for
+from outreach.rendering.previewing import compile_template, letterhead, recipient_of
+
+BATCH = 500
+# The states of the copies no sender has handed to the server: the only ones made again.
+REFRESHED = ("queued", "held", "failed")
+# The copies still to go that `stale_steps` counts (a failed one goes only when retried).
+UNSENT = ("queued", "held")
+
+_Copy = Row[*tuple[Any, ...]]  # one copy as `_rows` reads it, its columns by name
+
+
+@dataclass
+class RefreshReport:
+    """What refreshing a campaign did, copy by copy."""
+
+    campaign: str
+    changed: int = 0  # letters that now read differently
+    current: int = 0  # letters that were already what the templates, signatories and contacts make
+    made: int = 0  # copies queued by an older version, without a letter, that now have one
+    releasable: int = 0  # of those, the held ones: `outreach outbox release` queues them again
+    taken: int = 0  # claimed by a sender between the look and the write: left as they were
+    skipped: dict[str, int] = field(default_factory=dict)  # not made again, by reason
+    diff: str | None = None  # with `diff`: a unified diff of the first changed copy's text
+    diff_of: str | None = None  # that copy's recipient
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class StaleStep:
+    """A step with copies still to go that were made from an older version of its template."""
+
+    campaign: str
+    position: int
+    template: str
+    copies: int
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return dict(self.__dict__)
+
+    def notice(self) -> str:
+        """What `queue` and `send` say of these copies."""
+        return (f"The template {self.template!r} changed since {self.copies} copies of {self.campaign} step "
+                f"{self.position} were made: `outreach campaigns refresh {self.campaign}` makes them "
+                "again.")  # fmt: skip
+
+
+class _Letters:
+    """The letters of a campaign made again: the templates compiled once for each day a letter was made on, with
+    the sender and the signatories as they are now."""
+
+    def __init__(self, templates: Path, sender: Sender, head: Letterhead) -> None:
+        self.templates, self.sender, self.head = templates, sender, head
+        # A compiled template keeps what is the same for every copy of a language, the date too: one for each day.
+        self.compiled: dict[tuple[str, date], tuple[CompiledTemplate, Letterhead]] = {}
+        self.digests: dict[str, str] = {}
+
+    def make(self, row: _Copy) -> Letter:
+        """The letter of one copy, under its Message-ID and in its thread; a follow-up says what its first letter
+        was called and when it went, as when it was queued."""
+        day = as_utc(row.created_at).date()
+        if (row.template, day) not in self.compiled:
+            self.digest(row.template)  # before the files are read: an edit in between leaves the copies stale
+            self.compiled[row.template, day] = (compile_template(self.templates, row.template),
+                                                replace(self.head, date=day))  # fmt: skip
+        template, head = self.compiled[row.template, day]
+        extra = None
+        if row.thread_id:
+            first = FollowUp(
+                row.Contact,
+                as_utc(row.next_attempt_at),
+                row.thread_id,
+                row.first_subject,
+                as_utc(row.first_sent_at),
+                row.first_language,
+            )
+            extra = first_letter_variables(first)
+        return letter_for(template, recipient_of(row.Contact), head, self.sender, row.message_id,
+                          thread_id=row.thread_id, extra=extra)  # fmt: skip
+
+    def digest(self, name: str) -> str:
+        """The digest of a template's files as they are now."""
+        if name not in self.digests:
+            self.digests[name] = template_digest(self.templates, name)
+        return self.digests[name]
+
+
+def _rows(session: Session, ids: Sequence[int], *, lock: bool) -> Sequence[_Copy]:
+    """The copies of `ids` still in a state that is refreshed, with their contact, template, letter and first
+    letter; with `lock`, their outbox rows are locked until the transaction ends."""
+    first = aliased(OutboxMessage)
+    query = (
+        select(OutboxMessage.id, OutboxMessage.message_id, OutboxMessage.state, OutboxMessage.thread_id,
+               OutboxMessage.next_attempt_at, OutboxMessage.created_at, OutboxMessage.last_reply,
+               OutboxMessage.recipient, OutboxMessage.recipient_name, OutboxMessage.language,
+               OutboxMessage.subject, OutboxMessage.sender, OutboxMessage.envelope_sender,
+               OutboxMessage.template_digest, Contact, CampaignStep.template, OutboxBody.letter,
+               first.subject.label("first_subject"), first.sent_at.label("first_sent_at"),
+               first.language.label("first_language"))
+        .join(Contact, Contact.id == OutboxMessage.contact_id)
+        .join(CampaignStep, CampaignStep.id == OutboxMessage.step_id)
+        .outerjoin(OutboxBody, OutboxBody.message_id == OutboxMessage.message_id)
+        .outerjoin(first, first.message_id == OutboxMessage.thread_id)
+        .where(OutboxMessage.id.in_(ids), OutboxMessage.state.in_(REFRESHED))
+        .order_by(OutboxMessage.id)
+    )  # fmt: skip
+    if lock:
+        # PostgreSQL re-checks the state of a row it had to wait for: one a sender claimed meanwhile drops out.
+        # SQLite ignores FOR UPDATE; there the guarded UPDATE below does the same, under its one writer lock.
+        query = query.with_for_update(of=OutboxMessage)
+    return session.execute(query).all()
+
+
+def _batches(ids: list[int]) -> Iterator[list[int]]:
+    for start in range(0, len(ids), BATCH):
+        yield ids[start : start + BATCH]
+
+
+def refresh_campaign(
+    sessions: sessionmaker[Session],
+    templates: Path,
+    name: str,
+    default_sender: Sender,
+    *,
+    now: datetime,
+    diff: bool = False,
+) -> RefreshReport:
+    """Make every copy of a campaign not yet handed to the server (queued, held, failed) again from its template,
+    its contact, the signatories and the campaign's sender as they are now, keeping its Message-ID, thread and due
+    time; with `diff`, the report carries a unified diff of one changed copy."""
+    report = RefreshReport(name)
+    with sessions() as session:
+        campaign = find_campaign(session, name)
+        sender = campaign_sender(campaign, default_sender)
+        head = letterhead(session, sender, now)
+        ids = list(session.scalars(
+            select(OutboxMessage.id).where(OutboxMessage.campaign_id == campaign.id,
+                                           OutboxMessage.state.in_(REFRESHED)).order_by(OutboxMessage.id)
+        ))  # fmt: skip
+    letters = _Letters(templates, sender, head)
+    # Every copy is made once, changing nothing, so that a broken one (TemplateRenderError: the contact, the file,
+    # the line) stops the refresh before any batch is written.
+    for batch in _batches(ids):
+        with sessions() as session:
+            for row in _rows(session, batch, lock=False):
+                if row.Contact.email:
+                    letters.make(row)
+    for batch in _batches(ids):
+        with sessions.begin() as session:
+            for row in _rows(session, batch, lock=True):
+                _refresh(session, row, letters, report, now, diff=diff)
+    return report
+
+
+def _refresh(session: Session, row: _Copy, letters: _Letters, report: RefreshReport, now: datetime, *,
+             diff: bool) -> None:  # fmt: skip
+    """Make one copy again and write what changed, if it is still where no sender has taken it."""
+    if not row.Contact.email:  # erased (GDPR) since it was queued: there is nobody to make it for
+        report.skipped["no address"] = report.skipped.get("no address", 0) + 1
+        return
+    letter = letters.make(row)
+    values = {"recipient": letter.recipient, "recipient_name": row.Contact.name, "language": letter.language,
+              "subject": letter.subject, "sender": letter.sender, "envelope_sender": letter.envelope_sender,
+              "template_digest": letters.digest(row.template)}  # fmt: skip
+    made = row.letter is None
+    changed = not made and not same_letter(row.letter, letter.data)
+    # Held by migration 0006 for want of a letter (every copy queued since has one): made now, it may be released.
+    releasable = made and row.state == "held"
+    if releasable:
+        values["last_reply"] = None
+    if not (made or changed) and all(getattr(row, column) == value for column, value in values.items()):
+        report.current += 1
+        return
+    written = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == row.id, OutboxMessage.state.in_(REFRESHED))
+        .values(**values, updated_at=now)
+    ).rowcount  # type: ignore[attr-defined]  # fmt: skip
+    if written != 1:  # a sender claimed it between the look and the write: it sends the letter it read
+        report.taken += 1
+        return
+    if made or changed:
+        stored = session.execute(
+            update(OutboxBody).where(OutboxBody.message_id == row.message_id).values(letter=letter.data)
+        ).rowcount  # type: ignore[attr-defined]
+        if stored != 1:
+            session.execute(insert(OutboxBody).values(message_id=row.message_id, letter=letter.data))
+    if made:
+        report.made += 1
+        report.releasable += releasable
+    elif changed:
+        report.changed += 1
+        if diff and report.diff is None:
+            report.diff = letter_diff(row.letter, letter.data, f"{row.recipient} as it was", "as refreshed")
+            report.diff_of = row.recipient
+    else:
+        report.current += 1
+
+
+def stale_steps(sessions: sessionmaker[Session], templates: Path, campaign: str | None = None) -> list[StaleStep]:
+    """The steps (of one campaign, or of all) whose copies still to go (queued, held) were made from another
+    version of their template than the one in `templates` now, with how many: `outreach campaigns refresh` makes
+    them again. A step whose template is gone from the folder is left out: there is nothing to refresh it from."""
+    query = (
+        select(Campaign.name, CampaignStep.position, CampaignStep.template, OutboxMessage.template_digest,
+               func.count())
+        .join(CampaignStep, CampaignStep.id == OutboxMessage.step_id)
+        .join(Campaign, Campaign.id == OutboxMessage.campaign_id)
+        .where(OutboxMessage.state.in_(UNSENT))
+        .group_by(Campaign.id, Campaign.name, CampaignStep.position, CampaignStep.template,
+                  OutboxMessage.template_digest)
+        .order_by(Campaign.id, CampaignStep.position)
+    )  # fmt: skip
+    if campaign is not None:
+        query = query.where(Campaign.name == campaign)
+    with sessions() as session:
+        rows = session.execute(query).all()
+    digests: dict[str, str | None] = {}
+    stale: dict[tuple[str, int, str], int] = {}
+    for name, position, template, digest, count in rows:
+        if template not in digests:
+            digests[template] = template_digest(templates, template) if (templates / template).is_dir() else None
+        if digests[template] is not None and digest != digests[template]:  # no digest: queued before 0006
+            stale[name, position, template] = stale.get((name, position, template), 0) + count
+    return [StaleStep(name, position, template, count) for (name, position, template), count in stale.items()]
