@@ -23,6 +23,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from outreach.errors import ConfigError, SettingsError
 from outreach.rates import Rate, RateError, parse_rates
+from outreach.scrubbing import Scrubber, redact_url, url_password
 
 ENV_FILE = ".env"
 DATABASE_FILE = "outreach.db"
@@ -57,6 +58,8 @@ KNOWN = {
     "OUTREACH_IMAP_MOVE_TO": "",  # folder a recorded message is moved to; empty: it stays where it is
     "OUTREACH_SOFT_BOUNCE_LIMIT": "3",  # soft bounces of one address before it counts as bounced
     "OUTREACH_MISFIRE_GRACE": "1h",  # what fell due longer ago while no scheduler ran is held, not sent
+    "OUTREACH_RENDER_SECONDS": "2",  # the longest one copy of a template may take to render
+    "OUTREACH_RENDER_BYTES": "2097152",  # the most one copy (subject, text and HTML together) may hold: 2 MiB
 }
 
 
@@ -118,6 +121,8 @@ class Settings:
     imap_move_to: str = ""
     soft_bounce_limit: int = 3
     misfire_grace: int = 3600  # seconds
+    render_seconds: int = 2
+    render_bytes: int = 2 * 1024 * 1024
 
     def __repr__(self) -> str:
         # A database URL can carry a password, and the SMTP and IMAP passwords are ones: never show them.
@@ -127,6 +132,14 @@ class Settings:
             f"smtp={self.smtp_username or '-'}@{self.smtp_host}:{self.smtp_port}/{self.smtp_security}, "
             f"imap={imap if self.imap_host else '-'})"
         )
+
+    def scrubber(self) -> Scrubber:
+        """What hides the SMTP, IMAP and database passwords, in every form, in a text about to be shown."""
+        return Scrubber([
+            (self.smtp_username, self.smtp_password),
+            (self.imap_username, self.imap_password),
+            ("", url_password(self.database_url)),
+        ])  # fmt: skip
 
 
 def process_environment() -> dict[str, str]:
@@ -228,6 +241,8 @@ class _Reader:
             imap_move_to=self.get("OUTREACH_IMAP_MOVE_TO"),
             soft_bounce_limit=self.number("OUTREACH_SOFT_BOUNCE_LIMIT", 1, None),
             misfire_grace=self.duration("OUTREACH_MISFIRE_GRACE", most=MAX_MISFIRE_GRACE),
+            render_seconds=self.number("OUTREACH_RENDER_SECONDS", 1, 3600),
+            render_bytes=self.number("OUTREACH_RENDER_BYTES", 1024, 100_000_000),
         )
 
     def get(self, key: str) -> str:
@@ -497,13 +512,3 @@ def database_url(workspace: Path, configured: str) -> str:
             f"OUTREACH_DATABASE_URL must be a sqlite:/// or postgresql+psycopg:// URL, not {redact_url(url)}"
         )
     return url
-
-
-def redact_url(url: str) -> str:
-    """Hide the password in a database URL."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url

@@ -7,7 +7,7 @@ database and the templates checked. Nothing here prints; `outreach doctor` shows
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -16,7 +16,6 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from outreach.config import redact_url
 from outreach.contacts.directory import count_contacts
 from outreach.contacts.segments import Segment
 from outreach.db.engine import SCHEMA_HEAD
@@ -25,10 +24,11 @@ from outreach.errors import ConfigError, OutreachError, SettingsError
 from outreach.outbox.signing import DkimSigner
 from outreach.outbox.smtp import SmtpConnection, SmtpError, SmtpSettings, is_loopback
 from outreach.outbox.states import State
-from outreach.rendering.environment import FALLBACK_LANGUAGE, SUBJECT, first_letter_of, template_names
+from outreach.rendering.environment import FALLBACK_LANGUAGE, SUBJECT, RenderLimits, first_letter_of, template_names
 from outreach.rendering.letters import Sender
 from outreach.rendering.previewing import check_template, compile_template
 from outreach.responses.sources import ImapError, ImapSettings, ImapSource
+from outreach.scrubbing import redact_url
 from outreach.workspace import Workspace
 
 SMTP_TIMEOUT = 10.0  # seconds: a doctor should answer soon, not wait out the adapter's 60 s for sending
@@ -54,15 +54,18 @@ class Check:
 
 
 def diagnose(workspace: Workspace, *, now: datetime, smtp_timeout: float = SMTP_TIMEOUT) -> list[Check]:
-    """Run every check in turn (settings, database, templates, SMTP, IMAP); one failing never stops the others."""
+    """Run every check in turn (settings, database, templates, SMTP, IMAP); one failing never stops the others.
+    No password shows in what they say, in any form a server may have echoed it."""
     database, sessions = _database(workspace)
-    return [
+    checks = [
         _settings(workspace),
         database,
         _templates(workspace, sessions, now=now),
         _smtp(workspace.smtp_settings(timeout=smtp_timeout)),
         _imap(workspace.imap_settings(timeout=smtp_timeout), workspace.settings.imap_folder),
     ]
+    scrub = workspace.settings.scrubber()
+    return [replace(check, detail=scrub(check.detail), hint=scrub.optional(check.hint)) for check in checks]
 
 
 def unloadable_settings(error: ConfigError) -> Check:
@@ -204,7 +207,7 @@ def _templates(workspace: Workspace, sessions: sessionmaker[Session] | None, *, 
     failures: list[str] = []
     copies = 0
     for name in names:
-        checked, found = _template_problems(root, name, sessions, sender, now)
+        checked, found = _template_problems(root, name, sessions, sender, now, workspace.render_limits())
         copies += checked
         failures += found
     listed = ", ".join(names)
@@ -225,14 +228,15 @@ def _templates(workspace: Workspace, sessions: sessionmaker[Session] | None, *, 
 
 
 def _template_problems(
-    root: Path, name: str, sessions: sessionmaker[Session] | None, sender: Sender, now: datetime
+    root: Path, name: str, sessions: sessionmaker[Session] | None, sender: Sender, now: datetime, limits: RenderLimits
 ) -> tuple[int, list[str]]:
     """Check one template as `outreach templates check NAME` does; return the copies rendered and the problems."""
     try:
         if sessions is None:
-            compile_template(root, name)
+            compile_template(root, name, limits)
             return 0, []
-        report = check_template(sessions, root, name, Segment(), sender, now=now, follows=first_letter_of(root, name))
+        report = check_template(sessions, root, name, Segment(), sender, now=now, follows=first_letter_of(root, name),
+                                limits=limits)  # fmt: skip
     except OutreachError as error:  # a syntax error, or the first letter of a follow-up missing
         return 0, [f"{name}: {error.format_message()}"]
     except (OSError, UnicodeError) as error:  # unreadable, or a file in another encoding than UTF-8
@@ -244,9 +248,11 @@ def _template_problems(
     ]
 
 
-# SmtpError says what failed in words, not in kinds; these are the words it uses (see outreach/outbox/smtp.py).
+# SmtpError says what failed in words, not in kinds. A refused login and a host name that is none come with hints of
+# their own; for a connection that failed, the message names the library's exception ("cannot use the SMTP server:
+# ConnectionRefusedError: ..."), and these words are looked for in that name only, never in what a server said.
+_SMTP_FAILURE = "cannot use the SMTP server: "
 _SMTP_HINTS = (
-    ("refused the login", "check OUTREACH_SMTP_USERNAME and OUTREACH_SMTP_PASSWORD"),
     ("ConnectionRefused", "nothing listens there: is the server running, and are OUTREACH_SMTP_HOST and "
                           "OUTREACH_SMTP_PORT right?"),
     ("gaierror", "the host name is not known: check OUTREACH_SMTP_HOST"),
@@ -268,11 +274,8 @@ def _smtp(smtp: SmtpSettings) -> Check:
         finally:
             connection.close()
     except SmtpError as error:
-        hint = error.hint or next((h for words, h in _SMTP_HINTS if words in error.message), None)
         detail = f"{error.where}: {error.message}" if error.where else error.message
-        return Check("smtp", Status.FAILED, detail, hint or "check the OUTREACH_SMTP_* settings")
-    except UnicodeError:  # the IDNA codec refuses a malformed host name before any connection
-        return Check("smtp", Status.FAILED, f"{where}: {smtp.host!r} is not a host name", "check OUTREACH_SMTP_HOST")
+        return Check("smtp", Status.FAILED, detail, _smtp_hint(error))
     detail = (
         f"{where}, {_SECURITY.get(smtp.security, smtp.security)}, "
         + (f"logged in as {smtp.username!r}" if smtp.username else "no login (OUTREACH_SMTP_USERNAME is empty)")
@@ -283,6 +286,18 @@ def _smtp(smtp: SmtpSettings) -> Check:
         return Check("smtp", Status.WARNING, detail + "; letters would cross the network unencrypted",
                      "set OUTREACH_SMTP_SECURITY=starttls (ports 25, 587) or tls (port 465)")  # fmt: skip
     return Check("smtp", Status.OK, detail)
+
+
+def _smtp_hint(error: SmtpError) -> str:
+    """The error's own hint, else the one for the exception a failed connection names, else a general one."""
+    if error.hint:
+        return error.hint
+    if error.message.startswith(_SMTP_FAILURE):
+        kind = error.message.removeprefix(_SMTP_FAILURE).split(":", 1)[0]
+        for words, hint in _SMTP_HINTS:
+            if words in kind:
+                return hint
+    return "check the OUTREACH_SMTP_* settings"
 
 
 def _imap(imap: ImapSettings | None, folder: str) -> Check:
@@ -298,8 +313,6 @@ def _imap(imap: ImapSettings | None, folder: str) -> Check:
     except ImapError as error:
         detail = f"{error.where}: {error.message}" if error.where else error.message
         return Check("imap", Status.FAILED, detail, error.hint or "check the OUTREACH_IMAP_* settings")
-    except UnicodeError:  # the IDNA codec refuses a malformed host name before any connection
-        return Check("imap", Status.FAILED, f"{imap.host!r} is not a host name", "check OUTREACH_IMAP_HOST")
     finally:
         source.close()
     detail = (f"{imap.host}:{imap.port}, {_SECURITY.get(imap.security, imap.security)}, logged in as "

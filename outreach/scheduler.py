@@ -35,6 +35,9 @@ LEASE = "run"  # the row of `scheduler_leases` the leader keeps
 LEAD_KEY = zlib.crc32(b"outreach run")
 JOBS = ("follow-ups", "send", "poll")  # the order of a round: what falls due is queued, then sent, then answered
 _TAKE_OVER = "stop it first, or start this one with --wait to take over when it stops"
+# The loggers that may print while the scheduler runs: its own, and those APScheduler's executors log a job's
+# escaped exception to (a traceback whose text may quote what a server echoed).
+_LOGGERS = ("outreach.scheduler", "apscheduler.executors.default", "apscheduler.executors.heartbeat")
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,10 @@ def _utcnow() -> datetime:
 
 def _nothing() -> None:
     return None
+
+
+def _unchanged(text: str) -> str:
+    return text
 
 
 @contextmanager
@@ -253,11 +260,13 @@ def run_scheduler(
     heartbeat: Callable[[], object] = _nothing,
     clock: Callable[[], datetime] = _utcnow,
     on_error: Callable[[str, Exception], None] | None = None,
+    scrub: Callable[[str], str] = _unchanged,
 ) -> RunReport:
     """Run the jobs until `stop` is set (with `once`, until a round finds nothing to do), and say what they did.
 
     On stop, the send in progress is told to stop (its transaction in flight finishes, nothing new starts) and
-    waited for; so is any other job that is running.
+    waited for; so is any other job that is running. What the scheduler's loggers print meanwhile goes through
+    `scrub` (the workspace's passwords out).
     """
     runner = _Runner(jobs, stop, clock, heartbeat, on_error, once)
     if once:
@@ -287,6 +296,10 @@ def run_scheduler(
             # ticks (the previous run was long, the machine slept) runs, however late, and only once (coalesce).
             misfire_grace_time=None,
         )  # fmt: skip
+    scrubbing = _Scrubbing(scrub)
+    loggers = [logging.getLogger(name) for name in _LOGGERS]
+    for logger in loggers:
+        logger.addFilter(scrubbing)
     scheduler.start()
     try:
         while not stop.wait(1.0):
@@ -294,7 +307,29 @@ def run_scheduler(
     finally:
         stop.set()  # a second Ctrl-C lands here too: the drain hears the stop and finishes what is in flight
         scheduler.shutdown(wait=True)
+        for logger in loggers:
+            logger.removeFilter(scrubbing)
     return runner.report
+
+
+class _Scrubbing(logging.Filter):
+    """Passes every record on with its text, and its traceback's, scrubbed."""
+
+    def __init__(self, scrub: Callable[[str], str]) -> None:
+        super().__init__()
+        self.scrub = scrub
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Replace the record's message and traceback by their scrubbed text; keep the record."""
+        record.msg, record.args = self.scrub(record.getMessage()), None
+        if record.exc_info:
+            record.exc_text = self.scrub(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = self.scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.scrub(record.stack_info)
+        return True
 
 
 def _quiet_logger() -> logging.Logger:

@@ -42,11 +42,18 @@ CAMPAIGN_STATUSES = ("draft", "active", "paused", "cancelled")
 # The states of an outbox message (see outreach/outbox/states.py for what each means and the moves between them).
 OUTBOX_STATES = ("queued", "sending", "committing", "sent", "failed", "unknown", "held", "cancelled")
 
-# What an inbound message is (see outreach/responses/classify.py for how each is told apart).
-RESPONSE_KINDS = ("reply", "auto_reply", "hard_bounce", "soft_bounce", "delayed", "unsubscribe", "complaint", "unknown")
+# What an inbound message is (see outreach/responses/classify.py for how each is told apart); `unreadable` is one
+# that could not be read or recorded, kept with the error and its raw bytes, and has no effect.
+RESPONSE_KINDS = (
+    "reply", "auto_reply", "hard_bounce", "soft_bounce", "delayed", "unsubscribe", "complaint", "unknown", "unreadable"
+)  # fmt: skip
 
 # How a response reached the campaign: an inbound email, or one logged by hand.
 CHANNELS = ("email", "phone", "letter", "meeting")
 
 # What a response came to, as the campaigner marks it; `signed` makes the contact a signatory.
 OUTCOMES = ("signed", "declined", "interested", "none")
+
+# What stands, after `contacts forget`, where a person's address, name or words were (a column that held nothing
+# stays empty): lists and reports show it instead of a blank.
+ERASED = "erased"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
@@ -10,21 +12,34 @@ from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
-from sqlalchemy import Engine, make_url
+from sqlalchemy import Engine, func, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.config import ENV_FILE, Settings, load_settings
 from outreach.db.engine import make_engine, make_session_factory, require_current, upgrade
+from outreach.db.models import Suppression
 from outreach.errors import ConfigError, SettingsError, WorkspaceError
 from outreach.locks import exclusive
 from outreach.outbox.signing import DkimSigner, load_dkim_signer
 from outreach.outbox.smtp import SmtpSettings
+from outreach.rendering.environment import RenderLimits
 from outreach.rendering.letters import Sender
 from outreach.rendering.previewing import parse_mailbox
 from outreach.responses.sources import ImapSettings
 
 ENV_EXAMPLE = ".env.example"
 SHIPPED_FOLDERS = ("contacts", "templates")
+# The workspace's secret: the key of the suppression list's hashes (outreach/contacts/addresses.py). A file of its
+# own beside `.env`, not a setting in it: `.env` is the file people edit, rewrite from a template or copy from
+# another workspace, and a secret lost or swapped that way would silently let every address suppressed under it
+# come back. Made once by `outreach init` or `outreach db upgrade`, readable by its owner only, never overwritten.
+SECRET_FILE = "secret.key"
+_SECRET_BYTES = 32
+_SECRET_NOTE = (
+    "# outreach: the key of this workspace's address hashes (the suppression list, and what `contacts forget`\n"
+    "# keeps). Keep it with the database's backups and never share it: without it, an address suppressed or\n"
+    "# forgotten is no longer recognised. Every workspace that uses the same database needs the same file.\n"
+)
 
 
 @dataclass
@@ -44,18 +59,28 @@ class Workspace:
         """The database engine."""
         return make_engine(self.settings.database_url)
 
+    @cached_property
+    def secret(self) -> bytes:
+        """The workspace's secret (secret.key), which keys the hashes of the suppression list."""
+        return read_secret(self.root)
+
     @property
     def sessions(self) -> sessionmaker[Session]:
-        """The session factory, once the schema is known to be current."""
+        """The session factory, once the schema is known to be current and the secret is there."""
         if not self._checked:
             require_current(self.engine)
+            _ = self.secret  # refused here, before any work, rather than at the first address to hash
             self._checked = True
-        return make_session_factory(self.engine)
+        return make_session_factory(self.engine, secret=self.secret)
 
     @property
     def templates(self) -> Path:
         """The folder of the workspace's templates."""
         return self.root / "templates"
+
+    def render_limits(self) -> RenderLimits:
+        """What rendering one copy may take, as the settings say."""
+        return RenderLimits(seconds=self.settings.render_seconds, size=self.settings.render_bytes)
 
     def sender(self) -> Sender:
         """Who the letters come from, as the settings say."""
@@ -122,6 +147,66 @@ def open_workspace(root: Path, environ: Mapping[str, str] | None = None) -> Work
     return Workspace(load_settings(root, environ))
 
 
+def read_secret(root: Path) -> bytes:
+    """The secret in the workspace's secret.key; a missing or damaged file is an error that says what to do."""
+    path = root / SECRET_FILE
+    try:
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        raise WorkspaceError(
+            f"{root} has no {SECRET_FILE}, the key of its suppression list",
+            hint="restore it from a backup; a workspace that never had one gets it from `outreach db upgrade`",
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise WorkspaceError(f"cannot read it: {getattr(error, 'strerror', None) or error}", where=str(path)) from None
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    try:
+        secret = bytes.fromhex(lines[0]) if len(lines) == 1 else b""
+    except ValueError:
+        secret = b""
+    if len(secret) != _SECRET_BYTES:  # the message never quotes the file: it is a secret, even when damaged
+        raise WorkspaceError(f"it does not hold one key of {_SECRET_BYTES * 2} hex digits", where=str(path),
+                             hint="restore it from a backup")  # fmt: skip
+    return secret
+
+
+def make_secret(root: Path) -> bool:
+    """Make the workspace's secret.key (mode 0600) unless it has one; return whether it was made."""
+    try:
+        # O_EXCL: never overwrite a key, not even one another process made a moment ago.
+        descriptor = os.open(root / SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write(_SECRET_NOTE + secrets.token_hex(_SECRET_BYTES) + "\n")
+    return True
+
+
+@dataclass(frozen=True)
+class UpgradeReport:
+    """What `db upgrade` did: the schema's revisions, and whether it made the workspace's secret.key.
+
+    `earlier_suppressions` counts the suppressions the database held when the key was made: those written before
+    hashes were keyed are still recognised; any written under a key since lost are not (hence a warning).
+    """
+
+    before: str | None
+    after: str
+    secret_made: bool
+    earlier_suppressions: int
+
+
+def upgrade_workspace(workspace: Workspace) -> UpgradeReport:
+    """Apply the migrations the database has not had yet, and make the workspace's secret.key if it has none."""
+    before, after = upgrade(workspace.engine)
+    made = make_secret(workspace.root)
+    earlier = 0
+    if made:
+        with workspace.engine.connect() as connection:
+            earlier = connection.scalar(select(func.count()).select_from(Suppression)) or 0
+    return UpgradeReport(before, after, made, earlier)
+
+
 def shipped_files() -> Path:
     """The folder of files `init` copies into a new workspace (package data, also in an installed wheel)."""
     return Path(str(resources.files("outreach") / "shipped"))
@@ -162,6 +247,7 @@ def init_workspace(root: Path, environ: Mapping[str, str] | None = None) -> Init
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
             created.append(str(relative))
+    (created if make_secret(root) else kept).append(SECRET_FILE)
     workspace = Workspace(load_settings(root, environ))
     try:
         _, revision = upgrade(workspace.engine)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.db.engine import make_engine, make_session_factory, upgrade
 from outreach.db.models import Base
-from outreach.workspace import init_workspace
+from outreach.workspace import init_workspace, read_secret
 from tests.imap_server import Dovecot, dovecot_binary, start_dovecot
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -111,7 +111,7 @@ def env(tmp_path: Path, database_url: str) -> Iterator[Env]:
     root = tmp_path / "ws"
     init_workspace(root, {"OUTREACH_DATABASE_URL": database_url})
     engine = make_engine(database_url)
-    yield Env(root, database_url, make_session_factory(engine))
+    yield Env(root, database_url, make_session_factory(engine, secret=read_secret(root)))
     engine.dispose()
 
 

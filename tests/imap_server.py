@@ -1,4 +1,4 @@
-"""A real IMAP server on loopback: this machine's dovecot, run from a temporary folder with one plain-text user.
+"""A real IMAP server on loopback: this machine's dovecot, run from a temporary folder with plain-text users.
 
 How to run dovecot as root without touching the system's own: /work/shared/notes/dovecot-on-loopback.md.
 """
@@ -19,6 +19,11 @@ from pathlib import Path
 from tests.smtp_server import free_port
 
 USERNAME, PASSWORD = "campaign", "secret"
+# A user whose password is not ASCII and holds what IMAP quoting escapes (RFC 3501 4.3: `"` and `\`).
+UNICODE_USERNAME, UNICODE_PASSWORD = "unicode", 'Pässwörd "q" \\ back'
+# A user every login of fails, with a reply that echoes the password it was sent, as it came and IMAP-quoted (a
+# server that quotes the refused command back); dovecot's %w is the password, %E escapes `"` and `\`.
+ECHO_USERNAME = "echo"
 
 CONFIG = """\
 protocols = imap
@@ -41,6 +46,11 @@ mail_location = maildir:~/Maildir
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {root}/users
+}}
+passdb {{
+  driver = static
+  args = nopassword=y nologin=y reason=[%w][%Ew]
+  username_filter = {echo}
 }}
 userdb {{
   driver = static
@@ -136,7 +146,7 @@ def start_dovecot(binary: str, timeout: float = 20.0) -> Dovecot:
         (root / folder).mkdir(exist_ok=True)
     port = free_port()
     tls_port = next(p for p in iter(free_port, None) if p != port)
-    (root / "dovecot.conf").write_text(CONFIG.format(root=root, port=port, tls_port=tls_port))
+    (root / "dovecot.conf").write_text(CONFIG.format(root=root, port=port, tls_port=tls_port, echo=ECHO_USERNAME))
     try:
         subprocess.run(
             ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
@@ -147,7 +157,8 @@ def start_dovecot(binary: str, timeout: float = 20.0) -> Dovecot:
     except (OSError, subprocess.CalledProcessError) as error:
         shutil.rmtree(root, ignore_errors=True)
         raise RuntimeError(f"cannot make a certificate with openssl: {error}") from error
-    (root / "users").write_text(f"{USERNAME}:{{PLAIN}}{PASSWORD}\n")
+    (root / "users").write_text(f"{USERNAME}:{{PLAIN}}{PASSWORD}\n{UNICODE_USERNAME}:{{PLAIN}}{UNICODE_PASSWORD}\n",
+                                encoding="utf-8")  # fmt: skip
     # The login and mail processes run as unprivileged users: they must reach the folders, and own the mail.
     for path in (root, root / "run"):
         path.chmod(0o755)

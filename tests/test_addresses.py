@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from email_validator import EmailNotValidError, validate_email
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from outreach.contacts.addresses import InvalidAddressError, address_hash, parse_address
+from outreach.contacts.addresses import (
+    InvalidAddressError,
+    address_hash,
+    address_hashes,
+    parse_address,
+    unkeyed_address_hash,
+)
 
 ATEXT = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+/=?^_`{|}~-."
 local_parts = st.text(alphabet=ATEXT, min_size=1, max_size=70)
@@ -66,10 +74,14 @@ def test_invalid_addresses_say_why(raw: str, reason: str) -> None:
         parse_address(raw)
 
 
-def test_the_erasure_hash_is_stable_and_does_not_show_the_address() -> None:
-    digest = address_hash("pm@example.org")
-    assert digest == address_hash(parse_address("PM@Example.org").key)
+def test_the_erasure_hash_is_stable_keyed_and_does_not_show_the_address() -> None:
+    secret = bytes(range(32))
+    digest = address_hash("pm@example.org", secret)
+    assert digest == address_hash(parse_address("PM@Example.org").key, secret)
     assert len(digest) == 64 and "example" not in digest
+    assert digest != address_hash("pm@example.org", bytes(32)), "another workspace's secret, another hash"
+    assert digest != hashlib.sha256(b"pm@example.org").hexdigest(), "not the plain hash anyone can compute"
+    assert address_hashes("pm@example.org", secret) == (digest, unkeyed_address_hash("pm@example.org"))
 
 
 class LocalResolver:

@@ -196,6 +196,15 @@ def test_numbers_load_up_to_their_bounds(tmp_path: Path) -> None:
     assert (settings.smtp_port, settings.soft_bounce_limit) == (65535, 1)
 
 
+def test_the_render_limits_load_within_their_bounds(tmp_path: Path) -> None:
+    default = load_settings(tmp_path, {})
+    assert (default.render_seconds, default.render_bytes) == (2, 2 * 1024 * 1024)
+    settings = load_settings(tmp_path, {"OUTREACH_RENDER_SECONDS": "3600", "OUTREACH_RENDER_BYTES": "1024"})
+    assert (settings.render_seconds, settings.render_bytes) == (3600, 1024)
+    said = str(refused(tmp_path, {"OUTREACH_RENDER_SECONDS": "0", "OUTREACH_RENDER_BYTES": "2MB"}))
+    assert "OUTREACH_RENDER_SECONDS is '0'" in said and "OUTREACH_RENDER_BYTES is '2MB'" in said
+
+
 def test_one_key_path_is_the_key_of_the_dkim_domain_or_else_of_the_senders(tmp_path: Path) -> None:
     (tmp_path / "dkim.pem").write_text("not read when the settings load\n")
     one = {"OUTREACH_FROM": "Appeal <appeal@Example.ORG>", "OUTREACH_DKIM_KEY": "dkim.pem"}

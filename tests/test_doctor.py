@@ -91,7 +91,8 @@ def test_a_wrong_password_fails_smtp_and_is_shown_nowhere(env: Env, smtp_port: i
     assert result.returncode == 1
     report = lines(result)
     assert report["smtp"] == (
-        f"failed 127.0.0.1:{smtp_port}: the server refused the login for 'campaign' (535)\n"
+        f"failed 127.0.0.1:{smtp_port}: the server refused the login for 'campaign' (535 5.7.8 Authentication "
+        "credentials invalid)\n"
         "hint: check OUTREACH_SMTP_USERNAME and OUTREACH_SMTP_PASSWORD"
     )
     assert report["database"].startswith("ok ") and report["templates"].startswith("ok ")

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from outreach.contacts import directory
+from outreach.contacts.erasing import forget_contact
 from outreach.contacts.importer import ImportOptions, ImportSummary, import_contacts
 from outreach.contacts.segments import parse_segment
 from outreach.db.models import Contact, Import, Suppression
@@ -109,6 +110,33 @@ def test_strict_imports_nothing_when_a_row_is_rejected(env: Env) -> None:
         do_import(env, path, strict=True)
     assert contacts(env) == {}
     assert (env.root / "list.rejects.csv").exists()
+
+
+@pytest.mark.parametrize("worker", [False, True], ids=["here", "in-a-worker"])
+def test_an_unclosed_quote_is_one_reject_and_the_rows_after_it_are_imported(
+    env: Env, monkeypatch: pytest.MonkeyPatch, worker: bool
+) -> None:
+    if worker:
+        monkeypatch.setattr("outreach.contacts.reading.WORKER_THRESHOLD", 0)
+    path = env.write(
+        "list.csv",
+        'email,name,country\na@example.org,A,FR\nb@example.org,"B,DE\nc@example.org,C,FR\nd@example.org,"D, Sr",DE\n',
+    )
+    summary = do_import(env, path)
+    assert (summary.rows, summary.imported, summary.rejected) == (4, 3, 1)
+    assert sorted(contacts(env)) == ["a@example.org", "c@example.org", "d@example.org"]
+    assert summary.rejects_path is not None
+    with summary.rejects_path.open(encoding="utf-8") as handle:
+        assert list(csv.reader(handle))[1:] == [["3", "a quote opened here is never closed", "b@example.org", "B,DE"]]
+
+
+def test_strict_refuses_a_file_with_an_unclosed_quote_in_one_line_naming_file_and_line(env: Env) -> None:
+    path = env.write("list.csv", 'email,name\na@example.org,A\nb@example.org,"B\nc@example.org,C\n')
+    result = env.run("contacts", "import", str(path), "--strict", check=False)
+    assert result.returncode == 4 and result.stderr.count("\n") == 1, result.stderr
+    assert f"{path}: 1 rows rejected; nothing was imported (--strict)" in result.stderr
+    assert "line 3: a quote opened here is never closed" in result.stderr
+    assert contacts(env) == {}
 
 
 def test_duplicates_within_a_file_merge_into_one_contact(env: Env) -> None:
@@ -210,7 +238,7 @@ def test_a_forgotten_address_is_not_brought_back_by_an_import(env: Env) -> None:
         "list.csv", "email,name,role\nformer@example.org,Former Minister,minister\nstay@example.org,Stay,mp\n"
     )
     do_import(env, path)
-    directory.forget_contact(env.sessions, "Former@Example.org", now=NOW)
+    forget_contact(env.sessions, "Former@Example.org", now=NOW)
     with env.sessions() as session:
         forgotten = session.scalars(select(Contact).where(Contact.forgotten_at.is_not(None))).one()
         assert (forgotten.email, forgotten.name, forgotten.status, forgotten.role) == (

@@ -18,7 +18,7 @@ from sqlalchemy import select, text, update
 from outreach.campaigns.catalog import add_follow_up, create_campaign
 from outreach.campaigns.queueing import queue_followups, queue_step
 from outreach.campaigns.refreshing import RefreshReport, StaleStep, refresh_campaign, stale_steps
-from outreach.contacts.directory import forget_contact
+from outreach.contacts.erasing import forget_contact
 from outreach.contacts.signatories import add_signatory
 from outreach.db.models import Campaign, OutboxBody, OutboxMessage
 from outreach.errors import InvalidValueError
@@ -257,7 +257,8 @@ def test_cli_refresh_with_diff_and_json(ws: Env) -> None:
     assert missing.returncode == 5 and "no campaign 'nope'" in missing.stderr
 
 
-def test_a_contact_erased_since_is_skipped_and_said(ws: Env) -> None:
-    forget_contact(ws.sessions, "elysee@example.org", now=NOW)
+def test_a_contact_erased_since_has_no_copy_left_to_refresh(ws: Env) -> None:
+    total = len(stored(ws))
+    assert forget_contact(ws.sessions, "elysee@example.org", now=NOW).cancelled == 1
     report = refresh_campaign(ws.sessions, ws.root / "templates", "heads", SENDER, now=NOW)
-    assert (report.skipped, report.changed, report.current) == ({"no address": 1}, 0, len(stored(ws)) - 1)
+    assert (report.skipped, report.changed, report.current) == ({}, 0, total - 1), "cancelled, its letter gone"

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import email
 import email.policy
+import itertools
 import json
+import time
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -15,10 +17,12 @@ import pytest
 from outreach.contacts import directory
 from outreach.contacts.segments import parse_segment
 from outreach.contacts.signatories import import_signatories
-from outreach.rendering.copies import TemplateRenderError
+from outreach.rendering.copies import CompiledTemplate, Letterhead, Recipient, Signatory, TemplateRenderError
+from outreach.rendering.environment import RenderLimits, make_environment
 from outreach.rendering.letters import Sender, compose, dated, mailbox_of
 from outreach.rendering.mime import Mailbox
 from outreach.rendering.previewing import check_template, render_for
+from outreach.rendering.salutations import shipped_forms
 
 from .conftest import Env
 
@@ -175,3 +179,69 @@ def test_cli_check_and_render(ws: Env) -> None:
     write_template(ws, "broken", "{{ nothing }}\n")
     failed = ws.run("templates", "check", "broken", check=False)
     assert failed.returncode == 1 and "broken/en/body.txt:1: 'nothing' is undefined: 5 contacts" in failed.stderr
+
+
+# Templates that would hang or crash the renderer: each ends in one line naming the file, its line and the contact.
+HOSTILE = {
+    "nested-loops": "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}",
+    "repetition": "{{ 'x' * 3000000000 }}",
+    "200-mb": "{% for a in range(10000) %}{% for b in range(2000) %}xxxxxxxxxx{% endfor %}{% endfor %}",
+    "recursion": "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}",
+    "huge-range": "{{ range(10**9)|list }}",
+}
+MORE = {  # loops with no output to count, values that grow in place, and plain template bugs
+    "silent-loops": "{% set r = range(100000) %}{% for a in r %}{% for b in r %}{% endfor %}{% endfor %}",
+    "power": "{{ 2 ** 100000 }}",
+    "doubling": "{% set ns = namespace(s='x') %}{% for i in [1] * 64 %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+    "wide-filter": "{{ 'x'|center(3000000000) }}",
+    "binary-recursion": "{% macro m(n) %}{% if n %}{{ m(n - 1) }}{{ m(n - 1) }}{% endif %}{% endmacro %}{{ m(40) }}",
+    "division-by-zero": "{{ 1 / 0 }}",
+}
+
+
+@pytest.mark.parametrize("body", [*HOSTILE.values(), *MORE.values()], ids=[*HOSTILE, *MORE])
+def test_a_hostile_template_ends_in_seconds_in_one_line_naming_file_line_and_contact(ws: Env, body: str) -> None:
+    write_template(ws, "evil", "Dear {{ greeting.salutation }}\n" + body + "\n")
+    started = time.monotonic()
+    with pytest.raises(TemplateRenderError) as caught:
+        render_for(ws.sessions, ws.root / "templates", "evil", "rada@example.org", SENDER, now=NOW)
+    assert time.monotonic() - started < 10
+    said = caught.value.format_message()
+    assert "\n" not in said and said.endswith("(for rada@example.org)"), said
+    assert f"{ws.root / 'templates' / 'evil' / 'en' / 'body.txt'}:2: " in said
+
+
+def test_the_cli_renders_a_hostile_template_into_one_line_and_no_traceback(ws: Env) -> None:
+    for name, body in HOSTILE.items():
+        write_template(ws, name, "Dear {{ greeting.salutation }}\n" + body + "\n")
+        started = time.monotonic()
+        result = ws.run("templates", "render", name, "--contact", "rada@example.org", check=False)
+        assert time.monotonic() - started < 30, name
+        assert result.returncode != 0 and result.stdout == "", name
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+        assert f"templates/{name}/en/body.txt:2: " in result.stderr and "(for rada@example.org)" in result.stderr
+
+
+def test_the_limits_are_settings_and_the_appeal_renders_within_the_defaults(ws: Env) -> None:
+    copy, _ = render_for(ws.sessions, ws.root / "templates", "appeal", "elysee@example.org", SENDER, now=NOW)
+    assert "Signé par 35 personnes" in copy.text
+    (ws.root / ".env").write_text("OUTREACH_RENDER_BYTES=4096\n", encoding="utf-8")
+    result = ws.run("templates", "render", "appeal", "--contact", "elysee@example.org", check=False)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "appeal/fr/body.html:" in result.stderr, result.stderr
+    assert "the copy passes 4,096 bytes (OUTREACH_RENDER_BYTES)" in result.stderr
+
+
+def test_the_deadline_is_per_copy_and_looked_at_in_every_loop() -> None:
+    ticks = itertools.count()  # a clock that moves one second each time it is read
+    limits = RenderLimits(seconds=5, clock=lambda: float(next(ticks)))
+    root = Path(__file__).resolve().parents[1] / "templates"
+    template = CompiledTemplate(make_environment(root, limits), root, "appeal", shipped_forms())
+    person = Recipient("rada@example.org", name="Олена Коваленко", role="mp", language="en")
+    head = Letterhead("Jane Doe", "European Surge", NOW.date(), {"signatories": [Signatory("A")] * 30})
+    with pytest.raises(TemplateRenderError, match=r"appeal/en/body.txt:\d+: rendering took longer than 5 s"):
+        template.render(person, head)
+    relaxed = RenderLimits(seconds=1000, clock=lambda: float(next(ticks)))
+    template = CompiledTemplate(make_environment(root, relaxed), root, "appeal", shipped_forms())
+    for _ in range(3):  # each copy has its own seconds
+        assert "Dear Member of Parliament," in template.render(person, head).text

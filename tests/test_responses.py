@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from imapclient import IMAPClient
@@ -17,6 +18,7 @@ from sqlalchemy import select
 
 from outreach.db.models import Contact, OutboxMessage, Signatory, Suppression
 from outreach.errors import InvalidValueError, NotFoundError
+from outreach.responses import reading, recording
 from outreach.responses.recording import (
     BATCH,
     Inbox,
@@ -24,10 +26,11 @@ from outreach.responses.recording import (
     list_responses,
     mark_outcome,
     poll,
+    raw_message,
     reclassify,
     show_response,
 )
-from outreach.responses.sources import Checkpoint, Fetched, ImapError, MaildirSource
+from outreach.responses.sources import Checkpoint, Fetched, ImapError, ImapSettings, ImapSource, MaildirSource
 
 from .conftest import Env
 from .imap_server import Dovecot
@@ -299,3 +302,171 @@ def test_a_poll_that_breaks_off_keeps_what_it_recorded_and_the_next_records_the_
     assert (report.read, report.recorded, report.already) == (len(many), len(many) - BATCH, BATCH)
     texts = sorted(view.text or "" for view in list_responses(queued.sessions, limit=None))
     assert texts == sorted(f"Answer number {n}." for n in range(len(many)))
+
+
+# Issue 14: no message stops a poll. A NUL (refused by PostgreSQL in text) in a header or the body, between good
+# messages and ahead of a bounce whose effect must still apply.
+
+
+def with_nul(sent: dict[str, str], *, encoded: bool = False) -> list[bytes]:
+    """Five messages: a reply, a NUL in a Subject, a NUL in a body, a hard bounce, a reply. `encoded` puts the NULs
+    in an RFC 2047 encoded word and a quoted-printable body (an IMAP server turns a bare NUL byte into another)."""
+    mp = sorted(sent)
+    if encoded:
+        in_subject = reply(mp[2], sent[mp[2]], "Count me in.", subject="=?utf-8?q?Re:_Ap=00peal?=")
+        qp = "Content-Transfer-Encoding: quoted-printable\r\n"
+        in_body = reply(mp[3], sent[mp[3]], "Glad to=00 help.", extra=qp)
+    else:
+        in_subject = reply(mp[2], sent[mp[2]], "Count me in.", subject="Re: Ap\x00peal")
+        in_body = reply(mp[3], sent[mp[3]], "Glad to\x00 help.")
+    return [
+        reply(mp[0], sent[mp[0]], "Yes, I will sign."),
+        in_subject,
+        in_body,
+        bounce(mp[1], sent[mp[1]], "5.1.1", n=1),
+        reply(mp[4], sent[mp[4]], "Later, after the vote."),
+    ]
+
+
+def assert_all_recorded_with_nul_cleaned(env: Env, sent: dict[str, str], inbox: list[bytes]) -> None:
+    """What a poll of `with_nul` must leave: every message recorded once, NULs as U+FFFD, the bounce applied."""
+    mp = sorted(sent)
+    views = {view.contact: view for view in list_responses(env.sessions) if view.contact}
+    assert set(views) == {mp[0], mp[1], mp[2], mp[3], mp[4]}
+    assert {view.kind for view in views.values()} == {"reply", "hard_bounce"}, "cleaned, not unreadable"
+    assert (views[mp[2]].subject, views[mp[2]].text) == ("Re: Ap\ufffdpeal", "Count me in.")
+    assert views[mp[3]].text == "Glad to\ufffd help."
+    assert status_of(env, mp[1]) == "bounced", "the bounce behind the NULs has its effect"
+    assert raw_message(env.sessions, views[mp[3]].id) in inbox, "the raw message is kept as it came"
+
+
+def test_a_nul_in_a_header_or_body_read_from_a_maildir_stops_nothing(
+    queued: Env, sent: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batches of two: the NULs fall in the first and second batches, read by the second process.
+    monkeypatch.setattr(recording, "BATCH", 2)
+    inbox = with_nul(sent)
+    folder = maildir(queued.root, inbox)
+    report = poll(queued.sessions, MaildirSource(folder), INBOX, now=lambda: LATER)
+    assert (report.read, report.recorded, report.already, report.unmatched) == (5, 5, 0, 0)
+    assert_all_recorded_with_nul_cleaned(queued, sent, inbox)
+    again = poll(queued.sessions, MaildirSource(folder), INBOX, now=lambda: LATER)
+    assert (again.read, again.recorded, again.already) == (5, 0, 5), "a second poll records nothing twice"
+
+
+def test_a_nul_in_a_header_or_body_read_over_imap_stops_nothing(
+    queued: Env, sent: dict[str, str], dovecot: Dovecot
+) -> None:
+    client = IMAPClient(dovecot.host, dovecot.port, ssl=False, timeout=10)
+    client.login(dovecot.username, dovecot.password)
+    folder = f"nul{uuid.uuid4().hex[:10]}"
+    client.create_folder(folder)
+    inbox = with_nul(sent, encoded=True)
+    settings = ImapSettings(dovecot.host, dovecot.port, "none", dovecot.username, dovecot.password, 10)
+    try:
+        for raw in inbox:
+            client.append(folder, raw)
+        # A bare NUL byte as well, which dovecot stores as 0x80 (RFC 3501 9: no NUL in a literal).
+        client.append(folder, reply("stranger@nowhere.example", "<nothing@nowhere.example>", "Bare\x00 NUL."))
+        source = ImapSource(settings, folder)
+        try:
+            report = poll(queued.sessions, source, INBOX, now=lambda: LATER)
+            assert (report.read, report.recorded, report.already) == (6, 6, 0)
+            again = poll(queued.sessions, source, INBOX, now=lambda: LATER)
+            assert (again.read, again.recorded, again.already) == (0, 0, 0), "by UID: nothing new, nothing twice"
+        finally:
+            source.close()
+    finally:
+        client.logout()
+    assert_all_recorded_with_nul_cleaned(queued, sent, inbox)
+    assert len(list_responses(queued.sessions)) == 6
+
+
+@pytest.mark.parametrize("where", ["classifying", "matching"])
+def test_a_message_that_cannot_be_read_is_recorded_as_unreadable_and_the_poll_goes_on(
+    queued: Env, sent: dict[str, str], monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    mp = sorted(sent)
+    if where == "classifying":  # a bug the parser's leniency does not cover, in the process that reads (small inbox)
+        classify = reading.classify
+
+        def broken_classify(message: Any, **options: Any) -> Any:
+            if "Count me in" in str(message):
+                raise ValueError("the classifier broke")
+            return classify(message, **options)
+
+        monkeypatch.setattr(reading, "classify", broken_classify)
+    else:  # a bug in matching, which runs where the batch is recorded
+        match = recording._match
+
+        def broken_match(session: Any, understood: Any, letters: Any) -> Any:
+            if understood.text == "Count me in.":
+                raise ValueError("matching broke")
+            return match(session, understood, letters)
+
+        monkeypatch.setattr(recording, "_match", broken_match)
+    inbox = with_nul(sent)
+    folder = maildir(queued.root, inbox)
+    report = poll(queued.sessions, MaildirSource(folder), INBOX, now=lambda: LATER)
+    assert (report.read, report.recorded, report.unmatched) == (5, 5, 0)
+    assert dict(report.kinds) == {"reply": 3, "hard_bounce": 1, "unreadable": 1}
+    [unreadable] = list_responses(queued.sessions, kind="unreadable")
+    broke = "the classifier broke" if where == "classifying" else "matching broke"
+    assert unreadable.reason == f"could not be read: ValueError: {broke}"
+    assert (unreadable.contact, unreadable.campaign, unreadable.effects) == (None, None, ())
+    assert raw_message(queued.sessions, unreadable.id) == inbox[1], "kept, to be looked at"
+    assert status_of(queued, mp[1]) == "bounced", "the bounce behind it has its effect"
+    assert status_of(queued, mp[2]) == "active", "an unreadable message has no effect"
+    again = poll(queued.sessions, MaildirSource(folder), INBOX, now=lambda: LATER)
+    assert (again.read, again.recorded, again.already) == (5, 0, 5), "the cursor moved past it; nothing twice"
+
+
+def test_a_message_the_database_refuses_is_recorded_as_unreadable(
+    queued: Env, sent: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not queued.url.startswith("postgresql"):
+        pytest.skip("SQLite holds a NUL in text: only PostgreSQL refuses the uncleaned message")
+    monkeypatch.setattr(recording, "_storable", lambda read: read)  # as before the fix: NULs go to the database
+    inbox = with_nul(sent)
+    folder = maildir(queued.root, inbox)
+    report = poll(queued.sessions, MaildirSource(folder), INBOX, now=lambda: LATER)
+    assert (report.read, report.recorded) == (5, 5)
+    assert dict(report.kinds) == {"reply": 2, "hard_bounce": 1, "unreadable": 2}
+    unreadable = list_responses(queued.sessions, kind="unreadable")
+    assert all("NUL" in (view.reason or "") for view in unreadable), [view.reason for view in unreadable]
+    assert sorted(raw_message(queued.sessions, view.id) or b"" for view in unreadable) == sorted(inbox[1:3])
+    assert status_of(queued, sorted(sent)[1]) == "bounced"
+    again = poll(queued.sessions, MaildirSource(folder), INBOX, now=lambda: LATER)
+    assert (again.read, again.recorded, again.already) == (5, 0, 5)
+
+
+def test_the_migration_to_unreadable_keeps_what_refers_to_responses(database_url: str) -> None:
+    # SQLite changes a CHECK constraint by copying the table; dropping the old one must not run the ON DELETE
+    # actions of the raw messages (CASCADE) and suppressions (SET NULL) that refer to it.
+    from alembic import command
+    from sqlalchemy import text
+
+    from outreach.db.engine import _alembic_config, make_engine
+
+    engine = make_engine(database_url)
+    config = _alembic_config(engine)
+    try:
+        command.upgrade(config, "head")  # (a new SQLite file is empty)
+        command.downgrade(config, "0006")
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO responses (id, channel, kind, received_at, recorded_at) "
+                "VALUES (1, 'email', 'hard_bounce', '2026-12-01', '2026-12-01')"))  # fmt: skip
+            connection.execute(text("INSERT INTO response_messages (response_id, raw) VALUES (1, :raw)"),
+                               {"raw": b"From: x\r\n\r\n\x00"})  # fmt: skip
+            connection.execute(text("INSERT INTO suppressions (address_hash, reason, created_at, response_id) "
+                                    "VALUES ('h', 'bounced', '2026-12-01', 1)"))  # fmt: skip
+        command.upgrade(config, "head")
+        with engine.begin() as connection:
+            assert connection.execute(text("SELECT raw FROM response_messages")).scalars().all() == [
+                b"From: x\r\n\r\n\x00"]  # fmt: skip
+            assert connection.execute(text("SELECT response_id FROM suppressions")).scalars().all() == [1]
+            connection.execute(text("UPDATE responses SET kind = 'unreadable'"))
+    finally:
+        command.upgrade(config, "head")
+        engine.dispose()

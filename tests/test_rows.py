@@ -6,7 +6,7 @@ import csv
 import io
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from outreach.contacts import values
@@ -63,10 +63,55 @@ def test_line_numbers_count_records_that_span_lines() -> None:
     assert isinstance(rows[1], Reject) and rows[1].line == 4
 
 
-def test_an_unclosed_quote_stops_the_import_naming_the_line() -> None:
-    table = open_table(io.BytesIO(b'email,name\na@x.org,"Jane\n' + b"x" * 200_000), "list.csv")
+ROWS = [f"p{n}@x.org,Person {n},FR" for n in range(1, 9)]
+
+
+def outcome(rows: list[ContactRow | Reject]) -> list[tuple[int, str]]:
+    """Each row's line, and the address it imports or why it is rejected."""
+    return [(r.line, r.email if isinstance(r, ContactRow) else r.reason) for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("broken", "later"),
+    [
+        ('p4@x.org,"Person 4,FR', ROWS[4:]),  # never closed: the csv module reads to the end of the file
+        ('p4@x.org,"Person 4,FR', [*ROWS[4:6], 'p7@x.org,"Person, 7",FR', ROWS[7]]),  # "closed" inside a cell
+        ('p4@x.org,"Person 4,FR', [*ROWS[4:6], 'p7@x.org,Person 7",FR', ROWS[7]]),  # closed by a stray quote
+    ],
+    ids=["to-the-end", "into-a-quoted-cell", "by-a-stray-quote"],
+)
+def test_an_unclosed_quote_is_a_reject_of_its_line_and_the_rows_after_it_are_read(
+    broken: str, later: list[str]
+) -> None:
+    rows = read("email,name,country\n" + "\n".join([*ROWS[:3], broken, *later]) + "\n")
+    assert outcome(rows) == [
+        (2, "p1@x.org"), (3, "p2@x.org"), (4, "p3@x.org"), (5, "a quote opened here is never closed"),
+        (6, "p5@x.org"), (7, "p6@x.org"), (8, "p7@x.org"), (9, "p8@x.org")]  # fmt: skip
+    assert rows[3] == Reject(5, "a quote opened here is never closed", ("p4@x.org", "Person 4,FR"))
+    assert isinstance(rows[4], ContactRow) and rows[4].fields["name"] == "Person 5"
+
+
+def test_a_quote_left_open_on_the_last_line_or_on_several_is_a_reject_of_each() -> None:
+    rows = read('email,name\na@x.org,"A\n\nb@x.org,B\nc@x.org,"C\nd@x.org,"D')
+    left_open = "a quote opened here is never closed"
+    assert outcome(rows) == [(2, left_open), (4, "b@x.org"), (5, left_open), (6, left_open)]
+
+
+def test_a_quote_left_open_before_a_cell_past_the_size_limit_is_a_reject_too() -> None:
+    rows = read('email,name\na@x.org,"Jane\n' + "".join(f"p{n}@x.org,P {n}\n" for n in range(20_000)))
+    assert outcome(rows)[:2] == [(2, "a quote opened here is never closed"), (3, "p0@x.org")] and len(rows) == 20_001
+
+
+def test_cells_that_span_lines_are_kept_when_their_quotes_pair_up() -> None:
+    rows = read('email,name,note\na@x.org,A,"Call after 5,\nnot before"\nb@x.org,"Jo ""Bob"" 12"" screen",x\n')
+    assert outcome(rows) == [(2, "a@x.org"), (4, "b@x.org")]
+    assert isinstance(rows[1], ContactRow) and rows[1].fields["name"] == 'Jo "Bob" 12" screen'
+
+
+def test_a_broken_csv_still_stops_the_import_naming_the_line() -> None:
+    table = open_table(io.BytesIO(b"email,name\na@x.org," + b"x" * 200_000), "list.csv")
     reader = ContactReader(table, match_columns(table.headers, CONTACT_SYNONYMS))
-    with pytest.raises(InputError, match=r"list.csv:2: broken CSV"):
+    with pytest.raises(InputError, match=r"list.csv:2: broken CSV \(field larger than field limit"):
         list(reader)
 
 
@@ -104,6 +149,9 @@ names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_si
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(names, names), min_size=1, max_size=8), st.sampled_from([",", ";", "\t"]), st.booleans())
 def test_any_text_survives_a_csv_round_trip(people: list[tuple[str, str]], delimiter: str, bom: bool) -> None:
+    # A line inside a cell holding a whole row's delimiters reads as rows an unclosed quote swallowed, and is
+    # rejected by design (rows.py `_left_open`; tested above): any other text comes back.
+    assume(not any(part.count(delimiter) >= 2 for pair in people for text in pair for part in text.split("\n")[1:]))
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter)
     writer.writerow(["email", "name", "organisation"])

@@ -47,6 +47,13 @@ def test_a_bad_row_is_rejected_and_the_rest_imported(env: Env) -> None:
     assert (env.root / "more.rejects.csv").read_text(encoding="utf-8").count("\n") == 3
 
 
+def test_an_unclosed_quote_is_a_reject_and_the_signatories_after_it_are_imported(env: Env) -> None:
+    text = 'name,line,group\nAnna Example,Professor,signatories\n"Ben Open,Poet,signatories\nCe,X,signatories\n'
+    path = env.write("more.csv", text)
+    assert load(env, path) == (2, 0, 1)
+    assert "3,a quote opened here is never closed" in (env.root / "more.rejects.csv").read_text(encoding="utf-8")
+
+
 def test_add_refuses_the_same_signatory_twice(env: Env) -> None:
     added = add_signatory(env.sessions, "Zoë Example", "Member of Parliament, Belgium", "Parliamentarians", "BE", "",
                           now=NOW)  # fmt: skip

@@ -101,6 +101,44 @@ def test_login_on_loopback_and_a_refused_password_is_never_shown(handler: Faulty
         controller.stop()
 
 
+@pytest.mark.parametrize("mechanisms", [["LOGIN"], ["PLAIN"], []], ids=["plain", "login", "both"])
+def test_a_password_that_is_not_ascii_logs_in_by_plain_or_login(mechanisms: list[str]) -> None:
+    password = 'Pässwörd "q" \\ back'  # smtplib would refuse to encode it; RFC 4616 sends it as UTF-8
+    handler = FaultyHandler()
+    controller = start_server(handler, users={"kämpagne": password}, auth_exclude_mechanism=mechanisms)
+    try:
+        good = SmtpConnection(SmtpSettings("127.0.0.1", controller.port, "none", "kämpagne", password, timeout=5))
+        good.open()
+        assert good.send("a@example.org", "b@example.org", MESSAGE, lambda: None).ok
+        good.close()
+        assert [r.data for r in handler.received] == [MESSAGE]
+        wrong = 'Pässwörd "q" \\ wrong'
+        bad = SmtpConnection(SmtpSettings("127.0.0.1", controller.port, "none", "kämpagne", wrong, timeout=5))
+        with pytest.raises(SmtpError) as refused:
+            bad.open()
+        assert str(refused.value) == (
+            f"127.0.0.1:{controller.port}: the server refused the login for 'kämpagne' (535 5.7.8 Authentication "
+            "credentials invalid) (check OUTREACH_SMTP_USERNAME and OUTREACH_SMTP_PASSWORD)"
+        )
+    finally:
+        controller.stop()
+
+
+def test_a_password_that_is_not_ascii_needs_a_mechanism_that_carries_it() -> None:
+    controller = start_server(FaultyHandler(), users={"campaign": "x"}, auth_exclude_mechanism=["LOGIN", "PLAIN"])
+    try:
+        smtp = SmtpConnection(SmtpSettings("127.0.0.1", controller.port, "none", "campaign", "Pässwörd", timeout=5))
+        with pytest.raises(SmtpError, match="a user name or password that is not ASCII needs PLAIN or LOGIN"):
+            smtp.open()
+    finally:
+        controller.stop()
+
+
+def test_a_host_name_that_is_none_is_named_as_such() -> None:
+    with pytest.raises(SmtpError, match=r"'bad\.\.host' is not a host name \(check OUTREACH_SMTP_HOST\)"):
+        SmtpConnection(SmtpSettings("bad..host", 25, "none", timeout=2)).open()  # the IDNA codec refuses it
+
+
 def test_no_password_goes_over_plain_text_to_another_host() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("smtp.example.org") and not is_loopback("192.0.2.7")

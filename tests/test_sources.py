@@ -28,7 +28,7 @@ from outreach.responses.sources import (
     source_for,
 )
 from outreach.workspace import Workspace
-from tests.imap_server import Dovecot
+from tests.imap_server import ECHO_USERNAME, UNICODE_PASSWORD, UNICODE_USERNAME, Dovecot
 from tests.smtp_server import free_port
 
 
@@ -203,6 +203,30 @@ def test_a_wrong_password_is_one_line_without_the_password(dovecot: Dovecot) -> 
     assert "not-the-secret-4711" not in text
     assert "\n" not in text
     assert "not-the-secret-4711" not in repr(source.settings)
+
+
+def test_a_password_that_is_not_ascii_logs_in_with_authenticate_plain(dovecot: Dovecot) -> None:
+    unicode = ImapSettings(dovecot.host, dovecot.port, "none", UNICODE_USERNAME, UNICODE_PASSWORD, 10)
+    source = ImapSource(unicode)
+    try:
+        assert source.probe() == (0, 0)  # imaplib's LOGIN would not even encode it (RFC 3501 9: 7-bit quoted)
+    finally:
+        source.close()
+    wrong = ImapSource(ImapSettings(dovecot.host, dovecot.port, "none", UNICODE_USERNAME, "Pässwörd", 10))
+    with pytest.raises(ImapError, match=r"the server refused the login for 'unicode': \[AUTHENTICATIONFAILED\]"):
+        wrong.probe()
+
+
+@pytest.mark.parametrize("password", ['ascii "pw" \\ 42', 'ünicode "pw" \\ 42'])
+def test_a_password_the_server_echoes_is_hidden_in_every_form(dovecot: Dovecot, password: str) -> None:
+    source = ImapSource(ImapSettings(dovecot.host, dovecot.port, "none", ECHO_USERNAME, password, 10))
+    with pytest.raises(ImapError) as raised:
+        source.probe()
+    # dovecot echoes it as it came and IMAP-quoted; LOGIN's reply reaches the error as a repr of bytes.
+    assert str(raised.value) == (
+        f"{dovecot.host}:{dovecot.port}: the server refused the login for 'echo': [CONTACTADMIN] [***][***] "
+        "(check OUTREACH_IMAP_USERNAME and OUTREACH_IMAP_PASSWORD)"
+    )
 
 
 def test_a_missing_folder_is_named(dovecot: Dovecot) -> None:

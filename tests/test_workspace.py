@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from dotenv import dotenv_values
 
-from outreach.config import KNOWN, load_settings, redact_url
+from outreach.config import KNOWN, load_settings
 from outreach.db.engine import SCHEMA_HEAD, head_revision, make_engine, upgrade
 from outreach.db.models import Base
 from outreach.errors import ConfigError, WorkspaceError
+from outreach.scrubbing import redact_url
 from outreach.workspace import init_workspace, open_workspace
 
 

@@ -25,7 +25,7 @@ from outreach.contacts.selecting import segment_contacts
 from outreach.db.models import Contact, OutboxBody, OutboxMessage
 from outreach.db.queries import find_campaign
 from outreach.rendering.eml import eml_name, write_eml
-from outreach.rendering.environment import FALLBACK_LANGUAGE
+from outreach.rendering.environment import FALLBACK_LANGUAGE, RenderLimits
 from outreach.rendering.letters import Letter, Sender, letter_for
 from outreach.rendering.mime import Mailbox
 from outreach.rendering.previewing import compile_template, letterhead, recipient_of
@@ -49,7 +49,7 @@ class Preview:
 
 def write_previews(
     sessions: sessionmaker[Session], templates: Path, name: str, default_sender: Sender, folder: Path, *,
-    now: datetime, contacts: Sequence[str] = (), limit: int | None = None,
+    now: datetime, contacts: Sequence[str] = (), limit: int | None = None, limits: RenderLimits | None = None,
 ) -> list[Preview]:  # fmt: skip
     """Write the letters of the chosen contacts (`contacts` by address; else the first `limit` of the segment;
     else one per language and role, and every fallback) to `folder`; return what was written."""
@@ -58,7 +58,7 @@ def write_previews(
         campaign = find_campaign(session, name)
         step = find_step(session, campaign, 0)
         sender = campaign_sender(campaign, default_sender)
-        template = compile_template(templates, step.template)
+        template = compile_template(templates, step.template, limits)
         chosen = _chosen(session, campaign.segment, template.languages, contacts, limit)
         queued = _queued_letters(session, step.id, [contact.id for contact in chosen])
         head = letterhead(session, sender, now)
@@ -114,7 +114,7 @@ def _queued_letters(session: Session, step_id: int, contact_ids: list[int]) -> d
 
 def proof_letters(
     sessions: sessionmaker[Session], templates: Path, name: str, default_sender: Sender, to: Mailbox, *,
-    now: datetime, contacts: Sequence[str] = (), limit: int | None = None,
+    now: datetime, contacts: Sequence[str] = (), limit: int | None = None, limits: RenderLimits | None = None,
 ) -> tuple[int, list[tuple[int, str, Letter]]]:  # fmt: skip
     """The campaign's id and its proof letters to `to`: the chosen contacts' letters as a preview picks them,
     each made now, subject marked as a proof; (contact id, contact address, letter) each."""
@@ -122,7 +122,7 @@ def proof_letters(
         campaign = find_campaign(session, name)
         step = find_step(session, campaign, 0)
         sender = campaign_sender(campaign, default_sender)
-        template = compile_template(templates, step.template)
+        template = compile_template(templates, step.template, limits)
         head = letterhead(session, sender, now)
         chosen = _chosen(session, campaign.segment, template.languages, contacts, limit)
         letters = [(contact.id, contact.email or "", letter_for(template, recipient_of(contact), head, sender, None,

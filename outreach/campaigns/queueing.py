@@ -28,7 +28,7 @@ from outreach.db.models import Campaign, CampaignStep, Contact, OutboxBody, Outb
 from outreach.db.queries import find_campaign, insert_many
 from outreach.errors import ConfigError, InvalidValueError
 from outreach.rendering.copies import CompiledTemplate, Letterhead
-from outreach.rendering.environment import template_digest
+from outreach.rendering.environment import RenderLimits, template_digest
 from outreach.rendering.letters import Letter, Sender, domain_of, letter_for
 from outreach.rendering.mime import make_message_id
 from outreach.rendering.previewing import compile_template, letterhead, recipient_of
@@ -114,14 +114,14 @@ class _Copies:
 
 
 def _copies(session: Session, campaign: Campaign, step: CampaignStep, templates: Path, default_sender: Sender,
-            report: QueueReport, now: datetime) -> _Copies:  # fmt: skip
+            report: QueueReport, now: datetime, limits: RenderLimits | None) -> _Copies:  # fmt: skip
     """Everything the letters of a step share: the compiled template, the letterhead, the sender."""
     sender = campaign_sender(campaign, default_sender)
     if sender.mailbox is None:
         raise ConfigError("no sender: OUTREACH_FROM is not set and the campaign has no --from")
     report.sender = sender.mailbox.address
     digest = template_digest(templates, step.template)  # before compiling: an edit in between makes it stale
-    template = compile_template(templates, step.template)
+    template = compile_template(templates, step.template, limits)
     return _Copies(session, campaign, step, template, letterhead(session, sender, now), sender, digest, report, now)
 
 
@@ -136,6 +136,7 @@ def queue_step(
     dry_run: bool = False,
     allow_repeat: bool = False,
     progress: Callable[[int], None] | None = None,
+    limits: RenderLimits | None = None,
 ) -> QueueReport:
     """Render and queue one step of a campaign for every active contact of its segment not yet queued, and not
     written to with the same template by another campaign unless `allow_repeat`."""
@@ -145,7 +146,7 @@ def queue_step(
         if campaign.status == "cancelled":
             raise InvalidValueError(f"campaign {name!r} is cancelled", hint="create a new campaign instead")
         step = find_step(session, campaign, position)
-        copies = _copies(session, campaign, step, templates, default_sender, report, now)
+        copies = _copies(session, campaign, step, templates, default_sender, report, now, limits)
         placement, fallback = schedule_of(campaign)
         report.time_zone = campaign.time_zone or "UTC"
         done = set(session.scalars(
@@ -219,8 +220,9 @@ class FollowUpReport:
 
 
 def queue_followups(
-    sessions: sessionmaker[Session], templates: Path, default_sender: Sender, *, now: datetime
-) -> FollowUpReport:
+    sessions: sessionmaker[Session], templates: Path, default_sender: Sender, *, now: datetime,
+    limits: RenderLimits | None = None,
+) -> FollowUpReport:  # fmt: skip
     """Queue every follow-up that has fallen due (its delay after the contact's step before it was sent, placed
     in the campaign's hours in the contact's zone), and skip, once and for good, those whose contact replied,
     bounced or unsubscribed meanwhile. One transaction a step; a rendering error queues none of that step."""
@@ -247,7 +249,8 @@ def queue_followups(
                     session.add(StepSkip(step_id=step.id, contact_id=contact.id, reason=reason, created_at=now))
                     step_report.skipped[reason] = step_report.skipped.get(reason, 0) + 1
                     continue
-                copies = copies or _copies(session, campaign, step, templates, default_sender, step_report, now)
+                copies = copies or _copies(session, campaign, step, templates, default_sender, step_report, now,
+                                           limits)  # fmt: skip
                 copies.add(contact, follow_up.due, follow_up.thread_id, first_letter_variables(follow_up))
             if copies is not None:
                 copies.flush()

@@ -32,7 +32,7 @@ from outreach.db.models import Campaign, CampaignStep, Contact, OutboxBody, Outb
 from outreach.db.queries import find_campaign
 from outreach.rendering.copies import CompiledTemplate, Letterhead
 from outreach.rendering.differences import letter_diff, same_letter
-from outreach.rendering.environment import template_digest
+from outreach.rendering.environment import RenderLimits, template_digest
 from outreach.rendering.letters import Letter, Sender, letter_for
 from outreach.rendering.previewing import compile_template, letterhead, recipient_of
 
@@ -88,8 +88,8 @@ class _Letters:
     """The letters of a campaign made again: the templates compiled once for each day a letter was made on, with
     the sender and the signatories as they are now."""
 
-    def __init__(self, templates: Path, sender: Sender, head: Letterhead) -> None:
-        self.templates, self.sender, self.head = templates, sender, head
+    def __init__(self, templates: Path, sender: Sender, head: Letterhead, limits: RenderLimits | None) -> None:
+        self.templates, self.sender, self.head, self.limits = templates, sender, head, limits
         # A compiled template keeps what is the same for every copy of a language, the date too: one for each day.
         self.compiled: dict[tuple[str, date], tuple[CompiledTemplate, Letterhead]] = {}
         self.digests: dict[str, str] = {}
@@ -100,7 +100,7 @@ class _Letters:
         day = as_utc(row.created_at).date()
         if (row.template, day) not in self.compiled:
             self.digest(row.template)  # before the files are read: an edit in between leaves the copies stale
-            self.compiled[row.template, day] = (compile_template(self.templates, row.template),
+            self.compiled[row.template, day] = (compile_template(self.templates, row.template, self.limits),
                                                 replace(self.head, date=day))  # fmt: skip
         template, head = self.compiled[row.template, day]
         extra = None
@@ -163,6 +163,7 @@ def refresh_campaign(
     *,
     now: datetime,
     diff: bool = False,
+    limits: RenderLimits | None = None,
 ) -> RefreshReport:
     """Make every copy of a campaign not yet handed to the server (queued, held, failed) again from its template,
     its contact, the signatories and the campaign's sender as they are now, keeping its Message-ID, thread and due
@@ -176,7 +177,7 @@ def refresh_campaign(
             select(OutboxMessage.id).where(OutboxMessage.campaign_id == campaign.id,
                                            OutboxMessage.state.in_(REFRESHED)).order_by(OutboxMessage.id)
         ))  # fmt: skip
-    letters = _Letters(templates, sender, head)
+    letters = _Letters(templates, sender, head, limits)
     # Every copy is made once, changing nothing, so that a broken one (TemplateRenderError: the contact, the file,
     # the line) stops the refresh before any batch is written.
     for batch in _batches(ids):

@@ -27,6 +27,7 @@ from outreach.config import Settings
 from outreach.errors import InvalidValueError
 from outreach.outbox.forecast import in_words, time_needed
 from outreach.rendering.previewing import compile_template, parse_mailbox
+from outreach.untrusted import visible
 
 app = typer.Typer(help="Mailings: a template, a segment, steps; queue them into the outbox.", no_args_is_help=True)
 
@@ -202,7 +203,7 @@ def queue_command(
 
     def queue(dry: bool) -> QueueReport:
         return queue_step(workspace.sessions, workspace.templates, name, workspace.sender(), now=datetime.now(UTC),
-                          dry_run=dry, allow_repeat=allow_repeat)  # fmt: skip
+                          dry_run=dry, allow_repeat=allow_repeat, limits=workspace.render_limits())  # fmt: skip
 
     if not (yes or dry_run):
         # Every letter is made and checked first, and nothing is kept: only then is there something to show.
@@ -268,14 +269,15 @@ def proof_command(
     if mailbox is None:
         raise InvalidValueError("--to is empty", hint="give your own address: --to you@your-org.example")
     campaign_id, letters = proof_letters(workspace.sessions, workspace.templates, name, workspace.sender(), mailbox,
-                                         now=datetime.now(UTC), contacts=contact or (), limit=limit)  # fmt: skip
+                                         now=datetime.now(UTC), contacts=contact or (), limit=limit,
+                                         limits=workspace.render_limits())  # fmt: skip
     sent = send_proofs(workspace.sessions, campaign_id, letters, build_sending(workspace))
     if json_output:
         emit_json({"proofs": [proof.as_json() for proof in sent], "total": len(sent),
                    "accepted": sum(proof.accepted for proof in sent)})  # fmt: skip
         return
     for proof in sent:
-        err.print(f"  {proof.contact}'s letter ({proof.language}) to {proof.to}: {proof.reply}",
+        err.print(visible(f"  {proof.contact}'s letter ({proof.language}) to {proof.to}: {proof.reply}"),
                   markup=False, highlight=False)  # fmt: skip
     accepted = sum(proof.accepted for proof in sent)
     err.print(f"Sent {accepted} of {len(sent)} proofs to {mailbox.address}; the outbox is as it was.")
@@ -299,7 +301,8 @@ def preview_command(
     exactly as the server will receive it (but for the DKIM signature)."""
     workspace = ctx.obj.workspace()
     written = write_previews(workspace.sessions, workspace.templates, name, workspace.sender(), output,
-                             now=datetime.now(UTC), contacts=contact or (), limit=limit)  # fmt: skip
+                             now=datetime.now(UTC), contacts=contact or (), limit=limit,
+                             limits=workspace.render_limits())  # fmt: skip
     if json_output:
         emit_json({"written": [preview.as_json() for preview in written], "total": len(written)})
         return
@@ -322,13 +325,13 @@ def refresh_command(
     (queued, held, failed); each keeps its Message-ID, thread and due time. One broken copy refreshes none."""
     workspace = ctx.obj.workspace()
     report = refresh_campaign(workspace.sessions, workspace.templates, name, workspace.sender(),
-                              now=datetime.now(UTC), diff=diff)  # fmt: skip
+                              now=datetime.now(UTC), diff=diff, limits=workspace.render_limits())  # fmt: skip
     if json_output:
         emit_json(report.as_json())
         return
     if report.diff:
         err.print(f"What changed in the letter to {report.diff_of}:", markup=False, highlight=False)
-        out.print(report.diff, end="", markup=False, highlight=False)
+        out.print(visible(report.diff, lines=True), end="", markup=False, highlight=False)
     elif diff:
         err.print("No copy changed: there is no diff to show.")
     parts = [f"{report.campaign}: {report.changed} changed, {report.current} already current"]

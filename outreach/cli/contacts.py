@@ -11,12 +11,14 @@ import typer
 
 from outreach.cli.output import JsonOption, SegmentOption, byte_progress, emit_json, err, out, table
 from outreach.contacts import directory
+from outreach.contacts.erasing import forget_contact
 from outreach.contacts.importer import ImportOptions, ImportSummary, import_contacts
 from outreach.contacts.segments import parse_segment
 from outreach.contacts.values import InvalidValueError as BadValue
 from outreach.contacts.values import role as checked_role
 from outreach.contacts.values import tags as split_tags
 from outreach.errors import InvalidValueError
+from outreach.untrusted import visible
 from outreach.vocabulary import CONTACT_FIELDS, ROLES, SUPPRESSION_REASONS
 
 app = typer.Typer(help="The contact list.", no_args_is_help=True)
@@ -80,7 +82,9 @@ def _print_import(summary: ImportSummary) -> None:
         if target
     )
     skipped = [header for header, target in summary.columns if not target and header]
-    err.print(f"Columns: {read}" + (f"; ignored: {', '.join(skipped)}" if skipped else ""))
+    # The headers and rejected values are the file's: shown as text (no markup), with controls made visible.
+    err.print(visible(f"Columns: {read}" + (f"; ignored: {', '.join(skipped)}" if skipped else "")), markup=False,
+              highlight=False)  # fmt: skip
     counts = summary.counts()
     err.print(
         f"{summary.rows} rows: {counts['imported']} imported, {counts['updated']} updated, "
@@ -90,7 +94,7 @@ def _print_import(summary: ImportSummary) -> None:
         + (" - dry run, nothing was written" if summary.dry_run else "")
     )
     for reject in summary.first_rejects:
-        err.print(f"  line {reject.line}: {reject.reason}", markup=False, highlight=False)
+        err.print(f"  line {reject.line}: {visible(reject.reason)}", markup=False, highlight=False)
     if summary.rejects_path:
         err.print(f"Rejected rows {verb} written to {summary.rejects_path}")
     if summary.unchanged and not summary.dry_run:
@@ -167,10 +171,10 @@ def show_command(
     for key, value in view.as_json().items():
         if key == "attributes":
             for name, text in value.items():
-                out.print(f"{name + ' (custom)':>16}: {text}", markup=False, highlight=False)
+                out.print(visible(f"{name + ' (custom)':>16}: {text}"), markup=False, highlight=False)
         else:
             shown = ", ".join(value) if isinstance(value, list) else ("" if value is None else value)
-            out.print(f"{key:>16}: {shown}", markup=False, highlight=False)
+            out.print(visible(f"{key:>16}: {shown}"), markup=False, highlight=False)
 
 
 @app.command("add")
@@ -269,11 +273,31 @@ def forget_command(
     ctx: typer.Context,
     address: Annotated[str, typer.Argument(help="The person's address.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
-    """Erase a person's data (GDPR); a hash of the address stays so no import brings them back."""
+    """Erase a person from every table (GDPR); a keyed hash of the address stays so no import brings them back."""
     if not yes:
         if not sys.stdin.isatty():
             raise InvalidValueError("forgetting cannot be undone", hint="pass --yes to confirm")
         typer.confirm(f"Erase everything about {address}? This cannot be undone", abort=True)
-    contact_id = directory.forget_contact(ctx.obj.workspace().sessions, address, now=_now())
-    err.print(f"Forgot contact {contact_id}: personal data erased, address kept only as a hash.")
+    erasure = forget_contact(ctx.obj.workspace().sessions, address, now=_now())
+    if json_output:
+        emit_json(erasure.as_json())
+        return
+    who = f"contact {erasure.contact_id}" if erasure.contact_id is not None else "the address (no contact)"
+    erased = ", ".join(f"{table} {count}" for table, count in erasure.rows.items() if count)
+    err.print(f"Forgot {who}. Rows erased: {erased}. The address stays only as a keyed hash.")
+    if erasure.cancelled:
+        count = erasure.cancelled
+        err.print("1 letter not sent yet was cancelled." if count == 1 else f"{count} letters not sent yet were "
+                  "cancelled.")  # fmt: skip
+    for campaign in erasure.refresh:
+        err.print(f"Letters of {campaign} not sent yet were made with the signatory list they were on: "
+                  f"`outreach campaigns refresh {campaign}` makes them again without them.", markup=False)  # fmt: skip
+    if erasure.database == "postgresql":
+        err.print("PostgreSQL keeps the old row versions in its files until VACUUM reclaims them: run VACUUM (VACUUM "
+                  "FULL rewrites the tables at once, and locks them while it does).")  # fmt: skip
+    elif erasure.checkpointed is False:
+        err.print("Another outreach process is reading the database: the erased bytes leave its WAL file at the "
+                  "next checkpoint (when that process ends).")  # fmt: skip
+    err.print("Not in the database, so not erased: the messages in the inbox, the files imported, backups.")

@@ -5,21 +5,30 @@ from __future__ import annotations
 import typer
 
 from outreach.cli.output import JsonOption, emit_json, err
-from outreach.db.engine import current_revision, head_revision, upgrade
+from outreach.db.engine import current_revision, head_revision
+from outreach.workspace import SECRET_FILE, upgrade_workspace
 
 app = typer.Typer(help="The database's schema.", no_args_is_help=True)
 
 
 @app.command("upgrade")
 def upgrade_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
-    """Apply the migrations the database has not had yet."""
-    before, after = upgrade(ctx.obj.workspace().engine)
+    """Apply the migrations the database has not had yet, and make the workspace's secret.key if it has none."""
+    report = upgrade_workspace(ctx.obj.workspace())
+    before, after = report.before, report.after
     if json_output:
-        emit_json({"before": before, "after": after})
-    elif before == after:
+        emit_json({"before": before, "after": after, "secret_made": report.secret_made})
+        return
+    if before == after:
         err.print(f"The database is up to date (revision {after}).")
     else:
         err.print(f"Upgraded the database from revision {before or 'empty'} to {after}.")
+    if report.secret_made:
+        err.print(f"Made {SECRET_FILE}, the key of the suppression list's hashes: keep it with the database's backups.")
+    if report.earlier_suppressions:
+        err.print(f"The database holds {report.earlier_suppressions} suppressions from before: those made before "
+                  f"hashes were keyed are still recognised; if this workspace had a {SECRET_FILE} that was lost, "
+                  "restore it from a backup, or the addresses suppressed under it can come back.")  # fmt: skip
 
 
 @app.command("status")

@@ -11,6 +11,7 @@ from rich.markup import escape
 from outreach.cli.output import JsonOption, emit_json, err
 from outreach.doctor import Check, Status, diagnose, unloadable_settings
 from outreach.errors import ConfigError
+from outreach.untrusted import visible
 
 MARKS = {Status.OK: "[green]ok[/green]", Status.WARNING: "[yellow]warning[/yellow]", Status.FAILED: "[red]failed[/red]"}
 MARK_WIDTH = max(len(status) for status in Status)
@@ -38,10 +39,10 @@ def _show(checks: list[Check]) -> None:
     """One line a check, with its hint underneath when it is not ok, then one line in sum."""
     for check in checks:
         padding = " " * (MARK_WIDTH - len(check.status))
-        err.print(f"{MARKS[check.status]}{padding}  {check.name:<{NAME_WIDTH}}  {escape(check.detail)}",
+        err.print(f"{MARKS[check.status]}{padding}  {check.name:<{NAME_WIDTH}}  {escape(visible(check.detail))}",
                   highlight=False)  # fmt: skip
         if check.hint and check.status is not Status.OK:
-            err.print(f"{'':<{MARK_WIDTH + NAME_WIDTH + 4}}hint: {escape(check.hint)}", highlight=False)
+            err.print(f"{'':<{MARK_WIDTH + NAME_WIDTH + 4}}hint: {escape(visible(check.hint))}", highlight=False)
     failed = sum(check.status is Status.FAILED for check in checks)
     warnings = sum(check.status is Status.WARNING for check in checks)
     if failed:

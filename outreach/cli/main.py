@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -34,6 +35,10 @@ class State:
             self._workspace = open_workspace(self.root)
         return self._workspace
 
+    def scrub(self, text: str) -> str:
+        """The text without the workspace's passwords, in any form, once its settings were read."""
+        return self._workspace.settings.scrubber()(text) if self._workspace is not None else text
+
 
 app = typer.Typer(
     name="outreach",
@@ -52,7 +57,9 @@ def root(
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
 ) -> None:
     """Run an open appeal by email."""
-    state = State(workspace)
+    # `run()` hands in the state, so that its error boundary can scrub with the settings the command read.
+    state = ctx.obj if isinstance(ctx.obj, State) else State(workspace)
+    state.root = workspace
     ctx.obj = state
     ctx.call_on_close(lambda: state._workspace.close() if state._workspace else None)
 
@@ -93,22 +100,40 @@ app.add_typer(db.app, name="db")
 def run() -> None:
     """Entry point: run the app; turn our errors into one line on stderr and an exit code.
 
-    Typer handles usage errors and --help itself; everything else that escapes a command lands here.
+    Typer handles usage errors and --help itself; everything else that escapes a command lands here, and what it
+    prints (the traceback too) goes through the workspace's scrubber: no password shows, however it was echoed.
     """
     debug = "--debug" in sys.argv[1:]
+    state = State(Path("."))
     try:
-        app(prog_name="outreach")
+        app(prog_name="outreach", obj=state)
     except OutreachError as error:
         if debug:
-            raise
-        err.print(f"error: {error.format_message()}", markup=False, highlight=False)
+            _traceback(state, error)
+        else:
+            _say(state, f"error: {error.format_message()}")
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
     except SQLAlchemyError as error:
         if debug:
-            raise
-        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
-        err.print(f"error: database: {reason} (run with --debug for details)", markup=False, highlight=False)
+            _traceback(state, error)
+            sys.exit(1)
+        reason = state.scrub(str(getattr(error, "orig", None) or error)).splitlines()[0]
+        _say(state, f"error: database: {reason} (run with --debug for details)")
         sys.exit(1)
+    except Exception as error:  # a bug: its traceback, as Python would print it, without the passwords
+        _traceback(state, error)
+        sys.exit(1)
+
+
+def _say(state: State, line: str) -> None:
+    """One line on stderr, scrubbed, printed as it is (no markup)."""
+    err.print(state.scrub(line), markup=False, highlight=False)
+
+
+def _traceback(state: State, error: BaseException) -> None:
+    """The error's traceback on stderr, scrubbed."""
+    sys.stderr.write(state.scrub("".join(traceback.format_exception(error))))
+    sys.stderr.flush()

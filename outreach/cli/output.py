@@ -15,8 +15,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from outreach.errors import NotConfirmedError
+from outreach.untrusted import visible
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
 SegmentOption = Annotated[
@@ -69,12 +71,13 @@ def in_zone(instant: datetime, zone: str) -> str:
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Print a table for people on stdout."""
-    shown = Table(title=title, show_lines=False)
+    """Print a table for people on stdout: each value as plain text (never rich markup), with what a terminal would
+    obey rather than show (escape sequences, bidi overrides, zero-width characters) made visible."""
+    shown = Table(title=None if title is None else Text(visible(title)), show_lines=False)
     for column in columns:
         shown.add_column(column, overflow="fold")
     for row in rows:
-        shown.add_row(*("" if value is None else str(value) for value in row))
+        shown.add_row(*(Text(visible("" if value is None else str(value))) for value in row))
     out.print(shown)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,7 +11,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from outreach.cli.output import JsonOption, emit_json, err, out, table
 from outreach.errors import ConfigError, InvalidValueError
-from outreach.vocabulary import CHANNELS, OUTCOMES, RESPONSE_KINDS
+from outreach.untrusted import visible
+from outreach.vocabulary import CHANNELS, ERASED, OUTCOMES, RESPONSE_KINDS
 from outreach.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -81,6 +83,9 @@ def poll_command(
               + (f" ({kinds})" if kinds else "") + f", {report.already} seen before.")  # fmt: skip
     if report.unmatched:
         err.print(f"{report.unmatched} matched no contact (`outreach responses list` shows them).")
+    if report.kinds["unreadable"]:
+        err.print(f"{report.kinds['unreadable']} could not be read: each is kept with the error and its raw message "
+                  "(`outreach responses list --kind unreadable`, `outreach responses show ID --raw`).")  # fmt: skip
 
 
 @app.command("list")
@@ -125,8 +130,15 @@ def show_command(
     if raw:
         data = raw_message(sessions, response_id)
         if data is None:
+            shown = show_response(sessions, response_id)
+            if ERASED in (shown.sender, shown.text):
+                raise InvalidValueError(f"response {response_id} was erased (`contacts forget`): its message is gone")
             raise InvalidValueError(f"response {response_id} was logged by hand: it has no message")
-        typer.echo(data.decode("utf-8", "replace"))
+        if sys.stdout.isatty():  # a stranger's bytes: shown, not obeyed (ESC sequences, bidi overrides)
+            typer.echo(visible(data.decode("utf-8", "replace"), lines=True))
+        else:  # into a file or a pipe: the message exactly as it arrived
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
         return
     view = show_response(sessions, response_id)
     if json_output:
@@ -145,11 +157,12 @@ def _print(view: ResponseView) -> None:
         ("answers", view.answered and f"{view.answered} (matched by {view.matched_by})"),
         ("subject", view.subject), ("outcome", view.outcome), ("effects", "; ".join(view.effects) or "none"),
     ]  # fmt: skip
+    # What a stranger wrote reaches the terminal shown, not obeyed: escape sequences and bidi overrides made visible.
     for label, value in lines:
         if value:
-            out.print(f"{label:>9}: {value}", markup=False, highlight=False)
+            out.print(f"{label:>9}: {visible(value)}", markup=False, highlight=False)
     if view.text:
-        out.print("", view.text, sep="\n", markup=False, highlight=False)
+        out.print("", visible(view.text, lines=True), sep="\n", markup=False, highlight=False)
 
 
 @app.command("add")
@@ -202,7 +215,7 @@ def _said(view: ResponseView, json_output: bool, message: str) -> None:
     if json_output:
         emit_json(view.as_json())
     else:
-        err.print(message, markup=False, highlight=False)
+        err.print(visible(message), markup=False, highlight=False)
 
 
 def _date(value: str | None) -> datetime | None:

@@ -18,6 +18,7 @@ from outreach.errors import LockedError, OutreachError
 from outreach.outbox.claims import worker_name
 from outreach.outbox.records import first_letters
 from outreach.outbox.sending import SendReport, drain_outbox
+from outreach.untrusted import visible
 from outreach.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -28,15 +29,29 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _say(line: str) -> None:
-    """One line on stderr, with the time it happened (UTC): the scheduler runs for days."""
-    err.print(f"{_now():%H:%M:%S} {line}", markup=False, highlight=False)
+@dataclass(frozen=True)
+class _Log:
+    """Where the scheduler says what it does: stderr, a line at a time, without the passwords (a job's error may
+    quote what a server echoed of the login)."""
+
+    scrub: Callable[[str], str]
+
+    def __call__(self, line: str) -> None:
+        """One line on stderr, with the time it happened (UTC): the scheduler runs for days."""
+        err.print(f"{_now():%H:%M:%S} {visible(self.scrub(line))}", markup=False, highlight=False)
+
+    def error(self, job: str, error: Exception) -> None:
+        """A job failed: say so once (the job tries again at its next tick)."""
+        reason = error.format_message() if isinstance(error, OutreachError) else f"{type(error).__name__}: {error}"
+        first = self.scrub(reason).splitlines()  # scrubbed whole: a password may hold a line break
+        self(f"{job} failed: {first[0] if first else ''} (it tries again at its next run)")
 
 
 @dataclass
 class _Sent:
     """What the drains did, added up."""
 
+    say: _Log
     sent: int = 0
     retried: int = 0
     failed: int = 0
@@ -48,16 +63,16 @@ class _Sent:
         self.sent, self.retried = self.sent + report.sent, self.retried + report.retried
         self.failed, self.unknown = self.failed + report.failed, self.unknown + report.unknown
         if report.recovered.get("unknown"):
-            _say(f"{report.recovered['unknown']} messages were left mid-send by a stopped sender: their fate is "
-                 "unknown (`outreach send --retry-unknown` sends them again; they may arrive twice).")  # fmt: skip
+            self.say(f"{report.recovered['unknown']} messages were left mid-send by a stopped sender: their fate is "
+                     "unknown (`outreach send --retry-unknown` sends them again; they may arrive twice).")  # fmt: skip
         if report.tried:
-            _say(f"sent {report.sent}, {report.retried} to retry later, {report.failed} failed, "
-                 f"{report.unknown} unknown.")  # fmt: skip
+            self.say(f"sent {report.sent}, {report.retried} to retry later, {report.failed} failed, "
+                     f"{report.unknown} unknown.")  # fmt: skip
         for recipient, reply in report.failures[:10]:
-            _say(f"  {recipient}: {reply}")
+            self.say(f"  {recipient}: {reply}")
         if report.paused_until and report.paused_until != self.paused_until:
-            _say(f"the sending rate (OUTREACH_RATE_LIMIT) allows no more until {report.paused_until:%Y-%m-%d %H:%M} "
-                 "UTC; sending carries on then.")  # fmt: skip
+            self.say(f"the sending rate (OUTREACH_RATE_LIMIT) allows no more until "
+                     f"{report.paused_until:%Y-%m-%d %H:%M} UTC; sending carries on then.")  # fmt: skip
         self.paused_until = report.paused_until
 
 
@@ -71,10 +86,11 @@ def _jobs(workspace: Workspace, sent: _Sent) -> Jobs:
     sessions = workspace.sessions
 
     def follow_ups(now: datetime) -> int:
-        report = queue_followups(sessions, workspace.templates, workspace.sender(), now=now)
+        report = queue_followups(sessions, workspace.templates, workspace.sender(), now=now,
+                                 limits=workspace.render_limits())  # fmt: skip
         if report.queued or report.skipped:
             skipped = ", ".join(f"{count} {reason}" for reason, count in sorted(report.skipped.items()))
-            _say(f"queued {report.queued} follow-ups" + (f" (skipped: {skipped})" if skipped else "") + ".")
+            sent.say(f"queued {report.queued} follow-ups" + (f" (skipped: {skipped})" if skipped else "") + ".")
         return report.queued
 
     def send(stop: Callable[[], bool]) -> int:
@@ -98,16 +114,10 @@ def _jobs(workspace: Workspace, sent: _Sent) -> Jobs:
             reader.close()
         if report.recorded:
             kinds = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in report.kinds.most_common())
-            _say(f"{reader.name}: recorded {report.recorded} new responses ({kinds}).")
+            sent.say(f"{reader.name}: recorded {report.recorded} new responses ({kinds}).")
         return report.recorded
 
     return Jobs(follow_ups, send, poll_inbox)
-
-
-def _report_error(job: str, error: Exception) -> None:
-    """A job failed: say so once (the job tries again at its next tick)."""
-    reason = error.format_message() if isinstance(error, OutreachError) else f"{type(error).__name__}: {error}"
-    _say(f"{job} failed: {reason.splitlines()[0] if reason else ''} (it tries again at its next run)")
 
 
 def run(
@@ -136,7 +146,8 @@ def run(
         confirm(describe_first_letters(firsts, pacer, _now()), question, yes)
     holder = worker_name()
     grace = workspace.settings.misfire_grace
-    sent = _Sent()
+    say = _Log(workspace.settings.scrubber())
+    sent = _Sent(say)
     jobs = _jobs(workspace, sent)
     stop = threading.Event()
     lost: list[str] = []
@@ -144,12 +155,12 @@ def run(
         resumed = resume(sessions, jobs, holder, now=_now(), grace=timedelta(seconds=grace))
         if resumed.held:
             grace_text = format_delay(timedelta(seconds=grace)) if grace % 60 == 0 else f"{grace} s"
-            _say(f"{resumed.held} messages fell due more than {grace_text} ago while no scheduler ran: held; "
-                 "`outreach outbox release` sends them.")  # fmt: skip
+            say(f"{resumed.held} messages fell due more than {grace_text} ago while no scheduler ran: held; "
+                "`outreach outbox release` sends them.")  # fmt: skip
         if not once:
             inbox = f"the inbox every {INTERVALS.poll:.0f} s" if jobs.poll else "no inbox (OUTREACH_IMAP_HOST unset)"
-            _say(f"running as {holder}: sending every {INTERVALS.send:.0f} s, follow-ups every "
-                 f"{INTERVALS.follow_ups:.0f} s, {inbox}. SIGTERM or Ctrl-C stops it.")  # fmt: skip
+            say(f"running as {holder}: sending every {INTERVALS.send:.0f} s, follow-ups every "
+                f"{INTERVALS.follow_ups:.0f} s, {inbox}. SIGTERM or Ctrl-C stops it.")  # fmt: skip
 
         def heartbeat() -> None:
             if not still_leads():  # another scheduler may lead now: stop rather than run beside it
@@ -158,7 +169,7 @@ def run(
                 return
             beat(sessions, holder, _now())
 
-        report = run_scheduler(jobs, stop=stop, once=once, heartbeat=heartbeat, on_error=_report_error)
+        report = run_scheduler(jobs, stop=stop, once=once, heartbeat=heartbeat, on_error=say.error, scrub=say.scrub)
         heartbeat()  # the last time it was seen alive: what falls due from now on was missed
     if lost:
         raise LockedError(f"`outreach run` stopped: {lost[0]}, so it no longer leads this database",

@@ -22,6 +22,7 @@ from outreach.outbox.pacing import Pacer
 from outreach.outbox.records import FirstLetters, Waiting, first_letters, requeue, waiting_messages
 from outreach.outbox.sending import Sending, SendReport, drain_outbox, write_due_letters
 from outreach.outbox.smtp import SmtpTransport
+from outreach.untrusted import visible
 from outreach.workspace import Workspace
 
 
@@ -192,4 +193,4 @@ def _print_report(report: SendReport) -> None:
         err.print(f"The sending rate (OUTREACH_RATE_LIMIT) allows no more until "
                   f"{report.paused_until:%Y-%m-%d %H:%M} UTC; run `outreach send` again then.")  # fmt: skip
     for recipient, reply in report.failures[:10]:
-        err.print(f"  {recipient}: {reply}", markup=False, highlight=False)
+        err.print(visible(f"  {recipient}: {reply}"), markup=False, highlight=False)  # the server's words

@@ -11,6 +11,7 @@ import typer
 from outreach.cli.output import JsonOption, emit_json, err, file_progress, out
 from outreach.contacts.signatories import add_signatory, import_signatories, list_signatories
 from outreach.errors import InvalidValueError
+from outreach.untrusted import visible
 from outreach.vocabulary import GROUPS
 
 app = typer.Typer(help="The people who signed the appeal.", no_args_is_help=True)
@@ -31,7 +32,8 @@ def list_command(ctx: typer.Context, group: Group = None, json_output: JsonOptio
             current = view.group
             count = sum(1 for v in found if v.group == current)
             out.print(f"\n[bold]{current.replace('_', ' ').capitalize()}[/bold] ({count})")
-        out.print(f"  {view.name}, {view.line}" if view.line else f"  {view.name}", markup=False, highlight=False)
+        shown = f"  {view.name}, {view.line}" if view.line else f"  {view.name}"
+        out.print(visible(shown), markup=False, highlight=False)
     out.print(f"\n{len(found)} signatories")
 
 

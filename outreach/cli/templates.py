@@ -15,6 +15,7 @@ from outreach.errors import InvalidValueError, OutreachError
 from outreach.rendering.environment import first_letter_of, template_languages, template_names
 from outreach.rendering.letters import compose, dated, mailbox_of
 from outreach.rendering.previewing import check_template, render_for
+from outreach.untrusted import visible
 
 app = typer.Typer(help="The letters: list, check, render.", no_args_is_help=True)
 
@@ -57,6 +58,7 @@ def check_command(
             workspace.sender(),
             now=datetime.now(UTC),
             follows=follows or first_letter_of(workspace.templates, each),
+            limits=workspace.render_limits(),
         )
         for each in names
     ]
@@ -74,7 +76,7 @@ def check_command(
                       + (f" ({languages})" if languages else ""))  # fmt: skip
             for problem, emails in report.grouped():
                 shown = ", ".join(emails[:3]) + (f" and {len(emails) - 3} more" if len(emails) > 3 else "")
-                err.print(f"  {problem}: {len(emails)} contacts ({shown})", markup=False, highlight=False)
+                err.print(visible(f"  {problem}: {len(emails)} contacts ({shown})"), markup=False, highlight=False)
     if failed:
         raise typer.Exit(1)
 
@@ -95,7 +97,7 @@ def render_command(
     now = datetime.now(UTC)
     copy, recipient = render_for(
         workspace.sessions, workspace.templates, name, contact, workspace.sender(), now=now,
-        follows=follows or first_letter_of(workspace.templates, name),
+        follows=follows or first_letter_of(workspace.templates, name), limits=workspace.render_limits(),
     )  # fmt: skip
     if format_ == "html" and copy.html is None:
         raise OutreachError(f"template {name!r} has no HTML body in {copy.language}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -127,6 +128,22 @@ def ascii_domain_form(email: str) -> str:
     return f"{local}@{parse_address(email).key.rpartition('@')[2]}"
 
 
-def address_hash(key: str) -> str:
-    """Return the SHA-256 of an address key: what the suppression list keeps after erasure."""
+def address_hash(key: str, secret: bytes) -> str:
+    """Return the HMAC-SHA256 of an address key under the workspace's secret: what the suppression list keeps.
+
+    Keyed, because a plain hash of an address is no erasure: anyone holding the database can hash a list of
+    likely addresses (a parliament's are public) and find who was forgotten. Without the secret (the workspace's
+    `secret.key`), the hashes say nothing.
+    """
+    return hmac.new(secret, key.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def unkeyed_address_hash(key: str) -> str:
+    """Return the plain SHA-256 of an address key, as the suppression list kept it before it was keyed."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def address_hashes(key: str, secret: bytes) -> tuple[str, str]:
+    """Both forms an address key may be on the suppression list under: keyed (what is written now) and unkeyed
+    (written before hashes were keyed, and still honoured, so that nobody suppressed before comes back)."""
+    return address_hash(key, secret), unkeyed_address_hash(key)

@@ -1,4 +1,5 @@
-"""The contact list as a campaigner edits it: list, show, add, edit, tag, suppress, export, forget."""
+"""The contact list as a campaigner edits it: list, show, add, edit, tag, suppress, export (forgetting one is
+outreach/contacts/erasing.py)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.contacts import values
-from outreach.contacts.addresses import InvalidAddressError, address_hash, parse_address
+from outreach.contacts.addresses import InvalidAddressError, address_hash, address_hashes, parse_address
 from outreach.contacts.segments import Segment
 from outreach.contacts.selecting import segment_contacts
-from outreach.db.models import Contact, ContactTag, Signatory, Suppression, Tag
+from outreach.db.engine import workspace_secret
+from outreach.db.models import Contact, ContactTag, Suppression, Tag
 from outreach.db.queries import contact_tags, insert_many, tag_ids
 from outreach.errors import InvalidValueError, NotFoundError
+from outreach.spreadsheets import quote_formula
 from outreach.vocabulary import CONTACT_FIELDS, SUPPRESSION_REASONS
 
 # How a suppression reason leaves the contact's status.
@@ -154,7 +157,7 @@ def add_contact(
     with sessions.begin() as session:
         if session.scalar(select(Contact.id).where(Contact.email_key == parsed.key)) is not None:
             raise InvalidValueError(f"{parsed.email} is already a contact", hint="use `contacts edit`")
-        reason = session.scalar(select(Suppression.reason).where(Suppression.address_hash == address_hash(parsed.key)))
+        reason = suppression_reason(session, parsed.key)
         if reason is not None:
             raise InvalidValueError(f"{parsed.email} is on the suppression list ({reason})")
         contact = Contact(
@@ -236,6 +239,19 @@ def tag_contacts(
         return TagResult(name, len(ids))
 
 
+def suppression_hashes(session: Session, key: str) -> tuple[str, str]:
+    """The hashes an address key may be on the suppression list under, with the session's workspace secret:
+    keyed, and unkeyed as written before hashes were keyed (still honoured, so nobody suppressed before comes
+    back)."""
+    return address_hashes(key, workspace_secret(session))
+
+
+def suppression_reason(session: Session, key: str) -> str | None:
+    """Why an address key is on the suppression list (under either form of its hash), or None."""
+    hashes = suppression_hashes(session, key)
+    return session.scalar(select(Suppression.reason).where(Suppression.address_hash.in_(hashes)).limit(1))
+
+
 def suppress_address(
     session: Session, key: str, reason: str, note: str | None, *, now: datetime, response_id: int | None = None
 ) -> None:
@@ -243,13 +259,14 @@ def suppress_address(
     names the response that asked for it (reclassifying that response lifts it)."""
     if reason not in SUPPRESSION_REASONS:
         raise InvalidValueError(f"reason {reason!r} is not one of {', '.join(SUPPRESSION_REASONS)}")
-    insert_many(
-        session,
-        Suppression.__table__,  # type: ignore[arg-type]
-        ("address_hash", "reason", "note", "created_at", "response_id"),
-        [(address_hash(key), reason, note, now, response_id)],
-        skip_duplicates=True,
-    )
+    if suppression_reason(session, key) is None:  # once: also when it is there under its unkeyed hash
+        insert_many(
+            session,
+            Suppression.__table__,  # type: ignore[arg-type]
+            ("address_hash", "reason", "note", "created_at", "response_id"),
+            [(address_hash(key, workspace_secret(session)), reason, note, now, response_id)],
+            skip_duplicates=True,
+        )
     contact = session.scalars(select(Contact).where(Contact.email_key == key)).one_or_none()
     if contact is not None:
         contact.status = _STATUS_FOR_REASON[reason]
@@ -269,41 +286,22 @@ def suppress_contact(
     return parsed.email
 
 
-def forget_contact(sessions: sessionmaker[Session], address: str, *, now: datetime) -> int:
-    """Erase a contact's personal data (GDPR art. 17); keep a hash so a later import does not restore it."""
-    with sessions.begin() as session:
-        contact = find_contact(session, address)
-        assert contact.email_key is not None
-        suppress_address(session, contact.email_key, "forgotten", None, now=now)
-        for name in ("email", "email_key", *CONTACT_FIELDS):
-            if name != "role":  # the role alone identifies no one and keeps reports by role whole
-                setattr(contact, name, None)
-        contact.attributes = {}
-        contact.status = "do_not_contact"
-        contact.forgotten_at = now
-        contact.updated_at = now
-        session.execute(delete(ContactTag).where(ContactTag.contact_id == contact.id))
-        session.execute(update(Signatory).where(Signatory.contact_id == contact.id).values(contact_id=None))
-        return contact.id
-
-
 def export_contacts(sessions: sessionmaker[Session], segment: Segment, out: TextIO) -> int:
     """Write the contacts of a segment as CSV that `contacts import` reads back; return how many."""
     attribute_keys: dict[str, None] = {}
     for view in _stream(sessions, segment):
         attribute_keys.update(dict.fromkeys(view.attributes))
     writer = csv.writer(out)
-    writer.writerow([*EXPORT_COLUMNS, *attribute_keys])
+    writer.writerow([quote_formula(header) for header in (*EXPORT_COLUMNS, *attribute_keys)])
     count = 0
     for view in _stream(sessions, segment):
-        row = [getattr(view, column) for column in EXPORT_COLUMNS[:-1]]
-        writer.writerow(
-            [
-                *(v or "" for v in row),
-                "|".join(view.tags),
-                *(view.attributes.get(k, "") for k in attribute_keys),
-            ]
-        )
+        row = [
+            *(getattr(view, column) or "" for column in EXPORT_COLUMNS[:-1]),
+            "|".join(view.tags),
+            *("" if view.attributes.get(k) is None else str(view.attributes[k]) for k in attribute_keys),
+        ]
+        # A name or an attribute such as `=HYPERLINK(...)` is text to a spreadsheet, and imports back as it was.
+        writer.writerow([quote_formula(cell) for cell in row])
         count += 1
     return count
 

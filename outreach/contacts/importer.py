@@ -11,10 +11,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from outreach.contacts.addresses import Resolver, address_hash
+from outreach.contacts.addresses import Resolver, address_hashes
 from outreach.contacts.reading import ReadOptions, open_contacts_file
 from outreach.contacts.rejects import RejectsFile, rejects_path_for
 from outreach.contacts.rows import ContactRow, Reject
+from outreach.db.engine import workspace_secret
 from outreach.db.models import Contact, ContactTag, Import, Suppression
 from outreach.db.queries import insert_many, tag_ids
 from outreach.errors import RejectedRowsError
@@ -178,15 +179,20 @@ class _Batcher:
     def _drop_suppressed(self, rows: list[ContactRow]) -> list[ContactRow]:
         if not rows or not self.any_suppressed:
             return rows
-        hashes = {address_hash(row.key): row for row in rows}
+        secret = workspace_secret(self.session)
+        # Each address under both forms of its hash: keyed, and unkeyed as written before hashes were keyed.
+        hashes = {digest: row.key for row in rows for digest in address_hashes(row.key, secret)}
         found = self.session.execute(
             select(Suppression.address_hash, Suppression.reason).where(Suppression.address_hash.in_(list(hashes)))
         )
+        by_key = {row.key: row for row in rows}
         for digest, reason in found:
-            row = hashes.pop(digest)
+            row = by_key.pop(hashes[digest], None)
+            if row is None:  # suppressed under both forms: counted once
+                continue
             self.summary.suppressed += 1
             self.rejects.add(Reject(row.line, f"{row.email} is on the suppression list ({reason})", ()))
-        return list(hashes.values())
+        return list(by_key.values())
 
     def _insert(self, rows: list[ContactRow]) -> dict[str, int]:
         if not rows:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from outreach.contacts.rows import Reject
+from outreach.spreadsheets import quote_formula
 
 
 def rejects_path_for(source: Path) -> Path:
@@ -40,8 +41,9 @@ class RejectsFile:
         if self._writer is None:
             self._file = self._partial.open("w", encoding="utf-8", newline="")
             self._writer = csv.writer(self._file)
-            self._writer.writerow(["line", "reason", *self._headers])
-        self._writer.writerow([reject.line, reject.reason, *reject.cells])
+            self._writer.writerow([quote_formula(cell) for cell in ("line", "reason", *self._headers)])
+        # The cells of a file that was to be imported are whatever it held: a spreadsheet must not run them.
+        self._writer.writerow([str(reject.line), *(quote_formula(cell) for cell in (reject.reason, *reject.cells))])
 
     def finish(self) -> Path | None:
         """Put the file in place (also after a failed import: it says what to fix); return where, if any."""

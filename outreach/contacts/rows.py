@@ -10,13 +10,14 @@ import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any, BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from charset_normalizer import from_bytes
 
 from outreach.contacts import values
 from outreach.contacts.addresses import InvalidAddressError, Resolver, parse_address
 from outreach.errors import InputError
+from outreach.spreadsheets import unquote_formula
 
 SAMPLE_SIZE = 64 * 1024
 
@@ -222,18 +223,21 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
-class _Counting:
-    """A csv reader over the lines after the header, whose `line_num` counts from the top of the file."""
+UNCLOSED_QUOTE = "a quote opened here is never closed"
 
-    def __init__(self, text: io.TextIOWrapper, delimiter: str) -> None:
-        self._reader = csv.reader(text, delimiter=delimiter)
 
-    @property
-    def line_num(self) -> int:
-        return self._reader.line_num + 1
-
-    def __iter__(self) -> Iterator[list[str]]:
-        return self._reader
+def _lines(text: Iterator[str], again: list[str], held: list[str]) -> Iterator[str]:
+    """The lines of text, each also put in `held` (the reader empties it once it has a record's lines); lines
+    handed back in `again` (the next one last), between records, come before the rest of the text."""
+    for line in text:
+        while again:
+            held.append(again.pop())
+            yield held[-1]
+        held.append(line)
+        yield line
+    while again:
+        held.append(again.pop())
+        yield held[-1]
 
 
 @dataclass
@@ -245,25 +249,76 @@ class Table:
     encoding_guessed: bool
     delimiter: str
     headers: tuple[str, ...]
-    reader: Any  # a csv reader (`_csv._reader`), which counts the physical lines it has read
+    lines: Iterator[str] | None  # the lines after the header
     blank: int = 0
 
-    def records(self) -> Iterator[tuple[int, list[str]]]:
-        """Yield (line number, cells) for each non-blank record; a record that spans lines gets its first."""
-        reader = self.reader
-        line = reader.line_num + 1
-        try:
-            for cells in reader:
-                if any(cell.strip() for cell in cells):
-                    self._check_decoded(line, cells)
-                    yield line, cells
+    def records(self) -> Iterator[tuple[int, list[str]] | Reject]:
+        """Yield (line number, cells) for each non-blank record; a record that spans lines gets its first.
+
+        A quote left open would swallow the rows after it into one cell (up to the next quote, or to the end of the
+        file). Such a record is a Reject of the line the quote opened on (UNCLOSED_QUOTE), and the lines after that
+        one are read again as records of their own. Cells that `contacts export` quoted against spreadsheet
+        formulas are read as they were (outreach/spreadsheets.py).
+        """
+        assert self.lines is not None
+        again: list[str] = []  # lines to read again, the next one last
+        held: list[str] = []  # the lines of the record being read
+        read = 1  # lines of the file read so far: the header
+        while True:
+            # A new reader, and a new generator of lines: the last one may have ended with the file.
+            reader = csv.reader(_lines(self.lines, again, held), delimiter=self.delimiter)
+            try:
+                for cells in reader:
+                    line = read + 1
+                    read += len(held)
+                    # A record that spans lines, or a line with an odd number of quotes (the last one, say).
+                    if (len(held) > 1 or held[0].count('"') % 2) and self._left_open(held, cells):
+                        break
+                    if any(cell.strip() for cell in cells):
+                        if len(held) > 1 or "'" in held[0]:
+                            cells = [unquote_formula(cell) for cell in cells]
+                        self._check_decoded(line, cells)
+                        yield line, cells
+                    else:
+                        self.blank += 1
+                    held.clear()
                 else:
-                    self.blank += 1
-                line = reader.line_num + 1
-        except csv.Error as error:
-            raise InputError(
-                f"broken CSV ({error})", where=f"{self.source}:{line}", hint="check the quotes on that line"
-            ) from None
+                    return
+            except csv.Error as error:
+                line = read + 1
+                read += len(held)
+                # A quote left open near the end of a large file makes a cell past the csv module's size limit.
+                if len(held) < 2 or "field limit" not in str(error):
+                    raise InputError(
+                        f"broken CSV ({error})", where=f"{self.source}:{line}", hint="check the quotes on that line"
+                    ) from None
+            opened = held[0].rstrip("\r\n")
+            try:
+                first = next(csv.reader([opened], delimiter=self.delimiter), [])
+            except csv.Error:  # a NUL, say: the line as it is, in one cell
+                first = [opened]
+            self._check_decoded(line, first)
+            yield Reject(line, UNCLOSED_QUOTE, tuple(unquote_formula(cell) for cell in first))
+            # The lines after the one the quote opened on are read again, as records of their own.
+            again.extend(reversed(held[1:]))
+            held.clear()
+            read = line
+
+    def _left_open(self, held: list[str], cells: list[str]) -> bool:
+        """Whether a quote was left open in a record that spans lines (or a line with an odd number of quotes): read
+        strictly, its quotes do not pair up (the file ended inside one, or a quote "closes" into the middle of a
+        cell), or a line inside one of its cells holds a whole row (as many delimiters as the header has between
+        its columns). A real multi-line cell holding such a line is rejected too, visibly: the price of never
+        swallowing rows silently."""
+        try:
+            for _ in csv.reader(held, delimiter=self.delimiter, strict=True):
+                pass
+        except csv.Error:
+            return True
+        between = max(len(self.headers) - 1, 1)
+        return any(
+            part.count(self.delimiter) >= between for cell in cells if "\n" in cell for part in cell.split("\n")[1:]
+        )
 
     def _check_decoded(self, line: int, cells: list[str]) -> None:
         # The text is decoded with surrogateescape, so bytes the encoding cannot read arrive here as lone
@@ -276,6 +331,18 @@ class Table:
                 where=f"{self.source}:{line}",
                 hint="pass --encoding with the file's encoding, e.g. cp1252 or utf-16",
             ) from None
+
+
+def _decoded(text: io.TextIOWrapper, source: str, encoding: str) -> Iterator[str]:
+    """The lines of text, with the errors surrogateescape does not cover as an InputError naming the file."""
+    # A UTF-16 or UTF-32 stream with no BOM, or one that ends inside a character, raises UnicodeError whatever the
+    # error handler (found by tests/test_fuzz.py: b"\x00" read with --encoding utf-16).
+    try:
+        yield from text
+    except UnicodeError as error:
+        raise InputError(
+            f"not valid {encoding} text ({error})", where=source, hint="pass --encoding with the file's encoding"
+        ) from None
 
 
 def open_table(binary: BinaryIO, source: str, encoding: str | None = None) -> Table:
@@ -295,13 +362,15 @@ def open_table(binary: BinaryIO, source: str, encoding: str | None = None) -> Ta
         newline="",
         errors="surrogateescape",
     )
-    first = text.readline()
+    lines = _decoded(text, source, encoding)
+    first = next(lines, "")
     if not first.strip():
         raise InputError("the file is empty or its first line is blank", where=source)
     delimiter = detect_delimiter(first)
     headers = next(csv.reader([first], delimiter=delimiter))
     Table(source, encoding, False, delimiter, (), None)._check_decoded(1, headers)
-    return Table(source, encoding, guessed, delimiter, tuple(h.strip() for h in headers), _Counting(text, delimiter))
+    names = tuple(unquote_formula(header.strip()) for header in headers)
+    return Table(source, encoding, guessed, delimiter, names, lines)
 
 
 @dataclass
@@ -324,8 +393,8 @@ class ContactReader:
             )
 
     def __iter__(self) -> Iterator[ContactRow | Reject]:
-        for line, cells in self.table.records():
-            yield self.parse(line, cells)
+        for record in self.table.records():
+            yield record if isinstance(record, Reject) else self.parse(*record)
 
     def parse(self, line: int, cells: list[str]) -> ContactRow | Reject:
         """Check one record and return the row it makes, or why it makes none."""

@@ -153,7 +153,12 @@ def import_signatories(
     try:
         with sessions() as session:
             seen = {(name, line) for name, line in session.execute(select(Signatory.name, Signatory.line))}
-            for number, cells in table.records():
+            for record in table.records():
+                if isinstance(record, Reject):  # a quote left open
+                    summary.rejected += 1
+                    rejects.add(record)
+                    continue
+                number, cells = record
 
                 def cell(target: str, cells: list[str] = cells) -> str:
                     position = index.get(target)

@@ -9,8 +9,8 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from outreach.config import redact_url
 from outreach.errors import ConfigError, WorkspaceError
+from outreach.scrubbing import redact_url
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration. Every command checks the database against it, so it is a constant rather than read from
 # the scripts: importing Alembic cost every command 0.18 s. A test checks it against the scripts.
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0007"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -29,6 +29,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # Freed space is overwritten with zeros (many builds, Debian's among them, default to this; python.org's and
+    # macOS's do not): `contacts forget` must leave no copy of a person in the file, also none left behind by an
+    # earlier update that moved their row within its page, or by a letter rewritten since.
+    cursor.execute("PRAGMA secure_delete=ON")
     # 16 MB of page cache (the default is 2 MB): a large import writes to its indexes at random places.
     cursor.execute("PRAGMA cache_size=-16000")
     cursor.close()
@@ -50,9 +54,42 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Return the factory services open their short transactions with."""
-    return sessionmaker(engine, expire_on_commit=False)
+# The key of Session.info under which a session carries the workspace's secret (see make_session_factory).
+_SECRET = "outreach.secret"
+
+
+def make_session_factory(engine: Engine, *, secret: bytes | None = None) -> sessionmaker[Session]:
+    """Return the factory services open their short transactions with.
+
+    `secret` is the workspace's secret (its `secret.key`), which keys the hashes of the suppression list. It rides
+    in each session's `info` rather than in the arguments of every service that may suppress or look up an
+    address (an import, a poll of the inbox, a send that meets a bounce, `contacts forget`): they all take the
+    session factory already, and the secret belongs to the same workspace as the database it opens.
+    """
+    return sessionmaker(engine, expire_on_commit=False, info={_SECRET: _Hidden(secret)} if secret else None)
+
+
+class _Hidden:
+    """A secret that never shows: a session factory's repr names its `info`, and a traceback may print it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bytes) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<hidden>"
+
+
+def workspace_secret(session: Session) -> bytes:
+    """The workspace's secret, carried by the session (make_session_factory); one made without it cannot hash."""
+    secret = session.info.get(_SECRET)
+    if not isinstance(secret, _Hidden):
+        raise WorkspaceError(
+            "no workspace secret to hash addresses with",
+            hint="open the database through the workspace (Workspace.sessions), which reads secret.key",
+        )
+    return secret.value
 
 
 def _alembic_config(engine: Engine | None = None) -> Config:

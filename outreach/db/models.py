@@ -78,7 +78,7 @@ class Import(Base):
 
 
 class Contact(Base):
-    """A person the campaign may write to. After `forget`, only id, role and status remain.
+    """A person the campaign may write to. After `forget`, only id, role, country and status remain.
 
     Role, country and status have no index: each value is shared by thousands of rows, so a scan is as fast
     as the index for a segment, and every import would pay to maintain it.

@@ -8,6 +8,7 @@ database; the caller's `before_commit` writes that state.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import smtplib
 import socket
@@ -16,12 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from outreach.errors import OutreachError
+from outreach.scrubbing import Scrubber
 
 SECURITIES = ("none", "starttls", "tls")
 
 
 class SmtpError(OutreachError):
     """The SMTP server cannot be used as configured (connection, TLS, authentication); never shows the password."""
+
+
+_LOGIN_HINT = "check OUTREACH_SMTP_USERNAME and OUTREACH_SMTP_PASSWORD"
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ class SmtpConnection:
         self.settings = settings
         self._context = context or ssl.create_default_context()
         self._smtp: smtplib.SMTP | None = None
+        # What the server says goes into errors and replies: a server that echoes the login must not show it.
+        self._scrub = Scrubber([(settings.username, settings.password)])
 
     @property
     def where(self) -> str:
@@ -82,7 +89,14 @@ class SmtpConnection:
         return f"{self.settings.host}:{self.settings.port}"
 
     def open(self) -> None:
-        """Connect, say EHLO, start TLS and log in as the settings say."""
+        """Connect, say EHLO, start TLS and log in as the settings say; what goes wrong is one SmtpError, with the
+        password hidden in whatever form the server or the library echoed it."""
+        try:
+            self._open()
+        except SmtpError as error:
+            raise self._scrub.error(error) from None
+
+    def _open(self) -> None:
         s = self.settings
         try:
             if s.security == "tls":
@@ -93,6 +107,9 @@ class SmtpConnection:
                 smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout, local_hostname=s.local_hostname)
         except OSError as error:
             raise SmtpError(f"cannot use the SMTP server: {type(error).__name__}: {error}", where=self.where) from None
+        except UnicodeError:  # the IDNA codec refuses a malformed host name before any connection
+            hint = "check OUTREACH_SMTP_HOST"
+            raise SmtpError(f"{s.host!r} is not a host name", where=self.where, hint=hint) from None
         # The end-of-data mark goes out in a write of its own (after the commit point); with Nagle's algorithm it
         # would wait for the ACK of the body, which a delayed ACK holds back 40 ms: a message would cost 40 ms.
         if smtp.sock is not None:
@@ -125,13 +142,56 @@ class SmtpConnection:
                         where=self.where,
                         hint="set OUTREACH_SMTP_SECURITY=starttls or tls",
                     )
-                smtp.login(s.username, s.password)
+                self._log_in(smtp)
         except smtplib.SMTPAuthenticationError as error:
-            message = f"the server refused the login for {s.username!r} ({error.smtp_code})"
-            raise SmtpError(message, where=self.where) from None
+            said = " ".join(filter(None, (str(error.smtp_code), _one_line(error.smtp_error))))
+            message = f"the server refused the login for {s.username!r} ({said})"
+            raise SmtpError(message, where=self.where, hint=_LOGIN_HINT) from None
         except (OSError, smtplib.SMTPException) as error:
             reason = f"{type(error).__name__}: {error}"
             raise SmtpError(f"cannot use the SMTP server: {reason}", where=self.where) from None
+        except UnicodeError as error:  # its text would quote the character: the reason alone
+            reason = f"{type(error).__name__} ({getattr(error, 'reason', '')})"
+            raise SmtpError(f"cannot use the SMTP server: {reason}", where=self.where) from None
+
+    def _log_in(self, smtp: smtplib.SMTP) -> None:
+        """AUTH with the settings' user name and password, which may be any Unicode text.
+
+        smtplib encodes both as ASCII, so `Pässwörd` would fail before a byte is sent. An ASCII login goes through
+        smtplib as it always did (CRAM-MD5, PLAIN or LOGIN, whichever the server offers first); any other is sent
+        here in UTF-8: as AUTH PLAIN, whose message RFC 4616 2 defines as UTF-8 (`NUL user NUL password`, base64 as
+        the initial response of RFC 4954 4), or, where the server offers no PLAIN, as AUTH LOGIN with the same
+        UTF-8 bytes (draft-murchison-sasl-login). A refusal raises smtplib's SMTPAuthenticationError either way.
+        """
+        s = self.settings
+        if s.username.isascii() and s.password.isascii():
+            smtp.login(s.username, s.password)
+            return
+        if not smtp.has_extn("auth"):
+            raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")
+        offered = smtp.esmtp_features["auth"].upper().split()
+        # surrogateescape: a password read from an environment that is not UTF-8 goes out as the bytes it was.
+        user, password = (text.encode("utf-8", "surrogateescape") for text in (s.username, s.password))
+        if "PLAIN" in offered:
+            message = _base64(b"\0" + user + b"\0" + password)
+            code, reply = smtp.docmd("AUTH", f"PLAIN {message}")
+            if code == 334:  # a server that takes no initial response asks for the message (RFC 4954 4)
+                code, reply = smtp.docmd(message)
+        elif "LOGIN" in offered:
+            code, reply = smtp.docmd("AUTH", "LOGIN")
+            for answer in (user, password):
+                if code != 334:
+                    break
+                code, reply = smtp.docmd(_base64(answer))
+        else:
+            raise SmtpError(
+                f"the server offers AUTH {' '.join(offered) or 'with no mechanism'}, but a user name or password "
+                "that is not ASCII needs PLAIN or LOGIN",
+                where=self.where,
+                hint="ask the mail provider for AUTH PLAIN, or choose an ASCII password",
+            )
+        if code not in (235, 503):  # 503: already authenticated, as smtplib takes it
+            raise smtplib.SMTPAuthenticationError(code, reply)
 
     def offers(self, extension: str) -> bool:
         """True when the open connection's server offers an ESMTP extension (`pipelining`, `smtputf8`)."""
@@ -174,10 +234,10 @@ class SmtpConnection:
             code, text = smtp.getreply()
             if code == 421:
                 self.close()
-            return Reply(code, text.decode("utf-8", "replace"), after_data_mark=True)
+            return Reply(code, self._scrub(text.decode("utf-8", "replace")), after_data_mark=True)
         except (smtplib.SMTPServerDisconnected, OSError) as error:  # timeouts are OSErrors too
             self.close()
-            return Reply(None, f"{type(error).__name__}: {error}", after_data_mark=committing)
+            return Reply(None, self._scrub(f"{type(error).__name__}: {error}"), after_data_mark=committing)
 
     def _envelope(self, smtp: smtplib.SMTP, sender: str, recipient: str, options: list[str]) -> Reply | None:
         """MAIL, RCPT and DATA; None once the server waits for the data, else the reply that refused.
@@ -222,7 +282,7 @@ class SmtpConnection:
                 self._smtp.rset()
             except (smtplib.SMTPException, OSError):
                 self.close()
-        return Reply(code, text.decode("utf-8", "replace"))
+        return Reply(code, self._scrub(text.decode("utf-8", "replace")))
 
     @property
     def is_open(self) -> bool:
@@ -246,6 +306,17 @@ def _path(address: str) -> str:
     if any(character in address for character in "\r\n<>"):
         raise SmtpError(f"refusing the address {address!r}: it would break the SMTP command")
     return f"<{address}>"
+
+
+def _base64(data: bytes) -> str:
+    """`data` in base64 on one line, as SMTP AUTH carries it (RFC 4954 4)."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def _one_line(reply: bytes | str) -> str:
+    """A server's reply (several lines joined by smtplib) as one line of text."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    return " ".join(text.split())
 
 
 def _dot_stuffed(data: bytes) -> bytes:

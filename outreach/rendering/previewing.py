@@ -20,7 +20,7 @@ from outreach.db.models import Contact, Signatory
 from outreach.errors import ConfigError, NotFoundError, OutreachError
 from outreach.rendering.copies import CompiledTemplate, Copy, Letterhead, Recipient, TemplateRenderError
 from outreach.rendering.copies import Signatory as PrintedSignatory
-from outreach.rendering.environment import make_environment, template_names
+from outreach.rendering.environment import RenderLimits, make_environment, template_names
 from outreach.rendering.letters import Sender
 from outreach.rendering.mime import Mailbox
 from outreach.rendering.salutations import shipped_forms
@@ -38,12 +38,12 @@ def parse_mailbox(text: str, setting: str) -> Mailbox | None:
     return Mailbox(ascii_domain_form(checked.email), name or None)
 
 
-def compile_template(root: Path, name: str) -> CompiledTemplate:
-    """Load and compile one template of the workspace."""
+def compile_template(root: Path, name: str, limits: RenderLimits | None = None) -> CompiledTemplate:
+    """Load and compile one template of the workspace, to render copies within `limits` (the defaults if None)."""
     if name not in template_names(root):
         known = ", ".join(template_names(root)) or "none"
         raise NotFoundError(f"no template {name!r} in {root}", hint=f"templates: {known}")
-    return CompiledTemplate(make_environment(root), root, name, shipped_forms())
+    return CompiledTemplate(make_environment(root, limits), root, name, shipped_forms())
 
 
 def recipient_of(contact: Contact) -> Recipient:
@@ -81,10 +81,11 @@ def render_for(
     *,
     now: datetime,
     follows: str | None = None,
+    limits: RenderLimits | None = None,
 ) -> tuple[Copy, Recipient]:
     """Render one template for one contact (`follows`: the template of the first letter, for a follow-up)."""
-    template = compile_template(root, name)
-    first = compile_template(root, follows) if follows else None
+    template = compile_template(root, name, limits)
+    first = compile_template(root, follows, limits) if follows else None
     with sessions() as session:
         contact = find_contact(session, address)
         recipient = recipient_of(contact)
@@ -119,10 +120,11 @@ def check_template(
     now: datetime,
     follows: str | None = None,
     progress: Callable[[int], None] | None = None,
+    limits: RenderLimits | None = None,
 ) -> CheckReport:
     """Render the template for every contact of the segment; collect every failure instead of stopping."""
-    template = compile_template(root, name)
-    first = compile_template(root, follows) if follows else None
+    template = compile_template(root, name, limits)
+    first = compile_template(root, follows, limits) if follows else None
     report = CheckReport(name)
     with sessions() as session:
         head = letterhead(session, sender, now)

@@ -26,6 +26,7 @@ from outreach.reports.figures import (
     StepRecord,
     build_report,
 )
+from outreach.vocabulary import ERASED
 
 
 def collect_report(sessions: sessionmaker[Session], campaign: str | None = None, *, now: datetime) -> Report:
@@ -89,7 +90,7 @@ def _responses(session: Session, campaign_id: int | None) -> list[ResponseRecord
     query = (
         select(Response.id, Response.campaign_id, OutboxMessage.step_id, Response.contact_id, Response.kind,
                Response.channel, Response.outcome, Response.received_at, Contact.role, Contact.country, Contact.name,
-               Contact.email, Response.sender, Response.text)
+               Contact.email, Response.sender, Response.text, Contact.forgotten_at)
         .outerjoin(OutboxMessage, OutboxMessage.id == Response.outbox_message_id)
         .outerjoin(Contact, Contact.id == Response.contact_id)
         .where(Response.campaign_id.is_not(None))
@@ -98,9 +99,11 @@ def _responses(session: Session, campaign_id: int | None) -> list[ResponseRecord
         query = query.where(Response.campaign_id == campaign_id)
     records = []
     for (id_, campaign, step, contact_id, kind, channel, outcome, received_at, role, country, name, email, sender,
-         text) in session.execute(query):  # fmt: skip
+         text, forgotten_at) in session.execute(query):  # fmt: skip
         address = email or sender
         who = f"{name} <{address}>" if name and address else name or address
+        if forgotten_at is not None:  # `contacts forget`: a reply logged by hand had no sender to say so
+            who, text = ERASED, text and ERASED
         assert campaign is not None  # the query asks for responses matched to a campaign
         records.append(ResponseRecord(id_, campaign, step, contact_id, kind, channel, outcome, as_utc(received_at),
                                       role, country, who, text))  # fmt: skip

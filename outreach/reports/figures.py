@@ -14,13 +14,15 @@ The CSV (`Report.as_csv`) has one row per campaign, step and breakdown, with the
   step              the step's position (0 is the first letter); empty for the campaign as a whole
   template          the step's template; empty for the campaign as a whole
   breakdown         `all`, `role` or `country`
-  value             the role or country of the row (`-` for contacts without one); empty for `all`
+  value             the role or country of the row (`'-` for contacts without one); empty for `all`
   targeted          contacts the step was queued or skipped for
   queued            not sent yet: queued, held, or in a sender's hands at this moment
   sent, failed, unknown, cancelled, skipped    contacts whose copy is in that state (skipped: never queued)
   hard_bounced, soft_bounced, replied, auto_replied, unsubscribed, complained    contacts with such a response
   response_rate     replied / sent, 4 decimals; empty when nothing was sent
   median_reply_seconds   median time from the first letter to the first reply, in whole seconds; empty without
+
+A cell that would start a spreadsheet formula (`=`, `+`, `-`, `@`) starts with a `'` (outreach/spreadsheets.py).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from datetime import UTC, date, datetime
 from statistics import median
 from typing import Any, TypeVar
 
+from outreach.spreadsheets import quote_formula
 from outreach.vocabulary import OUTCOMES, RESPONSE_KINDS, ROLES
 
 MISSING = "-"  # the role or country of contacts who have none
@@ -288,7 +291,8 @@ class Report:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
         writer.writeheader()
-        writer.writerows(self.csv_rows())
+        # A campaign, template or breakdown value is text the campaigner chose: a spreadsheet must not run it.
+        writer.writerows({key: quote_formula(value) for key, value in row.items()} for row in self.csv_rows())
         return buffer.getvalue()
 
 

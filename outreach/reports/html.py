@@ -2,7 +2,9 @@
 
 The page makes no network request at all (no fonts, scripts, images or links outside itself; a Content Security
 Policy says so to the browser as well), so it can be mailed, archived and opened offline. Every value from the
-database is escaped, reply texts above all: they are what strangers wrote. It prints on white, a campaign to a page.
+database is escaped, reply texts above all: they are what strangers wrote; and what a browser would obey rather than
+show (bidi overrides that reorder a line, zero-width and control characters) is written as visible escapes
+(outreach/untrusted.py). It prints on white, a campaign to a page.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from outreach.reports.figures import (
     format_duration,
     format_rate,
 )
+from outreach.untrusted import visible
 
 # Muted colours that stay apart in print and for most colour-blind readers; one per response kind.
 KIND_COLOURS = {
@@ -34,6 +37,7 @@ KIND_COLOURS = {
     "unsubscribe": "#7d6b9e",
     "complaint": "#7a2531",
     "unknown": "#c4c4c4",
+    "unreadable": "#e8e8e8",
 }
 FUNNEL_COLOURS = ("#9aa5b1", "#5b7fa6", "#4f8a6b")
 
@@ -96,9 +100,10 @@ def render_html(report: Report) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _e(value: object) -> str:
-    """Any value as HTML text or attribute content."""
-    return escape(MISSING if value is None else str(value), quote=True)
+def _e(value: object, *, lines: bool = False) -> str:
+    """Any value as HTML text or attribute content, its hidden characters made visible (with `lines`, for text
+    shown as it was written, its line ends and tabs kept)."""
+    return escape(visible(MISSING if value is None else str(value), lines=lines), quote=True)
 
 
 def _anchor(name: str) -> str:
@@ -274,7 +279,7 @@ def _replies(campaign: CampaignReport) -> str:
             about.append(reply.outcome)
         items.append(f'<div class="reply"><strong>{_e(reply.contact)}</strong> '
                      f'<span class="muted">{_e(" · ".join(about))}</span>'
-                     f"<blockquote>{_e(reply.text.strip() or '(no text)')}</blockquote></div>")  # fmt: skip
+                     f"<blockquote>{_e(reply.text.strip() or '(no text)', lines=True)}</blockquote></div>")  # fmt: skip
     return "".join(items)
 
 

@@ -35,6 +35,15 @@ class Understood:
     text: str  # a reply's new text; for a bounce, the remote server's words
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A message that could not be read (a bug, or mail stranger than the parser's leniency covers): recorded as
+    such, with the error, so that it stops neither the poll nor the messages after it."""
+
+    fingerprint: str
+    error: str
+
+
 def fingerprint(raw: bytes) -> str:
     """The identity of a message's bytes."""
     return hashlib.sha256(raw).hexdigest()
@@ -66,9 +75,21 @@ def understand(
 
 def understand_all(
     raws: list[bytes], *, unsubscribe_addresses: Collection[str] = (), token_address: str | None = None
-) -> list[Understood]:
-    """`understand` for a batch of messages (what a second process runs for a large inbox)."""
-    return [understand(raw, unsubscribe_addresses=unsubscribe_addresses, token_address=token_address) for raw in raws]
+) -> list[Understood | Unreadable]:
+    """`understand` for a batch of messages (what a second process runs for a large inbox); a message it fails on
+    is Unreadable, and the others are read all the same."""
+    found: list[Understood | Unreadable] = []
+    for raw in raws:
+        try:
+            found.append(understand(raw, unsubscribe_addresses=unsubscribe_addresses, token_address=token_address))
+        except Exception as error:  # whatever it is, one message must not cost the batch: it is kept to look at
+            found.append(Unreadable(fingerprint(raw), describe(error)))
+    return found
+
+
+def describe(error: BaseException) -> str:
+    """An error in a line for the response's reason: its type and what it says."""
+    return f"{type(error).__name__}: {error}"[:2000]
 
 
 def _date(value: str) -> datetime | None:

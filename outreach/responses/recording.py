@@ -9,6 +9,10 @@ an effect by itself: follow-ups look for one before they are queued.
 Polling reads a source from where the last poll stopped (`inbox_cursors`), in batches of one transaction each:
 the responses and the cursor that follows them are committed together, so a crash reads again at most one batch,
 and the raw message's SHA-256 (unique in the table) keeps a message read twice from being recorded twice.
+
+Mail is written by strangers: every text taken from it is made storable at one place (`_storable`: PostgreSQL
+holds no NUL, no codec writes a lone surrogate), and a message that still cannot be read or recorded is recorded as
+`unreadable`, with the error and its raw bytes and no effect, so that it stops neither the poll nor what is behind it.
 """
 
 from __future__ import annotations
@@ -16,17 +20,19 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import datetime
 from itertools import islice
 from multiprocessing import get_context
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
-from outreach.contacts.addresses import InvalidAddressError, address_hash, parse_address
-from outreach.contacts.directory import find_contact, suppress_address
+from outreach.contacts.addresses import InvalidAddressError, parse_address
+from outreach.contacts.directory import find_contact, suppress_address, suppression_hashes
 from outreach.db.models import (
     Campaign,
     Contact,
@@ -39,9 +45,10 @@ from outreach.db.models import (
     as_utc,
 )
 from outreach.db.queries import find_campaign
-from outreach.errors import InvalidValueError, NotFoundError
-from outreach.responses.reading import Understood, fingerprint, understand_all
+from outreach.errors import InvalidValueError, NotFoundError, OutreachError
+from outreach.responses.reading import Understood, Unreadable, describe, fingerprint, understand_all
 from outreach.responses.sources import Checkpoint, Fetched, Source
+from outreach.untrusted import storable
 from outreach.vocabulary import CHANNELS, OUTCOMES, RESPONSE_KINDS
 
 BATCH = 200  # messages a transaction when polling
@@ -71,7 +78,7 @@ class PollReport:
     read: int = 0
     recorded: int = 0
     already: int = 0  # read before (the same bytes), not recorded again
-    unmatched: int = 0  # recorded, but tied to no contact
+    unmatched: int = 0  # recorded and read, but tied to no contact (an unreadable one is counted in `kinds`)
     kinds: Counter[str] = field(default_factory=Counter)
 
     def as_json(self) -> dict[str, Any]:
@@ -115,11 +122,12 @@ def poll(
 ) -> PollReport:
     """Read what is new in `source` and record each message once, with its effects; safe to run again."""
     report = PollReport(source.name)
+    name = storable(source.name)  # a path given on the command line may hold bytes that are not UTF-8
     with sessions() as session:
-        cursor = session.get(InboxCursor, source.name)
+        cursor = session.get(InboxCursor, name)
         start = Checkpoint(cursor.validity, cursor.position) if cursor else None
     for batch, understood in _understood(sessions, _batches(source.fetch(start)), inbox):
-        _record_batch(sessions, source, batch, understood, inbox, now(), report)
+        _record_batch(sessions, source, name, batch, understood, inbox, now(), report)
         if progress:
             progress(report)
     if progress:
@@ -128,6 +136,7 @@ def poll(
 
 
 _Batch = list[tuple[Fetched, Checkpoint]]
+_Read = Understood | Unreadable  # what a message says, or why it could not be read
 
 
 def _batches(items: Iterable[tuple[Fetched, Checkpoint]]) -> Iterator[_Batch]:
@@ -139,7 +148,7 @@ def _batches(items: Iterable[tuple[Fetched, Checkpoint]]) -> Iterator[_Batch]:
 
 def _understood(
     sessions: sessionmaker[Session], batches: Iterator[_Batch], inbox: Inbox
-) -> Iterator[tuple[_Batch, list[tuple[Fetched, Understood]]]]:
+) -> Iterator[tuple[_Batch, list[tuple[Fetched, _Read]]]]:
     """Each batch with what its new messages say (those recorded before, known by their fingerprint, are not
     read again).
 
@@ -151,7 +160,7 @@ def _understood(
     mailboxes, token_address = tuple(inbox.unsubscribe_addresses), inbox.token_address
     failure: list[Exception] = []
     pool: ProcessPoolExecutor | None = None
-    in_flight: deque[tuple[_Batch, list[Fetched], Future[list[Understood]]]] = deque()
+    in_flight: deque[tuple[_Batch, list[Fetched], Future[list[_Read]]]] = deque()
     try:
         for batch in _until_broken(batches, failure):
             new = _unknown(sessions, batch)
@@ -195,39 +204,123 @@ def _unknown(sessions: sessionmaker[Session], batch: _Batch) -> list[Fetched]:
 
 
 def _record_batch(
-    sessions: sessionmaker[Session], source: Source, batch: _Batch, understood: list[tuple[Fetched, Understood]],
-    inbox: Inbox, now: datetime, report: PollReport,
+    sessions: sessionmaker[Session], source: Source, name: str, batch: _Batch,
+    understood: list[tuple[Fetched, _Read]], inbox: Inbox, now: datetime, report: PollReport,
 ) -> None:  # fmt: skip
-    """Record a batch and move the cursor past it in one transaction; then let the source file the messages."""
-    with sessions.begin() as session:
-        known = _known(session, [new.fingerprint for _, new in understood])  # recorded since it was read
-        fresh = [(fetched, new) for fetched, new in understood if new.fingerprint not in known]
-        letters = _letters(session, [message_id for _, new in fresh for message_id in new.clues.message_ids])
-        rows = [_response(session, source.name, fetched, new, letters, now) for fetched, new in fresh]
-        # Bulk statements rather than one ORM object a row: the unit of work cost more than the parsing.
-        ids: list[int] = []
-        if rows:  # (with no rows, the statement would insert one row of defaults)
-            ids = list(session.scalars(insert(Response).returning(Response.id, sort_by_parameter_order=True), rows))
-            raws = [{"response_id": i, "raw": fetched.raw} for i, (fetched, _) in zip(ids, fresh, strict=True)]
-            session.execute(insert(ResponseMessage), raws)
-        for response_id, row in zip(ids, rows, strict=True):
-            facts = _Facts(response_id, row["kind"], row["contact_id"], row["sender"], row["status"])
-            if facts.kind in _SUPPRESSES or facts.kind == "soft_bounce":
-                _apply_effects(session, facts, inbox.soft_bounce_limit, now)
-            report.kinds[facts.kind] += 1
-            report.unmatched += facts.contact_id is None
-        checkpoint = batch[-1][1]
-        cursor = session.get(InboxCursor, source.name)
-        if cursor is None:
-            session.add(InboxCursor(source=source.name, validity=checkpoint.validity, position=checkpoint.position,
-                                    updated_at=now))  # fmt: skip
-        else:
-            cursor.validity, cursor.position, cursor.updated_at = checkpoint.validity, checkpoint.position, now
+    """Record a batch and move the cursor past it in one transaction; then let the source file the messages.
+
+    Should the batch fail on one of its messages (a value the database refuses, a bug in matching), it is
+    recorded again one message a transaction, and a message that fails alone is recorded as unreadable: one
+    message never stops the poll, nor the bounces and unsubscribes behind it.
+    """
+    try:
+        with sessions.begin() as session:
+            recorded = _record(session, name, understood, inbox, now)
+            _move_cursor(session, name, batch[-1][1], now)
+    except Exception as error:
+        if _not_the_message(error):
+            raise
+        recorded = _record_one_by_one(sessions, name, batch, understood, inbox, now)
+    for facts in recorded:
+        report.kinds[facts.kind] += 1
+        report.unmatched += facts.contact_id is None and facts.kind != "unreadable"  # (counted as such)
     report.read += len(batch)
-    report.recorded += len(fresh)
-    report.already += len(batch) - len(fresh)
+    report.recorded += len(recorded)
+    report.already += len(batch) - len(recorded)
     for fetched, _ in batch:
         source.done(fetched)
+
+
+def _record_one_by_one(
+    sessions: sessionmaker[Session], source: str, batch: _Batch, understood: list[tuple[Fetched, _Read]],
+    inbox: Inbox, now: datetime,
+) -> list[_Facts]:  # fmt: skip
+    """Record a batch a message a transaction, each with the cursor after it; one that fails is recorded as
+    unreadable, with the error and its raw bytes."""
+    after = {fetched.key: checkpoint for fetched, checkpoint in batch}
+    recorded: list[_Facts] = []
+    for fetched, read in understood:
+        try:
+            with sessions.begin() as session:
+                recorded += _record(session, source, [(fetched, read)], inbox, now)
+                _move_cursor(session, source, after[fetched.key], now)
+        except Exception as error:
+            if _not_the_message(error) or isinstance(read, Unreadable):
+                raise
+            unreadable = Unreadable(read.fingerprint, describe(getattr(error, "orig", None) or error))
+            with sessions.begin() as session:
+                recorded += _record(session, source, [(fetched, unreadable)], inbox, now)
+                _move_cursor(session, source, after[fetched.key], now)
+    with sessions.begin() as session:
+        _move_cursor(session, source, batch[-1][1], now)
+    return recorded
+
+
+def _not_the_message(error: Exception) -> bool:
+    """Whether an error is the database's (gone, locked, out of time) or the workspace's (one of our own errors,
+    such as a setting) rather than a message's: then the poll stops, to be run again once that is put right,
+    instead of calling every message after it unreadable."""
+    return isinstance(error, OutreachError | OperationalError | InterfaceError | PoolTimeoutError) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    )
+
+
+def _record(
+    session: Session, source: str, understood: list[tuple[Fetched, _Read]], inbox: Inbox, now: datetime
+) -> list[_Facts]:
+    """Insert the responses not recorded yet, with their raw messages, and apply their effects."""
+    known = _known(session, [read.fingerprint for _, read in understood])  # recorded since it was read
+    fresh = [(fetched, _storable(read)) for fetched, read in understood if read.fingerprint not in known]
+    message_ids = [
+        message_id for _, read in fresh if isinstance(read, Understood) for message_id in read.clues.message_ids
+    ]
+    letters = _letters(session, message_ids)
+    rows = [
+        _response(session, source, fetched, read, letters, now)
+        if isinstance(read, Understood)
+        else _unreadable(source, fetched, read, now)
+        for fetched, read in fresh
+    ]
+    # Bulk statements rather than one ORM object a row: the unit of work cost more than the parsing.
+    if not rows:  # (with no rows, the statement would insert one row of defaults)
+        return []
+    ids = list(session.scalars(insert(Response).returning(Response.id, sort_by_parameter_order=True), rows))
+    raws = [{"response_id": i, "raw": fetched.raw} for i, (fetched, _) in zip(ids, fresh, strict=True)]
+    session.execute(insert(ResponseMessage), raws)
+    recorded = []
+    for response_id, row in zip(ids, rows, strict=True):
+        facts = _Facts(response_id, row["kind"], row["contact_id"], row["sender"], row["status"])
+        if facts.kind in _SUPPRESSES or facts.kind == "soft_bounce":
+            _apply_effects(session, facts, inbox.soft_bounce_limit, now)
+        recorded.append(facts)
+    return recorded
+
+
+def _move_cursor(session: Session, source: str, checkpoint: Checkpoint, now: datetime) -> None:
+    """Store how far the source has been read, in the transaction that recorded what it read."""
+    cursor = session.get(InboxCursor, source)
+    if cursor is None:
+        session.add(InboxCursor(source=source, validity=checkpoint.validity, position=checkpoint.position,
+                                updated_at=now))  # fmt: skip
+    else:
+        cursor.validity, cursor.position, cursor.updated_at = checkpoint.validity, checkpoint.position, now
+
+
+def _storable(read: _Read) -> _Read:
+    """What a message says, every text in it as the database can hold it (outreach/untrusted.py): the one place
+    where text from the inbox is made fit to be written, or to be looked for in a query."""
+    return cast(_Read, _storable_value(read))
+
+
+def _storable_value(value: Any) -> Any:
+    """A text storable; a tuple or dataclass with each of its texts storable; anything else as it is."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, tuple):
+        return tuple(_storable_value(item) for item in value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return replace(value, **{f.name: _storable_value(getattr(value, f.name)) for f in fields(value)})
+    return value  # a datetime, a number, None
 
 
 def _known(session: Session, fingerprints: list[str]) -> set[str]:
@@ -264,10 +357,23 @@ def _response(
     return {
         "channel": "email", "kind": found.kind, "detected_kind": found.kind, "reason": found.reason[:2000],
         "status": found.status, "fingerprint": understood.fingerprint, "source": source,
-        "source_key": fetched.key[:500], "message_id": understood.message_id, "sender": understood.sender,
+        "source_key": storable(fetched.key)[:500], "message_id": understood.message_id, "sender": understood.sender,
         "subject": understood.subject, "text": understood.text, "matched_by": matched_by,
         "outbox_message_id": letter.id if letter else None, "campaign_id": letter.campaign_id if letter else None,
         "contact_id": contact_id, "received_at": understood.received_at or now, "recorded_at": now,
+        "outcome": None,
+    }  # fmt: skip
+
+
+def _unreadable(source: str, fetched: Fetched, unreadable: Unreadable, now: datetime) -> dict[str, Any]:
+    """The values of a response row for a message that could not be read or recorded: the error as its reason,
+    no effect, tied to nothing; its raw bytes are kept beside it (`outreach responses show ID --raw`)."""
+    return {
+        "channel": "email", "kind": "unreadable", "detected_kind": "unreadable",
+        "reason": storable(f"could not be read: {unreadable.error}")[:2000], "status": None,
+        "fingerprint": unreadable.fingerprint, "source": source, "source_key": storable(fetched.key)[:500],
+        "message_id": None, "sender": None, "subject": None, "text": None, "matched_by": None,
+        "outbox_message_id": None, "campaign_id": None, "contact_id": None, "received_at": now, "recorded_at": now,
         "outcome": None,
     }  # fmt: skip
 
@@ -361,7 +467,7 @@ def _undo_effects(session: Session, response: Response, now: datetime) -> None:
     session.execute(delete(Suppression).where(Suppression.response_id == response.id))
     if response.contact_id is not None:
         contact = session.get_one(Contact, response.contact_id)
-        if contact.email_key and address_hash(contact.email_key) in hashes:
+        if contact.email_key and set(suppression_hashes(session, contact.email_key)) & set(hashes):
             contact.status, contact.updated_at = "active", now
 
 

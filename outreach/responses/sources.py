@@ -22,6 +22,7 @@ from typing import Any, BinaryIO, Protocol, cast
 
 from outreach.errors import ConfigError, InputError, InvalidValueError, OutreachError
 from outreach.outbox.smtp import SECURITIES, is_loopback
+from outreach.scrubbing import Scrubber
 
 BATCH = 200  # UIDs per FETCH: one round trip for many small messages, a bounded reply for large ones
 MBOX_LOCK_WAIT = 5.0  # seconds to wait for a program that is writing the mbox
@@ -30,6 +31,9 @@ IDENTITY_BYTES = 1024  # how much of the start of an mbox file identifies it (wi
 
 class ImapError(OutreachError):
     """The IMAP server cannot be used as configured (connection, TLS, login, folder); never shows the password."""
+
+
+_LOGIN_HINT = "check OUTREACH_IMAP_USERNAME and OUTREACH_IMAP_PASSWORD"
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,9 @@ class ImapSource:
         self.move_to = move_to or None
         self.name = f"imap://{settings.username}@{settings.host}:{settings.port}/{folder}"
         self._context = context
+        # A server may quote the login line it refused (and imaplib shows its reply as a repr of bytes): every
+        # error this raises goes through the scrubber, whatever form the password took on the way back.
+        self._scrub = Scrubber([(settings.username, settings.password)])
         self._client: Any = None
         self._validity = ""
 
@@ -202,7 +209,11 @@ class ImapSource:
 
         context = self._context or ssl.create_default_context()
         with self._errors("connect to the IMAP server"):
-            client = IMAPClient(s.host, s.port, ssl=s.security == "tls", ssl_context=context, timeout=s.timeout)
+            try:
+                client = IMAPClient(s.host, s.port, ssl=s.security == "tls", ssl_context=context, timeout=s.timeout)
+            except UnicodeError:  # the IDNA codec refuses a malformed host name before any connection
+                raise ImapError(f"{s.host!r} is not a host name", where=self.where,
+                                hint="check OUTREACH_IMAP_HOST") from None  # fmt: skip
         try:
             with self._errors("connect to the IMAP server"):
                 if s.security == "starttls":
@@ -214,11 +225,10 @@ class ImapSource:
                         )
                     client.starttls(context)
                 try:
-                    client.login(s.username, s.password)
+                    self._log_in(client)
                 except LoginError as error:
-                    reason = self._scrub(_text(error))
-                    message = f"the server refused the login for {s.username!r}: {reason}"
-                    raise ImapError(message, where=self.where) from None
+                    message = f"the server refused the login for {s.username!r}: {_text(error)}"
+                    raise ImapError(message, where=self.where, hint=_LOGIN_HINT) from None
                 if self.move_to is not None and not client.folder_exists(self.move_to):
                     client.create_folder(self.move_to)
         except BaseException:
@@ -227,6 +237,26 @@ class ImapSource:
             raise
         self._client = client
         return client
+
+    def _log_in(self, client: Any) -> None:
+        """LOGIN, or AUTHENTICATE PLAIN for a user name or password that is not ASCII.
+
+        LOGIN sends both as quoted strings, which hold 7-bit characters only (RFC 3501 9: QUOTED-CHAR is a CHAR),
+        and imaplib encodes its commands as ASCII; SASL PLAIN carries its message in UTF-8 (RFC 4616 2), base64
+        encoded on the wire, which is how RFC 6855 lets UTF-8 credentials through. An ASCII login stays LOGIN, as
+        every server takes it."""
+        s = self.settings
+        if s.username.isascii() and s.password.isascii():
+            client.login(s.username, s.password)
+        elif client.has_capability("AUTH=PLAIN"):
+            client.plain_login(s.username, s.password)
+        else:
+            raise ImapError(
+                "a user name or password that is not ASCII needs AUTHENTICATE PLAIN, which the server does not offer"
+                + (" before TLS" if s.security == "none" else ""),
+                where=self.where,
+                hint="set OUTREACH_IMAP_SECURITY=tls or starttls, or choose an ASCII password",
+            )
 
     def _select(self, client: Any) -> str:
         """Select the folder (read-only unless messages are to be moved out of it) and return its UIDVALIDITY."""
@@ -246,18 +276,16 @@ class ImapSource:
         """Turn the library's and the socket's errors into one-line ImapErrors naming host:port."""
         try:
             yield
-        except ImapError:
-            raise
+        except ImapError as error:
+            raise self._scrub.error(error) from None
         except (OSError, imaplib.IMAP4.error) as error:  # timeouts and TLS errors are OSErrors too
             self.close()
             kind = "" if isinstance(error, imaplib.IMAP4.error) else f"{type(error).__name__}: "
-            reason = self._scrub(kind + _text(error))
+            raise self._scrub.error(ImapError(f"cannot {doing}: {kind}{_text(error)}", where=self.where)) from None
+        except UnicodeError as error:  # its text would quote the character: the reason alone
+            self.close()
+            reason = f"{type(error).__name__} ({getattr(error, 'reason', '')})"
             raise ImapError(f"cannot {doing}: {reason}", where=self.where) from None
-
-    def _scrub(self, text: str) -> str:
-        """The text with the password blotted out, in case a server or library echoes it."""
-        password = self.settings.password
-        return text.replace(password, "***") if password else text
 
 
 def _text(error: BaseException) -> str:
