@@ -195,3 +195,17 @@ def test_a_letter_is_signed_by_its_from_domains_key_or_the_nearest_above_it() ->
     assert signer_for("news.mail.example.org", signers) is ours, "relaxed alignment: the organisational domain"
     assert signer_for("example.net", signers) is theirs
     assert signer_for("example.com", signers) is None and signer_for("org", {"org": ours}) is None
+
+
+def test_an_address_with_a_slash_is_previewed_and_dry_run_without_a_crash(workspace: tuple[Env, Key, Key]) -> None:
+    env, _, _ = workspace
+    env.write("slash.csv", "email,name,role\nhead/office@example.org,Office Head,head_of_government\n")
+    env.run("contacts", "import", "slash.csv")
+    env.run("campaigns", "create", "slash", "--template", "appeal", "--segment", "role:head_of_government")
+    env.run("campaigns", "queue", "slash", "--yes")
+    env.run("campaigns", "preview", "slash", "--contact", "head/office@example.org", "-o", "preview")
+    env.run("send", "--dry-run", "--outbox-dir", "dry")
+    [preview] = list((env.root / "preview").iterdir())
+    assert preview.name == "000001-head_office_at_example.org.eml"
+    written = [path.name for path in (env.root / "dry").iterdir()]
+    assert any(name.endswith("-head_office_at_example.org.eml") for name in written), written

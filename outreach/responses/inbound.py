@@ -76,7 +76,9 @@ def decode_text(data: bytes, charset: str | None = None) -> str:
     for candidate in (codec, "utf-8") if codec else ("utf-8",):
         try:
             return data.decode(candidate)
-        except (LookupError, UnicodeError):  # an unknown or non-text codec, or bytes that are not in it
+        # An unknown or non-text codec, bytes that are not in it, or a charset name with a NUL in it (ValueError:
+        # "embedded null character", found by tests/test_fuzz.py; UnicodeError is a ValueError too).
+        except (LookupError, ValueError):
             continue
     best = charset_normalizer.from_bytes(data).best()
     return str(best) if best is not None else data.decode("utf-8", "replace")
