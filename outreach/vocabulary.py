@@ -41,6 +41,9 @@ CAMPAIGN_STATUSES = ("draft", "active", "paused", "cancelled")
 
 # The states of an outbox message (see outreach/outbox/states.py for what each means and the moves between them).
 OUTBOX_STATES = ("queued", "sending", "committing", "sent", "failed", "unknown", "held", "cancelled")
+# The copies waiting to go that no sender has taken: what cancelling or erasing withdraws, and what a template edit
+# leaves stale until `campaigns refresh`.
+UNSENT_STATES = ("queued", "held")
 
 # What an inbound message is (see outreach/responses/classify.py for how each is told apart); `unreadable` is one
 # that could not be read or recorded, kept with the error and its raw bytes, and has no effect.

@@ -31,12 +31,10 @@ from outreach.db.queries import find_campaign
 from outreach.errors import InvalidValueError, NotFoundError
 from outreach.rendering.letters import Sender
 from outreach.rendering.previewing import parse_mailbox
-from outreach.vocabulary import OUTBOX_STATES
+from outreach.vocabulary import OUTBOX_STATES, UNSENT_STATES
 
 # What can hold a follow-up back (a contact who bounced or unsubscribed is never written to again anyway).
 UNLESS = ("replied", "bounced", "unsubscribed")
-# The states of the copies a cancelled campaign withdraws: those no sender has taken to the server yet.
-WITHDRAWN = ("queued", "held")
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 
@@ -302,7 +300,7 @@ def cancellation(sessions: sessionmaker[Session], name: str) -> Cancellation:
         by_state = select(OutboxMessage.state, func.count()).where(OutboxMessage.campaign_id == campaign.id)
         for state, count in session.execute(by_state.group_by(OutboxMessage.state)):
             counts[state] = count
-        return Cancellation(campaign.name, campaign.status, {state: counts[state] for state in WITHDRAWN},
+        return Cancellation(campaign.name, campaign.status, {state: counts[state] for state in UNSENT_STATES},
                             counts["sent"], counts["sending"] + counts["committing"])  # fmt: skip
 
 
@@ -316,7 +314,7 @@ def set_status(sessions: sessionmaker[Session], name: str, status: str) -> Campa
         if status == "cancelled":  # what has not gone yet never will
             session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.campaign_id == campaign.id, OutboxMessage.state.in_(WITHDRAWN))
+                .where(OutboxMessage.campaign_id == campaign.id, OutboxMessage.state.in_(UNSENT_STATES))
                 .values(state="cancelled")
             )
     return show_campaign(sessions, name)

@@ -35,12 +35,11 @@ from outreach.rendering.differences import letter_diff, same_letter
 from outreach.rendering.environment import RenderLimits, template_digest
 from outreach.rendering.letters import Letter, Sender, letter_for
 from outreach.rendering.previewing import compile_template, letterhead, recipient_of
+from outreach.vocabulary import UNSENT_STATES
 
 BATCH = 500
 # The states of the copies no sender has handed to the server: the only ones made again.
 REFRESHED = ("queued", "held", "failed")
-# The copies still to go that `stale_steps` counts (a failed one goes only when retried).
-UNSENT = ("queued", "held")
 
 _Copy = Row[*tuple[Any, ...]]  # one copy as `_rows` reads it, its columns by name
 
@@ -246,7 +245,7 @@ def stale_steps(sessions: sessionmaker[Session], templates: Path, campaign: str 
                func.count())
         .join(CampaignStep, CampaignStep.id == OutboxMessage.step_id)
         .join(Campaign, Campaign.id == OutboxMessage.campaign_id)
-        .where(OutboxMessage.state.in_(UNSENT))
+        .where(OutboxMessage.state.in_(UNSENT_STATES))
         .group_by(Campaign.id, Campaign.name, CampaignStep.position, CampaignStep.template,
                   OutboxMessage.template_digest)
         .order_by(Campaign.id, CampaignStep.position)

@@ -79,12 +79,11 @@ from outreach.db.models import (
     Suppression,
 )
 from outreach.errors import InvalidValueError, LockedError, NotFoundError
-from outreach.vocabulary import CONTACT_FIELDS, ERASED
+from outreach.vocabulary import CONTACT_FIELDS, ERASED, UNSENT_STATES
 
 # The contact's fields that figures count by; every other one is erased.
 _KEPT_FIELDS = ("role", "country")
 CANCELLED_NOTE = "cancelled: its contact was forgotten (`contacts forget`)"
-_UNSENT = ("queued", "held")  # waiting to go: cancelled
 _CLAIMED = ("sending", "committing")  # in a sender's hands
 
 
@@ -173,7 +172,7 @@ def _erase_outbox(session: Session, contact_id: int | None, now: datetime, rows:
     lapsed = (OutboxMessage.state == "sending") & (OutboxMessage.lease_until < now)
     cancel = (
         update(OutboxMessage)
-        .where(theirs, OutboxMessage.state.in_(_UNSENT) | lapsed)
+        .where(theirs, OutboxMessage.state.in_(UNSENT_STATES) | lapsed)
         .values(state="cancelled", last_reply=CANCELLED_NOTE, claimed_by=None, lease_until=None, updated_at=now)
     )
     cancelled = _count(session.execute(cancel))

@@ -111,15 +111,10 @@ def first_letters(
             domains[domain_of(recipient)] += 1
             found[name][2].append(as_utc(due))
     return [
-        FirstLetters(name, time_zone, len(times), _ranked(roles), _ranked(countries), _ranked(languages),
-                     _ranked(domains), first_at=times[0], last_at=times[-1])
+        FirstLetters(name, time_zone, len(times), dict(roles), dict(countries), dict(languages), dict(domains),
+                     first_at=times[0], last_at=times[-1])
         for name, (time_zone, (roles, countries, languages, domains), times) in found.items()
     ]  # fmt: skip
-
-
-def _ranked(counter: Counter[str]) -> dict[str, int]:
-    """Counts, the largest first."""
-    return dict(counter.most_common())
 
 
 def waiting_messages(sessions: sessionmaker[Session], *, campaign: str | None = None) -> Waiting:
