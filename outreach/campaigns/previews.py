@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +24,7 @@ from outreach.contacts.segments import parse_segment
 from outreach.contacts.selecting import segment_contacts
 from outreach.db.models import Contact, OutboxBody, OutboxMessage
 from outreach.db.queries import find_campaign
+from outreach.rendering.copies import CompiledTemplate, Letterhead
 from outreach.rendering.eml import eml_name, write_eml
 from outreach.rendering.environment import FALLBACK_LANGUAGE, RenderLimits
 from outreach.rendering.letters import Letter, Sender, letter_for
@@ -55,25 +56,43 @@ def write_previews(
     else one per language and role, and every fallback) to `folder`; return what was written."""
     written: list[Preview] = []
     with sessions() as session:
-        campaign = find_campaign(session, name)
-        step = find_step(session, campaign, 0)
-        sender = campaign_sender(campaign, default_sender)
-        template = compile_template(templates, step.template, limits)
-        chosen = _chosen(session, campaign.segment, template.languages, contacts, limit)
-        queued = _queued_letters(session, step.id, [contact.id for contact in chosen])
-        head = letterhead(session, sender, now)
-        for number, contact in enumerate(chosen, start=1):
+        look = _look(session, templates, name, default_sender, now, contacts, limit, limits)
+        queued = _queued_letters(session, look.step_id, [contact.id for contact in look.chosen])
+        for number, contact in enumerate(look.chosen, start=1):
             recipient = recipient_of(contact)
             if contact.id in queued:
                 language, data = queued[contact.id]
             else:
-                letter = letter_for(template, recipient, head, sender, None)
+                letter = letter_for(look.template, recipient, look.head, look.sender, None)
                 language, data = letter.language, letter.data
             path = write_eml(folder / eml_name(number, recipient.email), data, now)
             own = contact.language
             written.append(Preview(path, recipient.email, contact.role, language,
                                    own if own and own != language else None, contact.id in queued))  # fmt: skip
     return written
+
+
+class _Look(NamedTuple):
+    """What a look at a campaign's first letters needs: the campaign and step, who sends, the compiled template,
+    the letterhead as it stands now, and the contacts chosen."""
+
+    campaign_id: int
+    step_id: int
+    sender: Sender
+    template: CompiledTemplate
+    head: Letterhead
+    chosen: list[Contact]
+
+
+def _look(session: Session, templates: Path, name: str, default_sender: Sender, now: datetime,
+          contacts: Sequence[str], limit: int | None, limits: RenderLimits | None) -> _Look:  # fmt: skip
+    """The campaign's first step made ready to write the chosen contacts' letters (as `write_previews` says)."""
+    campaign = find_campaign(session, name)
+    step = find_step(session, campaign, 0)
+    sender = campaign_sender(campaign, default_sender)
+    template = compile_template(templates, step.template, limits)
+    chosen = _chosen(session, campaign.segment, template.languages, contacts, limit)
+    return _Look(campaign.id, step.id, sender, template, letterhead(session, sender, now), chosen)
 
 
 def _chosen(session: Session, segment: str, languages: Sequence[str], addresses: Sequence[str],
@@ -119,12 +138,8 @@ def proof_letters(
     """The campaign's id and its proof letters to `to`: the chosen contacts' letters as a preview picks them,
     each made now, subject marked as a proof; (contact id, contact address, letter) each."""
     with sessions() as session:
-        campaign = find_campaign(session, name)
-        step = find_step(session, campaign, 0)
-        sender = campaign_sender(campaign, default_sender)
-        template = compile_template(templates, step.template, limits)
-        head = letterhead(session, sender, now)
-        chosen = _chosen(session, campaign.segment, template.languages, contacts, limit)
-        letters = [(contact.id, contact.email or "", letter_for(template, recipient_of(contact), head, sender, None,
-                                                                proof_to=to)) for contact in chosen]  # fmt: skip
-        return campaign.id, letters
+        look = _look(session, templates, name, default_sender, now, contacts, limit, limits)
+        letters = [(contact.id, contact.email or "", letter_for(look.template, recipient_of(contact), look.head,
+                                                                look.sender, None, proof_to=to))
+                   for contact in look.chosen]  # fmt: skip
+        return look.campaign_id, letters
