@@ -24,6 +24,7 @@ from outreach.rendering.environment import (
 )
 from outreach.rendering.plaintext import text_from_html
 from outreach.rendering.salutations import Addressee, Form, Greeting, greeting
+from outreach.rendering.sharing import CACHE, LETTERHEAD_NAMES
 from outreach.vocabulary import GROUPS
 
 # Headings of the signatory groups, by language; a language without its own falls back to English.
@@ -177,7 +178,8 @@ class CompiledTemplate:
         return _Files(subject, text, html)
 
     def _shared(self, language: str, head: Letterhead) -> dict[str, Any]:
-        """The variables that are the same for every contact of a language (computed once)."""
+        """The variables that are the same for every contact of a language (computed once): the letterhead's
+        (`sharing.LETTERHEAD_NAMES`), and the parts of the template they alone print, once rendered."""
         if language not in self._labels:
             titles = GROUP_TITLES.get(language, GROUP_TITLES[FALLBACK_LANGUAGE])
             groups = [
@@ -185,13 +187,14 @@ class CompiledTemplate:
                 for key in GROUPS
                 if head.signatories.get(key)
             ]
-            self._labels[language] = {
+            letterhead = {
                 "signatory_groups": groups,
                 "signatory_count": sum(len(group.people) for group in groups),
                 "sender": {"name": head.sender_name, "organization": head.sender_organization},
                 "date": format_date(head.date, format="long", locale=language),
-                **head.extra,
             }
+            assert letterhead.keys() == LETTERHEAD_NAMES
+            self._labels[language] = {**letterhead, **head.extra, CACHE: {}}
         return self._labels[language]
 
     def render(self, recipient: Recipient, head: Letterhead, extra: Mapping[str, Any] | None = None) -> Copy:
@@ -204,6 +207,8 @@ class CompiledTemplate:
             person = Addressee(**{**person.__dict__, "language": language})  # the greeting follows the letter
         hello = greeting(person, self._forms)
         variables = {**self._shared(language, head), **(extra or {}), "greeting": hello, "contact": recipient}
+        if extra and not LETTERHEAD_NAMES.isdisjoint(extra):  # this copy's own letterhead: its parts are its own
+            variables[CACHE] = {}
         self._env.budget.begin()  # the limits are for the copy: its files together
         subject = self._run(files.subject, variables, recipient, 0)
         html = self._run(files.html, variables, recipient, len(subject)) if files.html else None

@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from jinja2 import FileSystemLoader, StrictUndefined, nodes, pass_context
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, nodes, pass_context
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
+
+from outreach.rendering import sharing
 
 FALLBACK_LANGUAGE = "en"
 TEXT_BODY, HTML_BODY, SUBJECT = "body.txt", "body.html", "subject.txt"
@@ -99,6 +101,7 @@ class TemplateEnvironment(ImmutableSandboxedEnvironment):
         self.filters = {name: self._paced_filter(function, name) for name, function in self.filters.items()}
         self.filters[_PACED] = self._pacing()
         self.filters[_BOUNDED] = self._paced_filter(lambda text: text)  # the size of what `~` made, checked
+        self.filters.update(sharing.filters())
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if getattr(type(obj), "template_data", False) and not attribute.startswith("_"):
@@ -229,10 +232,22 @@ class TemplateEnvironment(ImmutableSandboxedEnvironment):
         # with no output, no call and no operator in it (`{% for a in r %}{% for b in r %}{% endfor %}{% endfor %}`)
         # still looks at the clock; and what every `~` makes goes through _BOUNDED, so that `{% set ns.s = ns.s ~
         # ns.s %}` in a loop stops at the size limit. Filters are called directly, not through the sandbox's `call`.
+        # Then the parts every copy of a language prints alike are rendered once (outreach/rendering/sharing.py).
         tree = super()._parse(source, name, filename)
         for loop in tree.find_all(nodes.For):
             loop.iter = nodes.Filter(loop.iter, _PACED, [], [], None, None, lineno=loop.lineno)
-        return cast(nodes.Template, _BoundConcatenations().visit(tree))
+        tree = cast(nodes.Template, _BoundConcatenations().visit(tree))
+        return sharing.share_parts(tree, name or "", self._included)
+
+    def _included(self, name: str) -> nodes.Template | None:
+        """The template an `include` names, as written (for a look at what it reads), or None if it cannot be read."""
+        if self.loader is None:
+            return None
+        try:
+            source, filename, _ = self.loader.get_source(self, name)
+            return super()._parse(source, name, filename)
+        except TemplateError:
+            return None
 
 
 # A loop over at most this many items of a list, tuple or dict looks at the clock once, as it starts.
