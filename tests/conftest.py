@@ -1,4 +1,8 @@
-"""Real parts for tests: a SQLite file per test, and this machine's PostgreSQL with a database per run."""
+"""Real parts for tests: a SQLite file per test, and this machine's PostgreSQL with a database per run and worker.
+
+The suite runs on every core (pytest-xdist, `-n auto` in pyproject.toml); each worker is a process of its own with
+its own PostgreSQL database, dovecot and free ports, so workers never share a server's state.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ def _unavailable(reason: str, tests: str = "PostgreSQL") -> None:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A database of this test run's own on the local PostgreSQL, dropped at the end."""
+    """A database of this test worker's own on the local PostgreSQL (named by its process), dropped at the end."""
     try:
         socket.create_connection((PG_HOST, PG_PORT), timeout=2).close()
     except OSError as error:
