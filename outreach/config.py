@@ -14,7 +14,6 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
-from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -269,6 +268,8 @@ class _Reader:
     def mailbox(self, key: str) -> tuple[str, str | None]:
         """A `Name <address>` setting and its address's domain in lower-case ASCII: "" when the setting is empty,
         None when it is no address (a problem then)."""
+        from email.utils import parseaddr  # here, not above: shell completion imports this module
+
         text = self.get(key)
         if not text:
             return "", ""
@@ -497,6 +498,17 @@ def _key_file_problem(path: Path) -> str | None:
     if info.st_size > DKIM_KEY_MAX_BYTES:
         return f"{path} has {info.st_size:,} bytes, too many for a PEM private key (at most {DKIM_KEY_MAX_BYTES:,})"
     return None
+
+
+def find_database_url(workspace: Path, environ: Mapping[str, str] | None = None) -> str:
+    """Return the database URL as load_settings finds it (the environment's OUTREACH_DATABASE_URL, else the one in
+    `.env`, else the SQLite file in the workspace) without reading or checking any other setting: shell completion
+    needs the URL alone, at once."""
+    environ = process_environment() if environ is None else environ
+    configured = environ.get("OUTREACH_DATABASE_URL")
+    if configured is None:
+        configured = _env_file(workspace / ENV_FILE, []).get("OUTREACH_DATABASE_URL", "")
+    return database_url(workspace, configured)
 
 
 def database_url(workspace: Path, configured: str) -> str:

@@ -24,7 +24,8 @@ from outreach.errors import ConfigError, OutreachError, SettingsError
 from outreach.outbox.signing import DkimSigner
 from outreach.outbox.smtp import SmtpConnection, SmtpError, SmtpSettings, is_loopback
 from outreach.outbox.states import State
-from outreach.rendering.environment import FALLBACK_LANGUAGE, SUBJECT, RenderLimits, first_letter_of, template_names
+from outreach.rendering.environment import RenderLimits
+from outreach.rendering.folders import FALLBACK_LANGUAGE, SUBJECT, first_letter_of, template_names
 from outreach.rendering.letters import Sender
 from outreach.rendering.previewing import check_template, compile_template
 from outreach.responses.sources import ImapError, ImapSettings, ImapSource

@@ -60,3 +60,6 @@ OUTCOMES = ("signed", "declined", "interested", "none")
 # What stands, after `contacts forget`, where a person's address, name or words were (a column that held nothing
 # stays empty): lists and reports show it instead of a blank.
 ERASED = "erased"
+
+# What can hold a follow-up back (a contact who bounced or unsubscribed is never written to again anyway).
+FOLLOW_UP_UNLESS = ("replied", "bounced", "unsubscribed")

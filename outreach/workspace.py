@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, func, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,12 +21,13 @@ from outreach.db.engine import make_engine, make_session_factory, require_curren
 from outreach.db.models import Suppression
 from outreach.errors import ConfigError, SettingsError, WorkspaceError
 from outreach.locks import exclusive
-from outreach.outbox.signing import DkimSigner, load_dkim_signer
-from outreach.outbox.smtp import SmtpSettings
-from outreach.rendering.environment import RenderLimits
-from outreach.rendering.letters import Sender
-from outreach.rendering.previewing import parse_mailbox
-from outreach.responses.sources import ImapSettings
+
+if TYPE_CHECKING:  # the adapters and the template engine load when a command asks for them, not with the workspace
+    from outreach.outbox.signing import DkimSigner
+    from outreach.outbox.smtp import SmtpSettings
+    from outreach.rendering.environment import RenderLimits
+    from outreach.rendering.letters import Sender
+    from outreach.responses.sources import ImapSettings
 
 ENV_EXAMPLE = ".env.example"
 SHIPPED_FOLDERS = ("contacts", "templates")
@@ -80,10 +82,15 @@ class Workspace:
 
     def render_limits(self) -> RenderLimits:
         """What rendering one copy may take, as the settings say."""
+        from outreach.rendering.environment import RenderLimits
+
         return RenderLimits(seconds=self.settings.render_seconds, size=self.settings.render_bytes)
 
     def sender(self) -> Sender:
         """Who the letters come from, as the settings say."""
+        from outreach.rendering.letters import Sender
+        from outreach.rendering.previewing import parse_mailbox
+
         s = self.settings
         return Sender(
             parse_mailbox(s.sender, "OUTREACH_FROM"),
@@ -96,11 +103,15 @@ class Workspace:
 
     def smtp_settings(self, *, timeout: float = 60.0) -> SmtpSettings:
         """Where and how to reach the SMTP server."""
+        from outreach.outbox.smtp import SmtpSettings
+
         s = self.settings
         return SmtpSettings(s.smtp_host, s.smtp_port, s.smtp_security, s.smtp_username, s.smtp_password, timeout)
 
     def imap_settings(self, *, timeout: float = 60.0) -> ImapSettings | None:
         """Where and how to reach the IMAP server, or None when OUTREACH_IMAP_HOST is not set."""
+        from outreach.responses.sources import ImapSettings
+
         s = self.settings
         if not s.imap_host:
             return None
@@ -109,6 +120,8 @@ class Workspace:
     def dkim_signers(self) -> dict[str, DkimSigner]:
         """A DKIM signer for each domain that has a key, by lower-case domain, each key checked by signing once;
         every key that cannot sign is named in the one ConfigError raised."""
+        from outreach.outbox.signing import load_dkim_signer
+
         s = self.settings
         signers: dict[str, DkimSigner] = {}
         problems: list[ConfigError] = []

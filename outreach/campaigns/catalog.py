@@ -31,10 +31,7 @@ from outreach.db.queries import find_campaign
 from outreach.errors import InvalidValueError, NotFoundError
 from outreach.rendering.letters import Sender
 from outreach.rendering.previewing import parse_mailbox
-from outreach.vocabulary import OUTBOX_STATES, UNSENT_STATES
-
-# What can hold a follow-up back (a contact who bounced or unsubscribed is never written to again anyway).
-UNLESS = ("replied", "bounced", "unsubscribed")
+from outreach.vocabulary import FOLLOW_UP_UNLESS, OUTBOX_STATES, UNSENT_STATES
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 
@@ -144,9 +141,9 @@ def add_follow_up(
     `unless`: replied, bounced, unsubscribed) meanwhile."""
     delay = parse_delay(after)
     conditions = [word.strip() for word in unless.split(",") if word.strip()]
-    wrong = [word for word in conditions if word not in UNLESS]
+    wrong = [word for word in conditions if word not in FOLLOW_UP_UNLESS]
     if wrong:
-        raise InvalidValueError(f"--unless {wrong[0]!r} is not one of {', '.join(UNLESS)}")
+        raise InvalidValueError(f"--unless {wrong[0]!r} is not one of {', '.join(FOLLOW_UP_UNLESS)}")
     with sessions.begin() as session:
         campaign = find_campaign(session, name)
         if campaign.status == "cancelled":

@@ -26,7 +26,8 @@ from outreach.db.models import Contact, OutboxBody, OutboxMessage
 from outreach.db.queries import find_campaign
 from outreach.rendering.copies import CompiledTemplate, Letterhead
 from outreach.rendering.eml import eml_name, write_eml
-from outreach.rendering.environment import FALLBACK_LANGUAGE, RenderLimits
+from outreach.rendering.environment import RenderLimits
+from outreach.rendering.folders import FALLBACK_LANGUAGE
 from outreach.rendering.letters import Letter, Sender, letter_for
 from outreach.rendering.mime import Mailbox
 from outreach.rendering.previewing import compile_template, letterhead, recipient_of

@@ -28,7 +28,8 @@ from outreach.db.models import Campaign, CampaignStep, Contact, OutboxBody, Outb
 from outreach.db.queries import find_campaign, insert_many
 from outreach.errors import ConfigError, InvalidValueError
 from outreach.rendering.copies import CompiledTemplate, Letterhead
-from outreach.rendering.environment import RenderLimits, template_digest
+from outreach.rendering.environment import RenderLimits
+from outreach.rendering.folders import template_digest
 from outreach.rendering.letters import Letter, Sender, domain_of, letter_for
 from outreach.rendering.mime import make_message_id
 from outreach.rendering.previewing import compile_template, letterhead, recipient_of

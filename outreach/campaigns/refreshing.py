@@ -32,7 +32,8 @@ from outreach.db.models import Campaign, CampaignStep, Contact, OutboxBody, Outb
 from outreach.db.queries import find_campaign
 from outreach.rendering.copies import CompiledTemplate, Letterhead
 from outreach.rendering.differences import letter_diff, same_letter
-from outreach.rendering.environment import RenderLimits, template_digest
+from outreach.rendering.environment import RenderLimits
+from outreach.rendering.folders import template_digest
 from outreach.rendering.letters import Letter, Sender, letter_for
 from outreach.rendering.previewing import compile_template, letterhead, recipient_of
 from outreach.vocabulary import UNSENT_STATES

@@ -4,41 +4,38 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from outreach.campaigns.catalog import (
-    UNLESS,
-    CampaignView,
-    add_follow_up,
-    cancellation,
-    create_campaign,
-    list_campaigns,
-    schedule_campaign,
-    set_status,
-    show_campaign,
-)
-from outreach.campaigns.previews import proof_letters, write_previews
-from outreach.campaigns.queueing import QueueReport, queue_step
-from outreach.campaigns.refreshing import refresh_campaign, stale_steps
+from outreach.cli.completion import complete_campaign, complete_template
 from outreach.cli.output import JsonOption, YesOption, confirm, emit_json, err, in_zone, out, table, tally
-from outreach.config import Settings
 from outreach.errors import InvalidValueError
 from outreach.outbox.forecast import in_words, time_needed
-from outreach.rendering.previewing import compile_template, parse_mailbox
 from outreach.untrusted import visible
+from outreach.vocabulary import FOLLOW_UP_UNLESS
+
+if TYPE_CHECKING:
+    from outreach.campaigns.catalog import CampaignView
+    from outreach.campaigns.queueing import QueueReport
+    from outreach.config import Settings
+
+# The services are imported inside each command: they bring SQLAlchemy and Jinja2, and shell completion and --help
+# load this module without running a command.
+
 
 app = typer.Typer(help="Mailings: a template, a segment, steps; queue them into the outbox.", no_args_is_help=True)
 
-Name = Annotated[str, typer.Argument(help="The campaign's name.")]
+NewName = Annotated[str, typer.Argument(help="The campaign's name.")]
+Name = Annotated[str, typer.Argument(help="The campaign's name.", autocompletion=complete_campaign)]
+Template = Annotated[str, typer.Option(help="The template of the first letter.", autocompletion=complete_template)]
 
 
 @app.command("create")
 def create_command(
     ctx: typer.Context,
-    name: Name,
-    template: Annotated[str, typer.Option(help="The template of the first letter.")],
+    name: NewName,
+    template: Template,
     segment: Annotated[str, typer.Option(help='Who gets it, e.g. "role:head_of_state,head_of_government".')] = "",
     from_: Annotated[
         str | None, typer.Option("--from", help="Sender `Name <address>` (default OUTREACH_FROM).")
@@ -47,6 +44,9 @@ def create_command(
     json_output: JsonOption = False,
 ) -> None:
     """Create a campaign with its first step."""
+    from outreach.campaigns.catalog import create_campaign
+    from outreach.rendering.previewing import compile_template, parse_mailbox
+
     workspace = ctx.obj.workspace()
     compile_template(workspace.templates, template)  # a missing or broken template is refused now
     for text, setting in ((from_, "--from"), (reply_to, "--reply-to")):
@@ -63,6 +63,8 @@ def create_command(
 @app.command("list")
 def list_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """List campaigns with their outbox counts."""
+    from outreach.campaigns.catalog import list_campaigns
+
     found = list_campaigns(ctx.obj.workspace().sessions)
     if json_output:
         emit_json([view.as_json() for view in found])
@@ -77,13 +79,16 @@ def followup_command(
     ctx: typer.Context,
     name: Name,
     after: Annotated[str, typer.Option(help="How long after the contact's step before: 7d, 36h, 2w.")],
-    template: Annotated[str, typer.Option(help="The template of the follow-up.")],
+    template: Annotated[str, typer.Option(help="The template of the follow-up.", autocompletion=complete_template)],
     unless: Annotated[
-        str, typer.Option(help=f"Skip it for contacts who meanwhile: {', '.join(UNLESS)} (comma separated).")
-    ] = ",".join(UNLESS),
+        str, typer.Option(help=f"Skip it for contacts who meanwhile: {', '.join(FOLLOW_UP_UNLESS)} (comma separated).")
+    ] = ",".join(FOLLOW_UP_UNLESS),
     json_output: JsonOption = False,
 ) -> None:
     """Add a follow-up step: it threads under the first letter and goes when it falls due for each contact."""
+    from outreach.campaigns.catalog import add_follow_up
+    from outreach.rendering.previewing import compile_template
+
     workspace = ctx.obj.workspace()
     compile_template(workspace.templates, template)  # a missing or broken template is refused now
     view = add_follow_up(workspace.sessions, name, template, after, unless, now=datetime.now(UTC))
@@ -114,6 +119,8 @@ def schedule_command(
     json_output: JsonOption = False,
 ) -> None:
     """Set when a campaign sends; copies already queued are placed again. Follow-ups keep to the same hours."""
+    from outreach.campaigns.catalog import schedule_campaign
+
     now = datetime.now(UTC)
     view = schedule_campaign(ctx.obj.workspace().sessions, name, at=at, tz=tz, local_time=local_time,
                              weekdays_only=weekdays, window=window, now=now)  # fmt: skip
@@ -147,6 +154,8 @@ def _describe(view: CampaignView) -> str:
 def show_command(ctx: typer.Context, name: Name, json_output: JsonOption = False) -> None:
     """Show a campaign: its schedule, and each step with its due, sent and skipped counts and next send time (in
     the campaign's zone, UTC unless scheduled with --tz)."""
+    from outreach.campaigns.catalog import show_campaign
+
     view = show_campaign(ctx.obj.workspace().sessions, name, now=datetime.now(UTC))
     if json_output:
         emit_json(view.as_json())
@@ -199,6 +208,9 @@ def queue_command(
 ) -> None:
     """Render every letter of the first step into the outbox, once per contact; one broken copy queues none. Says
     what it will do and asks first."""
+    from outreach.campaigns.queueing import queue_step
+    from outreach.campaigns.refreshing import stale_steps
+
     workspace = ctx.obj.workspace()
 
     def queue(dry: bool) -> QueueReport:
@@ -222,18 +234,24 @@ def queue_command(
 @app.command("pause")
 def pause_command(ctx: typer.Context, name: Name) -> None:
     """Pause a campaign: nothing of it is sent until it is resumed."""
+    from outreach.campaigns.catalog import set_status
+
     err.print(f"Campaign {set_status(ctx.obj.workspace().sessions, name, 'paused').name!r} paused.")
 
 
 @app.command("resume")
 def resume_command(ctx: typer.Context, name: Name) -> None:
     """Resume a paused campaign."""
+    from outreach.campaigns.catalog import set_status
+
     err.print(f"Campaign {set_status(ctx.obj.workspace().sessions, name, 'active').name!r} resumed.")
 
 
 @app.command("cancel")
 def cancel_command(ctx: typer.Context, name: Name, yes: YesOption = False) -> None:
     """Cancel a campaign: its unsent copies are withdrawn; what was sent stays sent. It cannot be resumed."""
+    from outreach.campaigns.catalog import cancellation, set_status
+
     sessions = ctx.obj.workspace().sessions
     ahead = cancellation(sessions, name)
     if ahead.status != "cancelled":  # cancelled already: nothing more to lose
@@ -261,8 +279,10 @@ def proof_command(
 ) -> None:
     """Send letters of a campaign's first step to yourself now, subject marked [proof], signed as the real ones
     will be: the preview's choice by default. Proofs are recorded, never counted in the outbox or a report."""
-    from outreach.cli.sending import build_sending  # the SMTP side loads only for the commands that send
+    from outreach.campaigns.previews import proof_letters
+    from outreach.cli.sending import build_sending
     from outreach.outbox.proofs import send_proofs
+    from outreach.rendering.previewing import parse_mailbox
 
     workspace = ctx.obj.workspace()
     mailbox = parse_mailbox(to, "--to")
@@ -299,6 +319,8 @@ def preview_command(
     """Write letters of a campaign's first step as .eml files, to open in a mail client: by default one for each
     language and role, and every letter that falls back from its contact's language. A queued letter is written
     exactly as the server will receive it (but for the DKIM signature)."""
+    from outreach.campaigns.previews import write_previews
+
     workspace = ctx.obj.workspace()
     written = write_previews(workspace.sessions, workspace.templates, name, workspace.sender(), output,
                              now=datetime.now(UTC), contacts=contact or (), limit=limit,
@@ -323,6 +345,8 @@ def refresh_command(
 ) -> None:
     """Make again, after a template, signatory or contact edit, the copies no sender has handed to the server yet
     (queued, held, failed); each keeps its Message-ID, thread and due time. One broken copy refreshes none."""
+    from outreach.campaigns.refreshing import refresh_campaign
+
     workspace = ctx.obj.workspace()
     report = refresh_campaign(workspace.sessions, workspace.templates, name, workspace.sender(),
                               now=datetime.now(UTC), diff=diff, limits=workspace.render_limits())  # fmt: skip

@@ -5,21 +5,20 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from outreach.cli.output import JsonOption, SegmentOption, byte_progress, emit_json, err, out, table
-from outreach.contacts import directory
-from outreach.contacts.erasing import forget_contact
-from outreach.contacts.importer import ImportOptions, ImportSummary, import_contacts
-from outreach.contacts.segments import parse_segment
-from outreach.contacts.values import InvalidValueError as BadValue
-from outreach.contacts.values import role as checked_role
-from outreach.contacts.values import tags as split_tags
 from outreach.errors import InvalidValueError
 from outreach.untrusted import visible
 from outreach.vocabulary import CONTACT_FIELDS, ROLES, SUPPRESSION_REASONS
+
+if TYPE_CHECKING:
+    from outreach.contacts.importer import ImportSummary
+
+# The services are imported inside each command: they bring SQLAlchemy, and shell completion and --help load this
+# module without running a command.
 
 app = typer.Typer(help="The contact list.", no_args_is_help=True)
 
@@ -53,10 +52,15 @@ def _pairs(items: list[str] | None, option: str) -> dict[str, str]:
 
 
 def _tags(items: list[str] | None) -> tuple[str, ...]:
+    from outreach.contacts.values import tags as split_tags
+
     return tuple(dict.fromkeys(tag for item in items or [] for tag in split_tags(item)))
 
 
 def _role(value: str | None) -> str | None:
+    from outreach.contacts.values import InvalidValueError as BadValue
+    from outreach.contacts.values import role as checked_role
+
     try:
         return checked_role(value) if value else None
     except BadValue as error:
@@ -116,6 +120,8 @@ def import_command(
     json_output: JsonOption = False,
 ) -> None:
     """Import contacts from CSV; rejected rows are counted and written beside the file."""
+    from outreach.contacts.importer import ImportOptions, import_contacts
+
     options = ImportOptions(
         role=_role(role), tags=_tags(tag), update=update, dry_run=dry_run, strict=strict,
         check_dns=check_dns, encoding=encoding, mapping=_pairs(map_, "--map"),
@@ -144,6 +150,9 @@ def list_command(
     json_output: JsonOption = False,
 ) -> None:
     """List contacts, all or those of a segment."""
+    from outreach.contacts import directory
+    from outreach.contacts.segments import parse_segment
+
     chosen = parse_segment(segment)
     sessions = ctx.obj.workspace().sessions
     found = directory.list_contacts(sessions, chosen, limit)
@@ -164,6 +173,8 @@ def show_command(
     json_output: JsonOption = False,
 ) -> None:
     """Show everything known about one contact."""
+    from outreach.contacts import directory
+
     view = directory.show_contact(ctx.obj.workspace().sessions, address)
     if json_output:
         emit_json(view.as_json())
@@ -187,6 +198,8 @@ def add_command(
     tag: Tags = None, set_: SetAttribute = None, json_output: JsonOption = False,
 ) -> None:  # fmt: skip
     """Add one contact."""
+    from outreach.contacts import directory
+
     fields = _given_fields(ctx)
     view = directory.add_contact(
         ctx.obj.workspace().sessions, address, fields, _tags(tag), _pairs(set_, "--set"), now=_now()
@@ -209,6 +222,8 @@ def edit_command(
     json_output: JsonOption = False,
 ) -> None:  # fmt: skip
     """Change a contact's fields (an empty value clears one) and custom attributes."""
+    from outreach.contacts import directory
+
     fields = _given_fields(ctx)
     view = directory.edit_contact(
         ctx.obj.workspace().sessions, address, fields, _pairs(set_, "--set"), tuple(unset or ()), now=_now()
@@ -228,6 +243,9 @@ def tag_command(
     remove: Annotated[bool, typer.Option(help="Remove the tag instead of adding it.")] = False,
 ) -> None:
     """Tag contacts by address or by segment (or remove a tag)."""
+    from outreach.contacts import directory
+    from outreach.contacts.segments import parse_segment
+
     if not addresses and segment is None:
         raise InvalidValueError("name the contacts: addresses, or --segment (\"--segment ''\" for everyone)")
     result = directory.tag_contacts(
@@ -245,6 +263,8 @@ def suppress_command(
     note: Annotated[str | None, typer.Option(help="Why, for the record.")] = None,
 ) -> None:
     """Never write to an address again (it need not be a contact)."""
+    from outreach.contacts import directory
+
     email = directory.suppress_contact(
         ctx.obj.workspace().sessions, address, reason.replace("-", "_"), note, now=_now()
     )
@@ -258,6 +278,9 @@ def export_command(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="CSV file (default: stdout).")] = None,
 ) -> None:
     """Export contacts as CSV that `contacts import` reads back."""
+    from outreach.contacts import directory
+    from outreach.contacts.segments import parse_segment
+
     sessions = ctx.obj.workspace().sessions
     chosen = parse_segment(segment)
     if output is None:
@@ -276,6 +299,8 @@ def forget_command(
     json_output: JsonOption = False,
 ) -> None:
     """Erase a person from every table (GDPR); a keyed hash of the address stays so no import brings them back."""
+    from outreach.contacts.erasing import forget_contact
+
     if not yes:
         if not sys.stdin.isatty():
             raise InvalidValueError("forgetting cannot be undone", hint="pass --yes to confirm")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import typer
 
 from outreach.cli.output import JsonOption, emit_json, err
-from outreach.db.engine import current_revision, head_revision
-from outreach.workspace import SECRET_FILE, upgrade_workspace
+
+# The database layer is imported inside each command: it brings SQLAlchemy and Alembic, and shell completion and
+# --help load this module without running a command.
 
 app = typer.Typer(help="The database's schema.", no_args_is_help=True)
 
@@ -14,6 +15,8 @@ app = typer.Typer(help="The database's schema.", no_args_is_help=True)
 @app.command("upgrade")
 def upgrade_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Apply the migrations the database has not had yet, and make the workspace's secret.key if it has none."""
+    from outreach.workspace import SECRET_FILE, upgrade_workspace
+
     report = upgrade_workspace(ctx.obj.workspace())
     before, after = report.before, report.after
     if json_output:
@@ -34,6 +37,8 @@ def upgrade_command(ctx: typer.Context, json_output: JsonOption = False) -> None
 @app.command("status")
 def status_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Show the database's revision and the one the code expects."""
+    from outreach.db.engine import current_revision, head_revision
+
     current = current_revision(ctx.obj.workspace().engine)
     head = head_revision()
     if json_output:

@@ -14,31 +14,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from outreach.campaigns.catalog import UNLESS, add_follow_up, create_campaign
-from outreach.campaigns.queueing import queue_step
 from outreach.cli.output import err, file_progress, out, table
 from outreach.cli.report import print_report
 from outreach.cli.responses import inbox_of
 from outreach.cli.sending import build_sending
-from outreach.config import process_environment
-from outreach.contacts.directory import count_contacts, list_contacts
-from outreach.contacts.importer import ImportOptions, import_contacts
-from outreach.contacts.segments import parse_segment
-from outreach.contacts.signatories import import_signatories, list_signatories
 from outreach.errors import InvalidValueError
-from outreach.outbox.claims import count_due
-from outreach.outbox.sending import SendReport, drain_outbox
-from outreach.rendering.eml import write_eml
-from outreach.rendering.letters import compose, mailbox_of
-from outreach.rendering.previewing import check_template, compile_template, render_for
-from outreach.sandbox import SIGNER, UNSUBSCRIBE_MAILBOX, SmtpSink, answer
 from outreach.vocabulary import GROUPS
-from outreach.workspace import Workspace, init_workspace, open_workspace
+
+if TYPE_CHECKING:
+    from outreach.outbox.sending import SendReport
+    from outreach.sandbox import SmtpSink
+    from outreach.workspace import Workspace
+
+# The services are imported inside each step: they bring SQLAlchemy, Jinja2 and the mail libraries, and shell
+# completion and --help load this module without running the demo.
 
 DEMO_SENDER = "European Appeal (demo) <appeal@example.org>"
 CAMPAIGN = "appeal-heads"
@@ -54,6 +48,10 @@ def demo(
     ] = None,
 ) -> None:
     """Run the whole job on embedded defaults: import, render, queue, send to a local SMTP sink, read the answers."""
+    from outreach.config import process_environment
+    from outreach.sandbox import UNSUBSCRIBE_MAILBOX, SmtpSink, answer
+    from outreach.workspace import init_workspace, open_workspace
+
     started = time.monotonic()
     if directory is not None and directory.exists() and any(directory.iterdir()):
         raise InvalidValueError(f"{directory} is not empty", hint="give --dir a new or empty folder")
@@ -103,6 +101,17 @@ def _remember_sender(root: Path, environ: dict[str, str]) -> None:
 
 def _prepare(workspace: Workspace) -> None:
     """Steps 2 to 10: the lists, the signatories, the template checked and rendered, the campaign queued."""
+    from outreach.campaigns.catalog import add_follow_up, create_campaign
+    from outreach.campaigns.queueing import queue_step
+    from outreach.contacts.directory import count_contacts, list_contacts
+    from outreach.contacts.importer import ImportOptions, import_contacts
+    from outreach.contacts.segments import parse_segment
+    from outreach.contacts.signatories import import_signatories
+    from outreach.rendering.eml import write_eml
+    from outreach.rendering.letters import compose, mailbox_of
+    from outreach.rendering.previewing import check_template, compile_template, render_for
+    from outreach.vocabulary import FOLLOW_UP_UNLESS
+
     root, sessions, now = workspace.root, workspace.sessions, datetime.now(UTC)
     for step, (name, options) in enumerate(
         [
@@ -142,7 +151,7 @@ def _prepare(workspace: Workspace) -> None:
     compile_template(workspace.templates, "appeal-reminder")  # as `campaigns followup` does: refused now if broken
     create_campaign(sessions, CAMPAIGN, "appeal", HEADS, sender=None, reply_to=None, now=now)
     err.print(f'[bold]8. outreach campaigns create[/bold] {CAMPAIGN} --template appeal --segment "{segment}"')
-    followup = add_follow_up(sessions, CAMPAIGN, "appeal-reminder", "7d", ",".join(UNLESS), now=now).steps[-1]
+    followup = add_follow_up(sessions, CAMPAIGN, "appeal-reminder", "7d", ",".join(FOLLOW_UP_UNLESS), now=now).steps[-1]
     err.print(f"[bold]9. outreach campaigns followup[/bold] {CAMPAIGN} --after 7d --template appeal-reminder: "
               f"step {followup['position']}, unless {', '.join(followup['unless'])}")  # fmt: skip
     with _bar("Queueing") as progress:
@@ -155,6 +164,9 @@ def _prepare(workspace: Workspace) -> None:
 
 def _send(workspace: Workspace, sink: SmtpSink, port: int) -> None:
     """Step 11: drain the outbox into the sink with the real sending code, then stop the sink."""
+    from outreach.outbox.claims import count_due
+    from outreach.outbox.sending import drain_outbox
+
     sessions, sending = workspace.sessions, build_sending(workspace)
     began = time.monotonic()
     with _bar("Sending") as progress:
@@ -174,8 +186,10 @@ def _send(workspace: Workspace, sink: SmtpSink, port: int) -> None:
 def _read_answers(workspace: Workspace) -> int:
     """Steps 13 to 15: poll the Maildir with the real response log, list what it recorded, mark a signature;
     return the response marked signed."""
-    from outreach.responses.recording import list_responses, mark_outcome, poll  # see cli/responses.py
+    from outreach.contacts.signatories import list_signatories
+    from outreach.responses.recording import list_responses, mark_outcome, poll
     from outreach.responses.sources import MaildirSource
+    from outreach.sandbox import SIGNER
 
     sessions = workspace.sessions
     source = MaildirSource(workspace.root / "inbox")
@@ -214,6 +228,8 @@ def _report(workspace: Workspace) -> Path:
 
 def _signatory_counts(workspace: Workspace) -> str:
     """The signatories by group, in words."""
+    from outreach.contacts.signatories import list_signatories
+
     by_group = {group: 0 for group in GROUPS}
     for signatory in list_signatories(workspace.sessions):
         by_group[signatory.group] += 1

@@ -4,22 +4,29 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 
 from outreach.cli.output import JsonOption, emit_json, err
-from outreach.doctor import Check, Status, diagnose, unloadable_settings
 from outreach.errors import ConfigError
 from outreach.untrusted import visible
 
-MARKS = {Status.OK: "[green]ok[/green]", Status.WARNING: "[yellow]warning[/yellow]", Status.FAILED: "[red]failed[/red]"}
-MARK_WIDTH = max(len(status) for status in Status)
+if TYPE_CHECKING:
+    from outreach.doctor import Check
+
+# The checks are imported inside the command: they bring SQLAlchemy, Jinja2 and the mail libraries, and shell
+# completion and --help load this module without running it. So the marks are keyed by each Status's value.
+MARKS = {"ok": "[green]ok[/green]", "warning": "[yellow]warning[/yellow]", "failed": "[red]failed[/red]"}
+MARK_WIDTH = max(len(status) for status in MARKS)
 NAME_WIDTH = len("templates")
 
 
 def doctor(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Check the settings, the database, the templates, the SMTP server and the inbox; say what is wrong."""
+    from outreach.doctor import Status, diagnose, unloadable_settings
+
     try:
         workspace = ctx.obj.workspace()
     except ConfigError as error:  # the other checks need the settings; this one can still say what is wrong
@@ -37,6 +44,8 @@ def doctor(ctx: typer.Context, json_output: JsonOption = False) -> None:
 
 def _show(checks: list[Check]) -> None:
     """One line a check, with its hint underneath when it is not ok, then one line in sum."""
+    from outreach.doctor import Status
+
     for check in checks:
         padding = " " * (MARK_WIDTH - len(check.status))
         err.print(f"{MARKS[check.status]}{padding}  {check.name:<{NAME_WIDTH}}  {escape(visible(check.detail))}",

@@ -7,13 +7,18 @@ from typing import Annotated
 
 import typer
 
+from outreach.cli.completion import complete_campaign
 from outreach.cli.output import JsonOption, emit_json, err, table
-from outreach.outbox.records import list_outbox, requeue
 from outreach.outbox.states import State
+
+# The outbox's records are imported inside each command: they bring SQLAlchemy, and shell completion and --help load
+# this module without running a command.
 
 app = typer.Typer(help="The outbox: what is queued, sent, failed or of unknown fate.", no_args_is_help=True)
 
-CampaignOption = Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")]
+CampaignOption = Annotated[
+    str | None, typer.Option("--campaign", help="Only this campaign.", autocompletion=complete_campaign)
+]
 
 
 @app.command("list")
@@ -27,6 +32,8 @@ def list_command(
     json_output: JsonOption = False,
 ) -> None:
     """List outbox messages with their state, attempts and the server's last answer."""
+    from outreach.outbox.records import list_outbox
+
     entries, counts = list_outbox(ctx.obj.workspace().sessions, states=state or (), campaign=campaign, limit=limit)
     if json_output:
         emit_json({"counts": counts, "messages": [entry.as_json() for entry in entries]})
@@ -55,6 +62,8 @@ def retry_command(
     json_output: JsonOption = False,
 ) -> None:
     """Queue failed, unknown or held messages again, due now (an unknown one may arrive twice)."""
+    from outreach.outbox.records import requeue
+
     if not ids and not state:
         raise typer.BadParameter("name the messages, or a --state (failed, unknown or held)")
     now = datetime.now(UTC)
@@ -68,6 +77,8 @@ def retry_command(
 @app.command("release")
 def release_command(ctx: typer.Context, campaign: CampaignOption = None, json_output: JsonOption = False) -> None:
     """Queue again the messages held back (they missed their time), due now."""
+    from outreach.outbox.records import requeue
+
     moved = requeue(ctx.obj.workspace().sessions, datetime.now(UTC), states=(State.HELD,), campaign=campaign)
     if json_output:
         emit_json({"queued": moved})

@@ -8,17 +8,21 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from outreach.errors import NotConfirmedError
 from outreach.untrusted import visible
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+# zoneinfo and rich.progress are imported where they are used: every command, --help and shell completion load this
+# module, and few of them show a time or a progress bar.
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
 SegmentOption = Annotated[
@@ -67,6 +71,8 @@ def tally(counts: dict[str, int], shown: int = 8) -> str:
 
 def in_zone(instant: datetime, zone: str) -> str:
     """An instant as a person reads it: in `zone`, to the minute, the zone named ("2026-12-04 09:30 Europe/Paris")."""
+    from zoneinfo import ZoneInfo
+
     return f"{instant.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone}"
 
 
@@ -90,6 +96,8 @@ def byte_progress(description: str, total: int) -> Iterator[Callable[[int], None
 
 
 def _bar() -> Progress:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from outreach.cli.completion import complete_campaign
 from outreach.cli.output import JsonOption, emit_json, err, out, table
 from outreach.errors import OutreachError
 
@@ -20,7 +21,10 @@ COLUMNS = ("targeted", "queued", "sent", "failed", "unknown", "skipped", "bounce
 
 def report(
     ctx: typer.Context,
-    campaign: Annotated[str | None, typer.Argument(help="The campaign (default: one line per campaign).")] = None,
+    campaign: Annotated[
+        str | None,
+        typer.Argument(help="The campaign (default: one line per campaign).", autocompletion=complete_campaign),
+    ] = None,
     json_output: JsonOption = False,
     csv_file: Annotated[
         Path | None, typer.Option("--csv", help="Write one row per campaign, step, role and country to FILE.")

@@ -9,17 +9,18 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
+from outreach.cli.completion import complete_campaign
 from outreach.cli.output import JsonOption, emit_json, err, out, table
 from outreach.errors import ConfigError, InvalidValueError
 from outreach.untrusted import visible
 from outreach.vocabulary import CHANNELS, ERASED, OUTCOMES, RESPONSE_KINDS
-from outreach.workspace import Workspace
 
 if TYPE_CHECKING:
     from outreach.responses.recording import Inbox, ResponseView
+    from outreach.workspace import Workspace
 
 # The services are imported inside each command: reading mail pulls in the classifiers, flufl.bounce and
-# imapclient, which every other command would otherwise pay for at start-up.
+# imapclient, which every other command would otherwise pay for at start-up (and shell completion on every TAB).
 
 app = typer.Typer(help="Responses: read the inbox; who replied, bounced, unsubscribed; outcomes.", no_args_is_help=True)
 
@@ -91,7 +92,7 @@ def poll_command(
 @app.command("list")
 def list_command(
     ctx: typer.Context,
-    campaign: Annotated[str | None, typer.Option(help="Only this campaign.")] = None,
+    campaign: Annotated[str | None, typer.Option(help="Only this campaign.", autocompletion=complete_campaign)] = None,
     kind: Annotated[str | None, typer.Option(help=f"Only this kind: {', '.join(RESPONSE_KINDS)}.")] = None,
     contact: Annotated[str | None, typer.Option(help="Only this contact's address.")] = None,
     since: Annotated[str | None, typer.Option(help="Only since this date (YYYY-MM-DD, UTC).")] = None,

@@ -10,19 +10,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from outreach.campaigns.plan import format_delay
 from outreach.cli.output import JsonOption, YesOption, confirm, emit_json, err
 from outreach.cli.responses import inbox_of
 from outreach.cli.sending import build_sending, describe_first_letters, stop_on_signals
 from outreach.errors import LockedError, OutreachError
-from outreach.outbox.claims import worker_name
-from outreach.outbox.records import first_letters
-from outreach.outbox.sending import SendReport, drain_outbox
 from outreach.untrusted import visible
-from outreach.workspace import Workspace
 
 if TYPE_CHECKING:
+    from outreach.outbox.sending import SendReport
     from outreach.scheduler import Jobs
+    from outreach.workspace import Workspace
+
+# The services are imported inside each function: they bring SQLAlchemy and the mail libraries, and shell completion
+# and --help load this module without running the scheduler.
 
 
 def _now() -> datetime:
@@ -79,6 +79,7 @@ class _Sent:
 def _jobs(workspace: Workspace, sent: _Sent) -> Jobs:
     """The scheduler's jobs, as calls into the services with the workspace's settings."""
     from outreach.campaigns.queueing import queue_followups
+    from outreach.outbox.sending import drain_outbox
     from outreach.responses.recording import poll
     from outreach.responses.sources import source_for
     from outreach.scheduler import Jobs
@@ -133,7 +134,10 @@ def run(
 
     Where campaigns that have sent nothing yet have first letters queued, it shows them first and asks, once, at
     the start (`--yes` answers for unattended use)."""
-    from outreach.scheduler import INTERVALS, beat, lead, resume, run_scheduler  # APScheduler: only `run` needs it
+    from outreach.campaigns.plan import format_delay
+    from outreach.outbox.claims import worker_name
+    from outreach.outbox.records import first_letters
+    from outreach.scheduler import INTERVALS, beat, lead, resume, run_scheduler
 
     workspace: Workspace = ctx.obj.workspace()
     pacer = build_sending(workspace).pacer  # a setting that cannot work stops the run before it takes the lead

@@ -9,21 +9,24 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from outreach.campaigns.refreshing import stale_steps
+from outreach.cli.completion import complete_campaign
 from outreach.cli.output import JsonOption, YesOption, confirm, emit_json, err, in_zone, tally
-from outreach.outbox.claims import count_due
 from outreach.outbox.forecast import Forecast, in_words, last_goes_at, time_needed
 from outreach.outbox.pacing import Pacer
-from outreach.outbox.records import FirstLetters, Waiting, first_letters, requeue, waiting_messages
-from outreach.outbox.sending import Sending, SendReport, drain_outbox, write_due_letters
-from outreach.outbox.smtp import SmtpTransport
 from outreach.untrusted import visible
-from outreach.workspace import Workspace
+
+if TYPE_CHECKING:
+    from outreach.outbox.records import FirstLetters, Waiting
+    from outreach.outbox.sending import Sending, SendReport
+    from outreach.workspace import Workspace
+
+# The services are imported inside each function: they bring SQLAlchemy, Jinja2 and smtplib, and shell completion
+# and --help load this module without sending anything.
 
 
 def _now() -> datetime:
@@ -32,6 +35,9 @@ def _now() -> datetime:
 
 def build_sending(workspace: Workspace) -> Sending:
     """Everything a drain needs, from the workspace's settings; a setting that cannot work is a ConfigError."""
+    from outreach.outbox.sending import Sending
+    from outreach.outbox.smtp import SmtpTransport
+
     settings = workspace.settings
     pacer = Pacer(list(settings.rate_limits), list(settings.domain_rate_limits))
     smtp = workspace.smtp_settings()
@@ -66,7 +72,7 @@ def stop_on_signals(asked: threading.Event | None = None) -> Iterator[Callable[[
 
 def send(
     ctx: typer.Context,
-    campaign: Annotated[str | None, typer.Option(help="Only this campaign.")] = None,
+    campaign: Annotated[str | None, typer.Option(help="Only this campaign.", autocompletion=complete_campaign)] = None,
     limit: Annotated[int | None, typer.Option(help="Send at most this many.")] = None,
     dry_run: Annotated[
         bool, typer.Option(help="Write what is due as .eml files; send nothing, change nothing.")
@@ -83,6 +89,11 @@ def send(
 ) -> None:
     """Send the queued messages that are due, each exactly once. Before a campaign's first letters go, it shows
     how many, to whom, when and how long the pace needs, and asks (`--yes` answers for scripts)."""
+    from outreach.campaigns.refreshing import stale_steps
+    from outreach.outbox.claims import count_due
+    from outreach.outbox.records import first_letters, requeue, waiting_messages
+    from outreach.outbox.sending import drain_outbox, write_due_letters
+
     workspace: Workspace = ctx.obj.workspace()
     sending = build_sending(workspace)
     sessions = workspace.sessions

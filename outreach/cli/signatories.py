@@ -9,10 +9,12 @@ from typing import Annotated
 import typer
 
 from outreach.cli.output import JsonOption, emit_json, err, file_progress, out
-from outreach.contacts.signatories import add_signatory, import_signatories, list_signatories
 from outreach.errors import InvalidValueError
 from outreach.untrusted import visible
 from outreach.vocabulary import GROUPS
+
+# The service is imported inside each command: it brings SQLAlchemy, and shell completion and --help load this
+# module without running a command.
 
 app = typer.Typer(help="The people who signed the appeal.", no_args_is_help=True)
 
@@ -22,6 +24,8 @@ Group = Annotated[str | None, typer.Option(help=f"One of: {', '.join(GROUPS)}.")
 @app.command("list")
 def list_command(ctx: typer.Context, group: Group = None, json_output: JsonOption = False) -> None:
     """List the signatories by group, in the order they signed."""
+    from outreach.contacts.signatories import list_signatories
+
     found = list_signatories(ctx.obj.workspace().sessions, group)
     if json_output:
         emit_json([view.as_json() for view in found])
@@ -48,6 +52,8 @@ def add_command(
     json_output: JsonOption = False,
 ) -> None:
     """Add one signatory."""
+    from outreach.contacts.signatories import add_signatory
+
     view = add_signatory(
         ctx.obj.workspace().sessions,
         name,
@@ -74,6 +80,8 @@ def import_command(
     json_output: JsonOption = False,
 ) -> None:
     """Import signatories; names and lines are kept exactly as written."""
+    from outreach.contacts.signatories import import_signatories
+
     mapping: dict[str, str] = {}
     for item in map_ or []:
         key, sep, value = item.partition("=")

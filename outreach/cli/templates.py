@@ -9,25 +9,30 @@ from typing import Annotated
 
 import typer
 
+from outreach.cli.completion import complete_template
 from outreach.cli.output import JsonOption, SegmentOption, emit_json, err, table
-from outreach.contacts.segments import parse_segment
 from outreach.errors import InvalidValueError, OutreachError
-from outreach.rendering.environment import first_letter_of, template_languages, template_names
-from outreach.rendering.letters import compose, dated, mailbox_of
-from outreach.rendering.previewing import check_template, render_for
 from outreach.untrusted import visible
+
+# Rendering is imported inside each command: it brings Jinja2 and SQLAlchemy, and shell completion and --help load
+# this module without running a command.
 
 app = typer.Typer(help="The letters: list, check, render.", no_args_is_help=True)
 
 Follows = Annotated[
     str | None,
-    typer.Option(help="For a follow-up: the template of the first letter (default: NAME without -reminder)."),
+    typer.Option(
+        help="For a follow-up: the template of the first letter (default: NAME without -reminder).",
+        autocompletion=complete_template,
+    ),
 ]
 
 
 @app.command("list")
 def list_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """List the workspace's templates and their languages."""
+    from outreach.rendering.folders import template_languages, template_names
+
     root = ctx.obj.workspace().templates
     found = [{"name": name, "languages": template_languages(root, name)} for name in template_names(root)]
     if json_output:
@@ -40,12 +45,18 @@ def list_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
 @app.command("check")
 def check_command(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="The template (default: every one).")] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="The template (default: every one).", autocompletion=complete_template)
+    ] = None,
     segment: SegmentOption = None,
     follows: Follows = None,
     json_output: JsonOption = False,
 ) -> None:
     """Render templates for every contact of a segment and report every failure, with contact, file and line."""
+    from outreach.contacts.segments import parse_segment
+    from outreach.rendering.folders import first_letter_of, template_names
+    from outreach.rendering.previewing import check_template
+
     workspace = ctx.obj.workspace()
     names = [name] if name else template_names(workspace.templates)
     chosen = parse_segment(segment)
@@ -84,13 +95,17 @@ def check_command(
 @app.command("render")
 def render_command(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The template.")],
+    name: Annotated[str, typer.Argument(help="The template.", autocompletion=complete_template)],
     contact: Annotated[str, typer.Option("--contact", "-c", help="The contact's address.")],
     format_: Annotated[str, typer.Option("--format", "-f", help="text, html or eml.")] = "text",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file (default: stdout).")] = None,
     follows: Follows = None,
 ) -> None:
     """Render one copy for one contact, to look at before anything is queued."""
+    from outreach.rendering.folders import first_letter_of
+    from outreach.rendering.letters import compose, dated, mailbox_of
+    from outreach.rendering.previewing import render_for
+
     if format_ not in ("text", "html", "eml"):
         raise InvalidValueError(f"--format {format_!r} is not text, html or eml")
     workspace = ctx.obj.workspace()

@@ -14,14 +14,8 @@ from babel.dates import format_date
 from jinja2 import Template, TemplateError, TemplateNotFound, TemplateSyntaxError
 
 from outreach.errors import OutreachError
-from outreach.rendering.environment import (
-    FALLBACK_LANGUAGE,
-    HTML_BODY,
-    SUBJECT,
-    TEXT_BODY,
-    TemplateEnvironment,
-    template_languages,
-)
+from outreach.rendering.environment import TemplateEnvironment
+from outreach.rendering.folders import FALLBACK_LANGUAGE, HTML_BODY, SUBJECT, TEXT_BODY, template_languages
 from outreach.rendering.plaintext import text_from_html
 from outreach.rendering.salutations import Addressee, Form, Greeting, greeting
 from outreach.rendering.sharing import CACHE, LETTERHEAD_NAMES

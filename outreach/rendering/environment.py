@@ -3,7 +3,6 @@ within limits of time and size."""
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import time
@@ -19,10 +18,6 @@ from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
 from outreach.rendering import sharing
-
-FALLBACK_LANGUAGE = "en"
-TEXT_BODY, HTML_BODY, SUBJECT = "body.txt", "body.html", "subject.txt"
-REMINDER_SUFFIX = "-reminder"
 
 # Python prints an int of at most this many digits (sys.get_int_max_str_digits); no letter needs a longer one.
 MAX_DIGITS = 4300
@@ -316,38 +311,3 @@ def make_environment(root: Path, limits: RenderLimits | None = None) -> Template
         keep_trailing_newline=True,
         auto_reload=False,
     )
-
-
-def template_names(root: Path) -> list[str]:
-    """Return the templates under `root`: folders holding at least an English (fallback) subject."""
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if (p / FALLBACK_LANGUAGE / SUBJECT).is_file())
-
-
-def first_letter_of(root: Path, name: str) -> str | None:
-    """Return the first letter a follow-up refers to, by the naming convention `X` and `X-reminder`."""
-    first = name.removesuffix(REMINDER_SUFFIX)
-    return first if first != name and first in template_names(root) else None
-
-
-def template_languages(root: Path, name: str) -> list[str]:
-    """Return the languages a template has, the fallback first."""
-    folder = root / name
-    found = (
-        sorted(p.name for p in folder.iterdir() if p.is_dir() and (p / SUBJECT).is_file()) if folder.is_dir() else []
-    )
-    return sorted(found, key=lambda language: language != FALLBACK_LANGUAGE)
-
-
-def template_digest(root: Path, name: str) -> str:
-    """A digest of a template's files and of the shared pieces templates include (`_*` folders): it changes when
-    any of them is edited, so copies made before can be found and made again."""
-    digest = hashlib.sha256()
-    folders = [root / name, *sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("_"))]
-    for folder in folders:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            digest.update(f"{path.relative_to(root).as_posix()}\0".encode())
-            digest.update(path.read_bytes())
-            digest.update(b"\0")
-    return digest.hexdigest()[:16]

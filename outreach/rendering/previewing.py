@@ -20,7 +20,8 @@ from outreach.db.models import Contact, Signatory
 from outreach.errors import ConfigError, NotFoundError, OutreachError
 from outreach.rendering.copies import CompiledTemplate, Copy, Letterhead, Recipient, TemplateRenderError
 from outreach.rendering.copies import Signatory as PrintedSignatory
-from outreach.rendering.environment import RenderLimits, make_environment, template_names
+from outreach.rendering.environment import RenderLimits, make_environment
+from outreach.rendering.folders import template_names
 from outreach.rendering.letters import Sender
 from outreach.rendering.mime import Mailbox
 from outreach.rendering.salutations import shipped_forms
