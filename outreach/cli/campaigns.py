@@ -9,7 +9,18 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from outreach.cli.completion import complete_campaign, complete_template
-from outreach.cli.output import JsonOption, YesOption, confirm, emit_json, err, in_zone, out, table, tally
+from outreach.cli.output import (
+    JsonOption,
+    YesOption,
+    command_group,
+    confirm,
+    emit_json,
+    err,
+    in_zone,
+    out,
+    table,
+    tally,
+)
 from outreach.errors import InvalidValueError
 from outreach.outbox.forecast import in_words, time_needed
 from outreach.untrusted import visible
@@ -24,7 +35,7 @@ if TYPE_CHECKING:
 # load this module without running a command.
 
 
-app = typer.Typer(help="Mailings: a template, a segment, steps; queue them into the outbox.", no_args_is_help=True)
+app = command_group("Mailings: a template, a segment, steps; queue them into the outbox.")
 
 NewName = Annotated[str, typer.Argument(help="The campaign's name.")]
 Name = Annotated[str, typer.Argument(help="The campaign's name.", autocompletion=complete_campaign)]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from outreach.cli.output import JsonOption, SegmentOption, byte_progress, emit_json, err, out, table
+from outreach.cli.output import JsonOption, SegmentOption, byte_progress, command_group, emit_json, err, out, table
 from outreach.errors import InvalidValueError
 from outreach.untrusted import visible
 from outreach.vocabulary import CONTACT_FIELDS, ROLES, SUPPRESSION_REASONS
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 # The services are imported inside each command: they bring SQLAlchemy, and shell completion and --help load this
 # module without running a command.
 
-app = typer.Typer(help="The contact list.", no_args_is_help=True)
+app = command_group("The contact list.")
 
 Name = Annotated[str | None, typer.Option(help="Full name as it should appear.")]
 FirstName = Annotated[str | None, typer.Option(help="First name.")]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from outreach.cli.output import JsonOption, emit_json, err
+from outreach.cli.output import JsonOption, command_group, emit_json, err
 
 # The database layer is imported inside each command: it brings SQLAlchemy and Alembic, and shell completion and
 # --help load this module without running a command.
 
-app = typer.Typer(help="The database's schema.", no_args_is_help=True)
+app = command_group("The database's schema.")
 
 
 @app.command("upgrade")

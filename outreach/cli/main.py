@@ -59,7 +59,7 @@ def load_command(name: str) -> Command:
     """The command named in COMMANDS, its module imported, built as `app.command()` or `app.add_typer()` would."""
     module, _, attribute = COMMANDS[name][0].partition(":")
     found = getattr(importlib.import_module(module), attribute)
-    holder = typer.Typer(add_completion=False)
+    holder = typer.Typer(add_completion=False, rich_markup_mode=None)
     if isinstance(found, typer.Typer):
         holder.add_typer(found, name=name)
     else:
@@ -74,7 +74,7 @@ class LazyGroup(TyperGroup):
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
         for name, (_, help_) in COMMANDS.items():  # stand-ins, for the lists and "Did you mean" to name
-            self.commands.setdefault(name, TyperCommand(name, help=help_))
+            self.commands.setdefault(name, TyperCommand(name, help=help_, short_help=help_))
         self._listing = False
 
     def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
@@ -129,6 +129,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     cls=LazyGroup,
+    rich_markup_mode=None,
 )
 
 

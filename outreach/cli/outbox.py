@@ -8,13 +8,13 @@ from typing import Annotated
 import typer
 
 from outreach.cli.completion import complete_campaign
-from outreach.cli.output import JsonOption, emit_json, err, table
+from outreach.cli.output import JsonOption, command_group, emit_json, err, table
 from outreach.outbox.states import State
 
 # The outbox's records are imported inside each command: they bring SQLAlchemy, and shell completion and --help load
 # this module without running a command.
 
-app = typer.Typer(help="The outbox: what is queued, sent, failed or of unknown fate.", no_args_is_help=True)
+app = command_group("The outbox: what is queued, sent, failed or of unknown fate.")
 
 CampaignOption = Annotated[
     str | None, typer.Option("--campaign", help="Only this campaign.", autocompletion=complete_campaign)

@@ -10,7 +10,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from outreach.cli.completion import complete_campaign
-from outreach.cli.output import JsonOption, emit_json, err, out, table
+from outreach.cli.output import JsonOption, command_group, emit_json, err, out, table
 from outreach.errors import ConfigError, InvalidValueError
 from outreach.untrusted import visible
 from outreach.vocabulary import CHANNELS, ERASED, OUTCOMES, RESPONSE_KINDS
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 # The services are imported inside each command: reading mail pulls in the classifiers, flufl.bounce and
 # imapclient, which every other command would otherwise pay for at start-up (and shell completion on every TAB).
 
-app = typer.Typer(help="Responses: read the inbox; who replied, bounced, unsubscribed; outcomes.", no_args_is_help=True)
+app = command_group("Responses: read the inbox; who replied, bounced, unsubscribed; outcomes.")
 
 
 def _now() -> datetime:

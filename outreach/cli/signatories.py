@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from outreach.cli.output import JsonOption, emit_json, err, file_progress, out
+from outreach.cli.output import JsonOption, command_group, emit_json, err, file_progress, out
 from outreach.errors import InvalidValueError
 from outreach.untrusted import visible
 from outreach.vocabulary import GROUPS
@@ -16,7 +16,7 @@ from outreach.vocabulary import GROUPS
 # The service is imported inside each command: it brings SQLAlchemy, and shell completion and --help load this
 # module without running a command.
 
-app = typer.Typer(help="The people who signed the appeal.", no_args_is_help=True)
+app = command_group("The people who signed the appeal.")
 
 Group = Annotated[str | None, typer.Option(help=f"One of: {', '.join(GROUPS)}.")]
 

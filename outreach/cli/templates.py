@@ -10,14 +10,14 @@ from typing import Annotated
 import typer
 
 from outreach.cli.completion import complete_template
-from outreach.cli.output import JsonOption, SegmentOption, emit_json, err, table
+from outreach.cli.output import JsonOption, SegmentOption, command_group, emit_json, err, table
 from outreach.errors import InvalidValueError, OutreachError
 from outreach.untrusted import visible
 
 # Rendering is imported inside each command: it brings Jinja2 and SQLAlchemy, and shell completion and --help load
 # this module without running a command.
 
-app = typer.Typer(help="The letters: list, check, render.", no_args_is_help=True)
+app = command_group("The letters: list, check, render.")
 
 Follows = Annotated[
     str | None,
