@@ -17,7 +17,8 @@ from sqlalchemy import select, text, update
 
 from outreach.campaigns.catalog import add_follow_up, create_campaign
 from outreach.campaigns.queueing import queue_followups, queue_step
-from outreach.campaigns.refreshing import RefreshReport, StaleStep, refresh_campaign, stale_steps
+from outreach.campaigns.refreshing import RefreshReport, refresh_campaign
+from outreach.campaigns.staleness import StaleStep, stale_steps
 from outreach.contacts.erasing import forget_contact
 from outreach.contacts.signatories import add_signatory
 from outreach.db.models import Campaign, OutboxBody, OutboxMessage

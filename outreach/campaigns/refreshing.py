@@ -23,12 +23,12 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import Row, insert, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from outreach.campaigns.catalog import FollowUp, campaign_sender
 from outreach.campaigns.queueing import first_letter_variables
-from outreach.db.models import Campaign, CampaignStep, Contact, OutboxBody, OutboxMessage, as_utc
+from outreach.db.models import CampaignStep, Contact, OutboxBody, OutboxMessage, as_utc
 from outreach.db.queries import find_campaign
 from outreach.rendering.copies import CompiledTemplate, Letterhead
 from outreach.rendering.differences import letter_diff, same_letter
@@ -36,7 +36,6 @@ from outreach.rendering.environment import RenderLimits
 from outreach.rendering.folders import template_digest
 from outreach.rendering.letters import Letter, Sender, letter_for
 from outreach.rendering.previewing import compile_template, letterhead, recipient_of
-from outreach.vocabulary import UNSENT_STATES
 
 BATCH = 500
 # The states of the copies no sender has handed to the server: the only ones made again.
@@ -62,26 +61,6 @@ class RefreshReport:
     def as_json(self) -> dict[str, Any]:
         """JSON-ready values."""
         return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class StaleStep:
-    """A step with copies still to go that were made from an older version of its template."""
-
-    campaign: str
-    position: int
-    template: str
-    copies: int
-
-    def as_json(self) -> dict[str, Any]:
-        """JSON-ready values."""
-        return dict(self.__dict__)
-
-    def notice(self) -> str:
-        """What `queue` and `send` say of these copies."""
-        return (f"The template {self.template!r} changed since {self.copies} copies of {self.campaign} step "
-                f"{self.position} were made: `outreach campaigns refresh {self.campaign}` makes them "
-                "again.")  # fmt: skip
 
 
 class _Letters:
@@ -235,31 +214,3 @@ def _refresh(session: Session, row: _Copy, letters: _Letters, report: RefreshRep
             report.diff_of = row.recipient
     else:
         report.current += 1
-
-
-def stale_steps(sessions: sessionmaker[Session], templates: Path, campaign: str | None = None) -> list[StaleStep]:
-    """The steps (of one campaign, or of all) whose copies still to go (queued, held) were made from another
-    version of their template than the one in `templates` now, with how many: `outreach campaigns refresh` makes
-    them again. A step whose template is gone from the folder is left out: there is nothing to refresh it from."""
-    query = (
-        select(Campaign.name, CampaignStep.position, CampaignStep.template, OutboxMessage.template_digest,
-               func.count())
-        .join(CampaignStep, CampaignStep.id == OutboxMessage.step_id)
-        .join(Campaign, Campaign.id == OutboxMessage.campaign_id)
-        .where(OutboxMessage.state.in_(UNSENT_STATES))
-        .group_by(Campaign.id, Campaign.name, CampaignStep.position, CampaignStep.template,
-                  OutboxMessage.template_digest)
-        .order_by(Campaign.id, CampaignStep.position)
-    )  # fmt: skip
-    if campaign is not None:
-        query = query.where(Campaign.name == campaign)
-    with sessions() as session:
-        rows = session.execute(query).all()
-    digests: dict[str, str | None] = {}
-    stale: dict[tuple[str, int, str], int] = {}
-    for name, position, template, digest, count in rows:
-        if template not in digests:
-            digests[template] = template_digest(templates, template) if (templates / template).is_dir() else None
-        if digests[template] is not None and digest != digests[template]:  # no digest: queued before 0006
-            stale[name, position, template] = stale.get((name, position, template), 0) + count
-    return [StaleStep(name, position, template, count) for (name, position, template), count in stale.items()]

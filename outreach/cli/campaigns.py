@@ -220,7 +220,7 @@ def queue_command(
     """Render every letter of the first step into the outbox, once per contact; one broken copy queues none. Says
     what it will do and asks first."""
     from outreach.campaigns.queueing import queue_step
-    from outreach.campaigns.refreshing import stale_steps
+    from outreach.campaigns.staleness import stale_steps
 
     workspace = ctx.obj.workspace()
 

@@ -89,7 +89,7 @@ def send(
 ) -> None:
     """Send the queued messages that are due, each exactly once. Before a campaign's first letters go, it shows
     how many, to whom, when and how long the pace needs, and asks (`--yes` answers for scripts)."""
-    from outreach.campaigns.refreshing import stale_steps
+    from outreach.campaigns.staleness import stale_steps
     from outreach.outbox.claims import count_due
     from outreach.outbox.records import first_letters, requeue, waiting_messages
     from outreach.outbox.sending import drain_outbox, write_due_letters

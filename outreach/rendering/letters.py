@@ -17,13 +17,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from email.utils import format_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from outreach.contacts.addresses import ascii_domain_form
 from outreach.errors import ConfigError
-from outreach.rendering.copies import CompiledTemplate, Copy, Letterhead, Recipient
 from outreach.rendering.mime import Mailbox, Message, build_message, make_message_id
+
+if TYPE_CHECKING:  # a letter is made from a copy, but sending and reading the outbox need no template engine
+    from outreach.rendering.copies import CompiledTemplate, Copy, Letterhead, Recipient
 
 PROOF_PREFIX = "[proof] "
 
