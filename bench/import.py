@@ -263,7 +263,8 @@ def generate(path: Path, count: int, seed: int = SEED) -> Generated:
     return stats
 
 
-def _child_env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
+    """This environment without OUTREACH_* variables: a command run in it uses its workspace's settings alone."""
     return {key: value for key, value in os.environ.items() if not key.startswith("OUTREACH_")}
 
 
@@ -344,7 +345,7 @@ def run_timed(args: list[str], cwd: Path, scratch: Path) -> Timed:
     out_path, err_path = scratch / "import.stdout", scratch / "import.stderr"
     with out_path.open("wb") as out, err_path.open("wb") as err:
         started = time.perf_counter()
-        process = subprocess.Popen(args, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=_child_env())
+        process = subprocess.Popen(args, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=child_env())
         sampler = _TreeSampler(process.pid)
         sampler.start()
         _pid, status, usage = os.wait4(process.pid, 0)
@@ -435,7 +436,7 @@ def main() -> int:
         workspace = scratch / "ws"
         subprocess.run(
             [str(_outreach()), "init", str(workspace), "--json"],
-            check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=_child_env(),
+            check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=child_env(),
         )  # fmt: skip
         command = [str(_outreach()), "contacts", "import", str(source), "--json"]
         say(f"running: outreach contacts import {source.name} --json  (cwd {workspace})")

@@ -1,6 +1,6 @@
 """Benchmark queueing and sending as a user runs them, against a minimal smtplib loop in the same run.
 
-    .venv/bin/python bench/send.py                          # 10,000 messages: (a), (b) three times, (c) once (~7 min)
+    .venv/bin/python bench/send.py                          # 10,000 messages: (a), (b) three times, (c), (d) (~8 min)
     .venv/bin/python bench/send.py --count 100000 --runs 1 --no-baseline --no-delayed --no-pipelining  # 100,000
     .venv/bin/python bench/send.py --json
 
@@ -13,6 +13,12 @@
 (c) `outreach send` with 4 connections to a sink that answers each DATA after 20 ms, as a server across a network
     does, against the same one-connection baseline on that same sink (`--delayed-count` messages, 4,000 by default:
     the baseline needs about 90 seconds for them), again without and with PIPELINING offered.
+(d) what campaigners would otherwise reach for: mailmerge 2.3 (`pip install -e '.[bench]'`), sending the same
+    appeal (the English text and HTML as one multipart/alternative template, the signatory list rendered into it,
+    each recipient's salutation and address line in its CSV) to the first `--mailmerge-count` recipients of the
+    same outbox (1,000 by default: mailmerge takes a connection a message), on a sink of its own, timed from start
+    to exit. Against it, outreach's `campaigns queue` and first `send` of (a) and (b) together: rates, not times,
+    as the counts differ. `--no-mailmerge` skips it; without mailmerge installed, it is skipped with a word.
 
 Runs of (b) alternate with runs of the baseline, and the ratio is taken run by run, because this machine is shared
 and noisy. After every run the sink reports what it received: the script fails unless each message arrived once.
@@ -31,22 +37,29 @@ import shutil
 import signal
 import smtplib
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 HERE = Path(__file__).resolve().parent
 OUTREACH = Path(sys.executable).parent / "outreach"
 SENDER = "appeal@example.org"
 
 
-def _import_bench() -> ModuleType:
+@cache
+def import_tools() -> ModuleType:
+    """bench/import.py, for its generator and its way of timing a command."""
     spec = importlib.util.spec_from_file_location("bench_import", HERE / "import.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -62,13 +75,14 @@ def _free_port() -> int:
 
 
 class Sink:
-    """bench/sink.py in a process of its own, for one run."""
+    """bench/sink.py in a process of its own, for one run; with `ids`, it writes there the Message-ID of every
+    message it received."""
 
-    def __init__(self, delay: float, *, pipelining: bool = False) -> None:
+    def __init__(self, delay: float, *, pipelining: bool = False, ids: Path | None = None) -> None:
         self.port = _free_port()
         self.process = subprocess.Popen(
             [sys.executable, str(HERE / "sink.py"), "--port", str(self.port), "--delay", str(delay)]
-            + (["--pipelining"] if pipelining else []),
+            + (["--pipelining"] if pipelining else []) + (["--ids", str(ids)] if ids else []),
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert self.process.stdout is not None
@@ -109,8 +123,11 @@ def _baseline_process(folder: Path, port: int, count: int) -> None:
     print(time.perf_counter() - started)
 
 
-def _settings(workspace: Path, port: int, connections: int) -> None:
+def settings(workspace: Path, port: int, connections: int, database_url: str = "") -> None:
+    """The workspace's .env: the sink, `connections` connections, no pace; the database at `database_url` (empty:
+    the workspace's SQLite file)."""
     lines = [
+        f"OUTREACH_DATABASE_URL={database_url}",
         f'OUTREACH_FROM="European Appeal <{SENDER}>"',
         "OUTREACH_SMTP_HOST=127.0.0.1",
         f"OUTREACH_SMTP_PORT={port}",
@@ -123,21 +140,64 @@ def _settings(workspace: Path, port: int, connections: int) -> None:
     (workspace / ".env").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _requeue(workspace: Path) -> None:
+@contextmanager
+def database(workspace: Path, database_url: str = "") -> Iterator[Connection]:
+    """One transaction on the workspace's database (its SQLite file, or `database_url`), for the bench's own
+    setup, resets and checks."""
+    from sqlalchemy import create_engine  # here: the baseline's process (this script too) does without it
+
+    engine = create_engine(database_url or f"sqlite:///{workspace / 'outreach.db'}")
+    try:
+        with engine.begin() as connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
+def requeue(workspace: Path, database_url: str = "") -> None:
     """Put every message back in the queue, as it was after `campaigns queue`."""
-    with sqlite3.connect(workspace / "outreach.db") as db:
-        db.execute(
+    from sqlalchemy import text
+
+    with database(workspace, database_url) as db:
+        db.execute(text(
             "UPDATE outbox_messages SET state = 'queued', sent_at = NULL, attempts = 0, claimed_by = NULL,"
             " lease_until = NULL, last_reply = NULL"
-        )
+        ))  # fmt: skip
 
 
-def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(OUTREACH), *args], cwd=cwd, capture_output=True, text=True, check=True)
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run `outreach ARGS` in `cwd`; a failure ends the benchmark with what the command said."""
+    done = subprocess.run([str(OUTREACH), *args], cwd=cwd, capture_output=True, text=True,
+                          env=import_tools().child_env())  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"outreach {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
+    return done
+
+
+def make_workspace(tools: ModuleType, folder: Path, count: int, database_url: str = "") -> Path:
+    """A fresh workspace `folder`/ws on its SQLite file or on `database_url` (a database of its own, empty), with
+    `count` generated contacts, the shipped signatories and a campaign `everyone` for all of them, not yet queued."""
+    from sqlalchemy import text
+
+    generated = folder / "contacts.csv"
+    # The generator makes about 2% invalid or duplicate rows: ask for a little more to queue `count` copies.
+    tools.generate(generated, int(count * 1.03) + 20)
+    run("init", str(folder / "ws"), cwd=folder)
+    workspace = folder / "ws"
+    settings(workspace, 25, 1, database_url)
+    if database_url:
+        run("db", "upgrade", cwd=workspace)
+    run("contacts", "import", str(generated), cwd=workspace)
+    run("signatories", "import", "contacts/signatories.csv", cwd=workspace)
+    with database(workspace, database_url) as db:
+        ids = list(db.scalars(text("SELECT id FROM contacts WHERE status = 'active' ORDER BY id")))
+        db.execute(text("UPDATE contacts SET status = 'do_not_contact' WHERE id > :last"), {"last": ids[count - 1]})
+    run("campaigns", "create", "everyone", "--template", "appeal", cwd=workspace)
+    return workspace
 
 
 def _send(tools: ModuleType, workspace: Path, port: int, connections: int, count: int, limit: int | None) -> Any:
-    _settings(workspace, port, connections)
+    settings(workspace, port, connections)
     args = [str(OUTREACH), "send", "--yes", "--json"] + (["--limit", str(limit)] if limit else [])
     timed = tools.run_timed(args, workspace, workspace.parent)
     if timed.exit_code != 0:
@@ -150,14 +210,143 @@ def _send(tools: ModuleType, workspace: Path, port: int, connections: int, count
 
 def _prerender(workspace: Path, folder: Path) -> None:
     """The messages as `outreach send` would send them (its dry run), and a manifest of their recipients."""
-    _run("send", "--dry-run", "--outbox-dir", str(folder), cwd=workspace)
-    with sqlite3.connect(workspace / "outreach.db") as db:
-        recipients = dict(db.execute("SELECT id, recipient FROM outbox_messages"))
+    from sqlalchemy import text
+
+    run("send", "--dry-run", "--outbox-dir", str(folder), cwd=workspace)
+    with database(workspace) as db:
+        recipients = {id: recipient for id, recipient in db.execute(text("SELECT id, recipient FROM outbox_messages"))}
     files = sorted(path.name for path in folder.iterdir())
     lines = [f"{name}\t{recipients[int(name.split('-', 1)[0])]}" for name in files]
     (folder / "recipients.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     parsed = email.message_from_bytes((folder / files[0]).read_bytes(), policy=email.policy.default)
     assert parsed["Message-ID"], "the pre-rendered messages are real messages"
+
+
+def mailmerge_command() -> Path | None:
+    """mailmerge's command in this virtualenv, or None when it is not installed."""
+    command = Path(sys.executable).parent / "mailmerge"
+    return command if importlib.util.find_spec("mailmerge") and command.exists() else None
+
+
+MARKERS = {"salutation": "@@SALUTATION@@", "address_line": "@@ADDRESS_LINE@@"}
+
+
+def _mailmerge_template(copy: Any) -> str:
+    """The appeal as a mailmerge template: the copy rendered with markers for the salutation and the address line,
+    which become mailmerge's variables again; everything else (the signatory list too) as rendered. Text and HTML
+    go in one multipart/alternative message, as mailmerge's README shows."""
+    import re
+
+    text, html = copy.text, copy.html
+    assert not re.search(r"\{[{%#]", text + html), "the rendered appeal holds nothing mailmerge's Jinja would read"
+    line = MARKERS["address_line"]
+    text = text.replace(f"{line}\n\n", "{% if address_line %}{{ address_line }}\n\n{% endif %}")
+    html, found = re.subn(rf"(\n<p[^>]*>){line}(</p>)", r"{% if address_line %}\1{{ address_line|e }}\2{% endif %}",
+                          html)  # fmt: skip
+    assert found == 1 and line not in text, "the address line is where the template puts it"
+    text = text.replace(MARKERS["salutation"], "{{ salutation }}")
+    html = html.replace(MARKERS["salutation"], "{{ salutation|e }}")
+    return (
+        'TO: "{{ name }}" <{{ email }}>\n'
+        f'FROM: "European Appeal" <{SENDER}>\n'
+        f"SUBJECT: {copy.subject}\n"
+        "MIME-Version: 1.0\n"
+        'Content-Type: multipart/alternative; boundary="=_appeal"\n\n'
+        "--=_appeal\nContent-Type: text/plain; charset=utf-8\n\n"
+        f"{text}\n"
+        "--=_appeal\nContent-Type: text/html; charset=utf-8\n\n"
+        f"{html}\n"
+        "--=_appeal--\n"
+    )
+
+
+def mailmerge_files(workspace: Path, folder: Path, count: int, port: int) -> dict[str, int]:
+    """mailmerge's template, database and server configuration in `folder`, for the first `count` recipients of
+    the outbox that mailmerge can send to (an address with non-ASCII characters makes smtplib fail on a plain
+    connection: those are left out and counted); checks that mailmerge renders what outreach renders."""
+    import csv
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from mailmerge.template_message import TemplateMessage
+    from sqlalchemy import select
+
+    from outreach.db.models import Contact, OutboxMessage
+    from outreach.rendering.copies import Recipient
+    from outreach.rendering.previewing import compile_template, letterhead, recipient_of
+    from outreach.rendering.salutations import greeting, shipped_forms
+    from outreach.workspace import open_workspace
+
+    space = open_workspace(workspace, environ={})
+    template = compile_template(space.templates, "appeal")
+    forms = shipped_forms()
+    folder.mkdir()
+    with space.sessions() as session:
+        head = letterhead(session, space.sender(), datetime.now(UTC))
+        marked = Recipient(f"someone@{SENDER.split('@')[1]}", language="en", attributes=dict(MARKERS))
+        (folder / "template.txt").write_text(_mailmerge_template(template.render(marked, head)), encoding="utf-8")
+        outbox = session.execute(select(OutboxMessage.recipient, Contact).join(Contact)
+                                 .order_by(OutboxMessage.id).limit(count * 2)).all()  # fmt: skip
+        rows, left_out, checked = [], 0, False
+        for address, contact in outbox:
+            if len(rows) == count:
+                break
+            if not address.isascii():
+                left_out += 1
+                continue
+            english = replace(recipient_of(contact), language="en")
+            hello = greeting(english.addressee(), forms)
+            rows.append({"email": address, "name": contact.name or "", "salutation": hello.salutation,
+                         "address_line": hello.address_line})  # fmt: skip
+            if not checked and hello.address_line:  # one copy with every part of the letter, compared
+                ours = template.render(english, head)
+                _, _, theirs = TemplateMessage(folder / "template.txt").render(rows[-1])
+                parts = {part.get_content_type(): part.get_payload(decode=True).decode() for part in theirs.walk()
+                         if not part.is_multipart()}  # fmt: skip
+                assert parts["text/plain"].strip() == ours.text.strip(), "mailmerge sends the text outreach sends"
+                assert parts["text/html"].strip() == (ours.html or "").strip(), "and the HTML"
+                checked = True
+    space.close()
+    assert checked and len(rows) == count, f"{len(rows)} recipients for mailmerge, {count} asked for"
+    with (folder / "database.csv").open("w", encoding="utf-8", newline="") as file:
+        writer = csv.DictWriter(file, ["email", "name", "salutation", "address_line"])
+        writer.writeheader()
+        writer.writerows(rows)
+    (folder / "server.conf").write_text(f"[smtp_server]\nhost = 127.0.0.1\nport = {port}\n", encoding="utf-8")
+    return {"recipients": len(rows), "left_out": left_out}
+
+
+def time_mailmerge(command: Path, folder: Path) -> float:
+    """Run mailmerge over the files in `folder`, sending every row; the seconds from start to exit. What it prints
+    for each message goes to /dev/null, which costs it less than a terminal would."""
+    args = [str(command), "--template", "template.txt", "--database", "database.csv", "--config", "server.conf",
+            "--no-dry-run", "--no-limit", "--output-format", "text"]  # fmt: skip
+    started = time.perf_counter()
+    done = subprocess.run(args, cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, env=import_tools().child_env())  # fmt: skip
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"mailmerge exited {done.returncode}: {done.stderr.strip()[-2000:]}")
+    return seconds
+
+
+def compare_mailmerge(command: Path, workspace: Path, folder: Path, count: int, outreach: tuple[int, float]
+                      ) -> dict[str, Any]:  # fmt: skip
+    """(d): mailmerge sends `count` messages to a sink of its own; against `outreach`, (messages, seconds) of its
+    queue and send together; in messages a second."""
+    from importlib.metadata import version
+
+    sink = Sink(0.0)
+    try:
+        made = mailmerge_files(workspace, folder / "mailmerge", count, sink.port)
+        seconds = time_mailmerge(command, folder / "mailmerge")
+    finally:
+        received = sink.stop()
+    _check(received, made["recipients"], "mailmerge")
+    theirs, ours = made["recipients"] / seconds, outreach[0] / outreach[1]
+    return {"version": version("mailmerge"), **made, "seconds": round(seconds, 2), "per_second": round(theirs, 1),
+            "outreach_messages": outreach[0], "outreach_seconds": round(outreach[1], 2),
+            "outreach_per_second": round(ours, 1), "ratio": round(ours / theirs, 1)}  # fmt: skip
 
 
 def main() -> int:
@@ -168,6 +357,8 @@ def main() -> int:
     parser.add_argument("--no-baseline", action="store_true", help="skip the baselines (for memory at large N)")
     parser.add_argument("--no-delayed", action="store_true", help="skip (c)")
     parser.add_argument("--no-pipelining", action="store_true", help="skip the runs against a PIPELINING sink")
+    parser.add_argument("--no-mailmerge", action="store_true", help="skip (d), the comparison with mailmerge")
+    parser.add_argument("--mailmerge-count", type=int, default=1_000, help="messages for (d) (default 1,000)")
     parser.add_argument("--json", action="store_true", help="print one JSON object, nothing else")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--baseline-of", type=Path, help=argparse.SUPPRESS)  # the baseline's own process
@@ -176,26 +367,15 @@ def main() -> int:
     if args.baseline_of:
         _baseline_process(args.baseline_of, args.port, args.count)
         return 0
-    tools = _import_bench()
+    tools = import_tools()
     say = (lambda *a: None) if args.json else print
     folder = Path(tempfile.mkdtemp(prefix="outreach-bench-send-"))
     result: dict[str, Any] = {"benchmark": "send", "count": args.count}
     try:
-        generated = folder / "contacts.csv"
-        # The generator makes about 2% invalid or duplicate rows: ask for a little more to queue `count` copies.
-        tools.generate(generated, int(args.count * 1.03) + 20)
-        _run("init", str(folder / "ws"), cwd=folder)
-        workspace = folder / "ws"
-        _settings(workspace, 25, 1)
-        _run("contacts", "import", str(generated), cwd=workspace)
-        _run("signatories", "import", "contacts/signatories.csv", cwd=workspace)
-        with sqlite3.connect(workspace / "outreach.db") as db:
-            ids = [row[0] for row in db.execute("SELECT id FROM contacts WHERE status = 'active' ORDER BY id")]
-            db.execute(f"UPDATE contacts SET status = 'do_not_contact' WHERE id > {ids[args.count - 1]}")
-        _run("campaigns", "create", "everyone", "--template", "appeal", cwd=workspace)
+        workspace = make_workspace(tools, folder, args.count)
         started = time.perf_counter()
-        queued = json.loads(_run("campaigns", "queue", "everyone", "--json", "--yes", cwd=workspace).stdout)["queued"]
-        seconds = time.perf_counter() - started
+        queued = json.loads(run("campaigns", "queue", "everyone", "--json", "--yes", cwd=workspace).stdout)["queued"]
+        seconds = queue_seconds = time.perf_counter() - started
         assert queued == args.count, f"queued {queued}, expected {args.count}"
         result["queue"] = {"seconds": round(seconds, 2), "per_second": round(queued / seconds)}
         say(f"(a) campaigns queue: {queued} copies in {seconds:.2f} s: {queued / seconds:,.0f} copies/s")
@@ -204,21 +384,23 @@ def main() -> int:
         if with_baseline:
             _prerender(workspace, folder / "eml")
         runs = []
-        for run in range(args.runs):
+        first_send = 0.0  # seconds of the first `outreach send` of (b), for (d)
+        for number in range(args.runs):
             entry: dict[str, Any] = {}
             if with_baseline:
                 sink = Sink(0.0)
                 entry["baseline_per_second"] = round(args.count / baseline(folder / "eml", sink.port, args.count))
                 _check(sink.stop(), args.count, "baseline")
-            _requeue(workspace)
+            requeue(workspace)
             sink = Sink(0.0)
             timed = _send(tools, workspace, sink.port, 1, args.count, None)
             _check(sink.stop(), args.count, "outreach send")
+            first_send = first_send or timed.seconds
             entry |= {"per_second": round(args.count / timed.seconds), "peak_rss_mb": round(timed.peak_rss_mb, 1)}
             if with_baseline:
                 entry["ratio"] = round(entry["per_second"] / entry["baseline_per_second"], 2)
             if not args.no_pipelining:
-                _requeue(workspace)
+                requeue(workspace)
                 sink = Sink(0.0, pipelining=True)
                 timed = _send(tools, workspace, sink.port, 1, args.count, None)
                 _check(sink.stop(), args.count, "outreach send, PIPELINING")
@@ -226,7 +408,7 @@ def main() -> int:
                 if with_baseline:
                     entry["pipelining_ratio"] = round(entry["pipelining_per_second"] / entry["baseline_per_second"], 2)
             runs.append(entry)
-            say(f"(b) run {run + 1}: " + ", ".join(f"{key} {value}" for key, value in entry.items()))
+            say(f"(b) run {number + 1}: " + ", ".join(f"{key} {value}" for key, value in entry.items()))
         if runs:  # --runs 0 skips (b)
             result["send"] = {"runs": runs, "median_per_second": statistics.median(r["per_second"] for r in runs)}
         if runs and with_baseline:
@@ -245,7 +427,7 @@ def main() -> int:
                 entry["baseline_per_second"] = round(count / baseline(folder / "eml", sink.port, count))
                 _check(sink.stop(), count, "baseline, 20 ms")
             for key, pipelining in (("per_second", False), ("pipelining_per_second", True)):
-                _requeue(workspace)
+                requeue(workspace)
                 sink = Sink(0.02, pipelining=pipelining)
                 timed = _send(tools, workspace, sink.port, 4, count, count)
                 _check(sink.stop(), count, "outreach send, 4 connections, 20 ms")
@@ -258,6 +440,25 @@ def main() -> int:
                 f"{entry['pipelining_per_second']:,}/s to a sink offering PIPELINING"
                 + (f"; baseline (one connection) {entry['baseline_per_second']:,}/s; ratios {entry['ratio']} and "
                    f"{entry['pipelining_ratio']}" if with_baseline else ""))  # fmt: skip
+
+        if not args.no_mailmerge:
+            command = mailmerge_command()
+            if command is None:
+                say("(d) skipped: mailmerge is not installed; `pip install -e '.[bench]'` installs it")
+            else:
+                if not first_send:  # --runs 0: one send of (b) for the comparison
+                    requeue(workspace)
+                    sink = Sink(0.0)
+                    first_send = _send(tools, workspace, sink.port, 1, args.count, None).seconds
+                    _check(sink.stop(), args.count, "outreach send")
+                count = min(args.mailmerge_count, args.count)
+                outreach = (args.count, queue_seconds + first_send)
+                result["mailmerge"] = entry = compare_mailmerge(command, workspace, folder, count, outreach)
+                say(f"(d) mailmerge {entry['version']}: {entry['recipients']:,} messages in {entry['seconds']:.1f} s:"
+                    f" {entry['per_second']:,.1f} msg/s; outreach queue + send: {args.count:,} in"
+                    f" {entry['outreach_seconds']:.1f} s: {entry['outreach_per_second']:,.1f} msg/s;"
+                    f" ratio {entry['ratio']}x ({entry['left_out']} recipients left out: mailmerge cannot send to"
+                    " addresses with non-ASCII characters)")  # fmt: skip
     finally:
         if args.keep:
             say(f"kept {folder}")

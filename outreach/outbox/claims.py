@@ -164,26 +164,45 @@ def due_query(campaign: str | None) -> Select[Any]:
     return query.where(_CAMPAIGNS.c.name == campaign) if campaign else query
 
 
+@lru_cache(maxsize=32)
+def claim_statement(due: Select[Any], dialect: str) -> Any:
+    """`UPDATE outbox SET state = 'sending' ... RETURNING` for up to :size messages of `due`, built once per due
+    query and dialect: a slow server means a claim every few messages, and building it cost more than running it."""
+    chosen = due.with_only_columns(_OUTBOX.c.id).limit(bindparam("size"))
+    if dialect == "postgresql":
+        # In the order of the due index (state, next_attempt_at) alone, so that PostgreSQL reads the first rows
+        # of the index and stops: the copies of a campaign fall due at one instant, and with the id as a second
+        # key it sorted every due message for each claim (47 ms a claim at 100,000 queued, 0.3 ms this way).
+        # Among messages due at one instant, the index's order decides. (SQLite's indexes end in the id: there
+        # the index gives both keys.)
+        chosen = chosen.order_by(None).order_by(_OUTBOX.c.next_attempt_at)
+        chosen = chosen.with_for_update(skip_locked=True, of=_OUTBOX)  # other senders skip what we hold
+    # A CTE, which PostgreSQL runs once: as a plain `IN (subquery)` it may run again for each row, and with
+    # SKIP LOCKED every run skips what the runs before it locked, so one claim took the whole outbox.
+    picked = chosen.cte("picked")
+    return (
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id.in_(select(picked.c.id)), _OUTBOX.c.state == "queued")
+        .values(state="sending", claimed_by=bindparam("_by"), lease_until=bindparam("_until"),
+                updated_at=bindparam("_at"))
+        .returning(*(_OUTBOX.c[name] for name in _FIELDS))
+    )  # fmt: skip
+
+
+_LETTERS = select(_BODIES.c.message_id, _BODIES.c.letter).where(
+    _BODIES.c.message_id.in_(bindparam("ids", expanding=True))
+)
+
+
 def claim(sessions: sessionmaker[Session], worker: str, now: datetime, due: Select[Any], size: int) -> list[Claimed]:
     """Claim up to `size` due messages in one statement; on PostgreSQL, rows another sender holds are skipped."""
     with transaction(sessions) as connection:
-        chosen = due.with_only_columns(_OUTBOX.c.id).limit(size)
-        if connection.dialect.name == "postgresql":
-            chosen = chosen.with_for_update(skip_locked=True, of=_OUTBOX)  # other senders skip what we hold
-        # A CTE, which PostgreSQL runs once: as a plain `IN (subquery)` it may run again for each row, and with
-        # SKIP LOCKED every run skips what the runs before it locked, so one claim took the whole outbox.
-        picked = chosen.cte("picked")
-        claim = (
-            update(_OUTBOX)
-            .where(_OUTBOX.c.id.in_(select(picked.c.id)), _OUTBOX.c.state == "queued")
-            .values(state="sending", claimed_by=worker, lease_until=now + LEASE, updated_at=now)
-            .returning(*(_OUTBOX.c[name] for name in _FIELDS))
-        )
-        rows = connection.execute(claim, {"now": now}).all()
+        statement = claim_statement(due, connection.dialect.name)
+        values = {"now": now, "size": size, "_by": worker, "_until": now + LEASE, "_at": now}
+        rows = connection.execute(statement, values).all()
         if not rows:
             return []
-        found = connection.execute(select(_BODIES.c.message_id, _BODIES.c.letter)
-                                   .where(_BODIES.c.message_id.in_([row.message_id for row in rows])))  # fmt: skip
+        found = connection.execute(_LETTERS, {"ids": [row.message_id for row in rows]})
         letters = {message_id: letter for message_id, letter in found}
     claimed = [Claimed._make((*row, letters.get(row.message_id))) for row in rows]
     return sorted(claimed, key=lambda message: (message.next_attempt_at, message.id))
@@ -220,7 +239,7 @@ def recent_sends(sessions: sessionmaker[Session], now: datetime, window: float) 
 def count_due(sessions: sessionmaker[Session], now: datetime, campaign: str | None = None) -> int:
     """How many queued messages of active campaigns are due by `now` (for a progress bar)."""
     with transaction(sessions) as connection:
-        due = due_query(campaign).subquery()
+        due = due_query(campaign).order_by(None).subquery()  # a count needs no order (PostgreSQL sorted for it)
         return int(connection.execute(select(func.count()).select_from(due), {"now": now}).scalar_one())
 
 

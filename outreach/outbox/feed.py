@@ -18,14 +18,21 @@ if TYPE_CHECKING:
     from outreach.outbox.sending import Sending, SendReport
 
 LONGEST_PAUSE = 60.0  # seconds a drain waits for the global rate; past that it stops and says when to come back
+# A claim holds about this many seconds of sending, at the pace messages have been going. What a sender holds, no
+# other can send: at the end of a drain the other senders would stop while this one still sends its claim (16
+# messages to a server that answers in 100 ms kept the others waiting 1.6 s), and a killed sender's claim waits for
+# recovery. A claim is one short transaction, a millisecond or two: a fifth of a second of messages makes it cheap.
+CLAIM_SECONDS = 0.2
+CLAIM_MOST = 16  # messages a claim holds at most, for each connection: a fast server needs no more
 
 
 class Feed:
     """Hands out the next message a connection may send, to any number of connection threads.
 
-    It claims small batches, keeps the pace (a domain over its limit gives the message back for later and goes on
-    with other domains; the global rate makes everyone wait, or ends the drain when the wait is long), counts
-    towards the limit, and gives back whatever is still claimed when the drain ends.
+    It claims small batches (as many messages as go out in CLAIM_SECONDS at the pace they have been going), keeps
+    the pace (a domain over its limit gives the message back for later and goes on with other domains; the global
+    rate makes everyone wait, or ends the drain when the wait is long), counts towards the limit, and gives back
+    whatever is still claimed when the drain ends.
     """
 
     def __init__(self, sessions: sessionmaker[Session], sending: Sending, report: SendReport,
@@ -38,8 +45,10 @@ class Feed:
         self.handed = 0
         self.finished = False
         self.error: BaseException | None = None
-        self.batch = 16 * sending.connections
+        self.most = CLAIM_MOST * sending.connections
         self.claimed_at = sending.clock()
+        self.gap: float | None = None  # seconds between two messages done, averaged; None until one is
+        self.done_at = sending.monotonic()
 
     def next(self, *, block: bool = True) -> Claimed | None:
         """The next message to send, or None when the drain is over (or, with `block` False,
@@ -86,8 +95,15 @@ class Feed:
             return message
         return None
 
+    def batch(self) -> int:
+        """How many messages the next claim takes: CLAIM_SECONDS of sending at the pace seen so far, between one a
+        connection (until a message is done, the pace is not known) and CLAIM_MOST a connection."""
+        if self.gap is None:
+            return self.sending.connections
+        return max(1, min(self.most, round(CLAIM_SECONDS / max(self.gap, 1e-6))))
+
     def _fill(self) -> bool:
-        room = self.batch if self.limit is None else min(self.batch, self.limit - self.handed)
+        room = self.batch() if self.limit is None else min(self.batch(), self.limit - self.handed)
         self.claimed_at = self.sending.clock()
         claimed = claim(self.sessions, self.sending.worker, self.claimed_at, self.due, room)
         self.buffer.extend(claimed)
@@ -107,8 +123,13 @@ class Feed:
 
     def record(self, update_report: Callable[[SendReport], None], progress: Callable[[SendReport], None] | None,
                slow_down: Callable[[Pacer, float], None] | None = None) -> None:  # fmt: skip
-        """Update the report (and the pace) under the lock, and tell the progress display."""
+        """Update the report (and the pace) under the lock, and tell the progress display; the time since the
+        message before was done tells how large a claim should be."""
         with self.lock:
+            now = self.sending.monotonic()
+            gap, self.done_at = now - self.done_at, now
+            # An average over about the last eight messages: one slow answer does not shrink the next claim to one.
+            self.gap = gap if self.gap is None else self.gap + (gap - self.gap) / 8
             update_report(self.report)
             if slow_down:
                 slow_down(self.sending.pacer, self.sending.monotonic())
