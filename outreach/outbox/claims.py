@@ -165,10 +165,11 @@ def due_query(campaign: str | None) -> Select[Any]:
 
 
 @lru_cache(maxsize=32)
-def claim_statement(due: Select[Any], dialect: str) -> Any:
-    """`UPDATE outbox SET state = 'sending' ... RETURNING` for up to :size messages of `due`, built once per due
-    query and dialect: a slow server means a claim every few messages, and building it cost more than running it."""
-    chosen = due.with_only_columns(_OUTBOX.c.id).limit(bindparam("size"))
+def claim_statement(campaign: str | None, dialect: str) -> Any:
+    """`UPDATE outbox SET state = 'sending' ... RETURNING` for up to :size due messages (of one campaign, or of
+    all), built once per campaign and dialect: a slow server means a claim every few messages, and building it cost
+    more than running it."""
+    chosen = due_query(campaign).with_only_columns(_OUTBOX.c.id).limit(bindparam("size"))
     if dialect == "postgresql":
         # In the order of the due index (state, next_attempt_at) alone, so that PostgreSQL reads the first rows
         # of the index and stops: the copies of a campaign fall due at one instant, and with the id as a second
@@ -194,10 +195,12 @@ _LETTERS = select(_BODIES.c.message_id, _BODIES.c.letter).where(
 )
 
 
-def claim(sessions: sessionmaker[Session], worker: str, now: datetime, due: Select[Any], size: int) -> list[Claimed]:
-    """Claim up to `size` due messages in one statement; on PostgreSQL, rows another sender holds are skipped."""
+def claim(sessions: sessionmaker[Session], worker: str, now: datetime, campaign: str | None,
+          size: int) -> list[Claimed]:  # fmt: skip
+    """Claim up to `size` due messages (of one campaign, or of all) in one statement; on PostgreSQL, rows another
+    sender holds are skipped."""
     with transaction(sessions) as connection:
-        statement = claim_statement(due, connection.dialect.name)
+        statement = claim_statement(campaign, connection.dialect.name)
         values = {"now": now, "size": size, "_by": worker, "_until": now + LEASE, "_at": now}
         rows = connection.execute(statement, values).all()
         if not rows:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from outreach.outbox.claims import LEASE, Claimed, claim, due_query, give_back
+from outreach.outbox.claims import LEASE, Claimed, claim, give_back
 from outreach.outbox.pacing import Pacer
 from outreach.rendering.letters import domain_of
 
@@ -41,7 +41,7 @@ class Feed:
         self.limit, self.stop = limit, stop
         self.lock = threading.Lock()
         self.buffer: deque[Claimed] = deque()
-        self.due = due_query(campaign)
+        self.campaign = campaign
         self.handed = 0
         self.finished = False
         self.error: BaseException | None = None
@@ -105,7 +105,7 @@ class Feed:
     def _fill(self) -> bool:
         room = self.batch() if self.limit is None else min(self.batch(), self.limit - self.handed)
         self.claimed_at = self.sending.clock()
-        claimed = claim(self.sessions, self.sending.worker, self.claimed_at, self.due, room)
+        claimed = claim(self.sessions, self.sending.worker, self.claimed_at, self.campaign, room)
         self.buffer.extend(claimed)
         return bool(claimed)
 
