@@ -149,16 +149,21 @@ def process_environment() -> dict[str, str]:
 def load_settings(workspace: Path, environ: Mapping[str, str] | None = None) -> Settings:
     """Read `.env` in the workspace, let the environment override it, and validate the result: every problem found
     is raised at once (a SettingsError when there are several)."""
-    environ = process_environment() if environ is None else environ
     problems: list[ConfigError] = []
-    values = _env_file(workspace / ENV_FILE, problems)
-    values.update({key: value for key, value in environ.items() if key in KNOWN})
-    settings = _Reader(values, problems).settings(workspace)
+    settings = _Reader(_values(workspace, environ, problems), problems).settings(workspace)
     if len(problems) == 1:
         raise problems[0]
     if problems:
         raise SettingsError(problems)
     return settings
+
+
+def _values(workspace: Path, environ: Mapping[str, str] | None, problems: list[ConfigError]) -> dict[str, str]:
+    """The OUTREACH_* values as they stand: the workspace's `.env`, overridden by the environment."""
+    environ = process_environment() if environ is None else environ
+    values = _env_file(workspace / ENV_FILE, problems)
+    values.update({key: value for key, value in environ.items() if key in KNOWN})
+    return values
 
 
 def _env_file(path: Path, problems: list[ConfigError]) -> dict[str, str]:
@@ -502,13 +507,9 @@ def _key_file_problem(path: Path) -> str | None:
 
 def find_database_url(workspace: Path, environ: Mapping[str, str] | None = None) -> str:
     """Return the database URL as load_settings finds it (the environment's OUTREACH_DATABASE_URL, else the one in
-    `.env`, else the SQLite file in the workspace) without reading or checking any other setting: shell completion
+    `.env`, else the SQLite file in the workspace) without checking any other setting: shell completion
     needs the URL alone, at once."""
-    environ = process_environment() if environ is None else environ
-    configured = environ.get("OUTREACH_DATABASE_URL")
-    if configured is None:
-        configured = _env_file(workspace / ENV_FILE, []).get("OUTREACH_DATABASE_URL", "")
-    return database_url(workspace, configured)
+    return database_url(workspace, _values(workspace, environ, []).get("OUTREACH_DATABASE_URL", ""))
 
 
 def database_url(workspace: Path, configured: str) -> str:
