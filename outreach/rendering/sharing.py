@@ -94,7 +94,7 @@ class _Sharer:
     def wrapped(self, run: list[nodes.Node]) -> list[nodes.Node]:
         """`{% if key|kept? %}{{ key|kept }}{% else %}{% filter keep(key) %}...{% endfilter %}{% endif %}`, for a
         run that prints something worth keeping (plain text alone is printed as it is)."""
-        if not any(not _plain(node) for node in run):
+        if all(_plain(node) for node in run):
             return run
         self.count += 1
         key = nodes.Const(f"{self.name}#{self.count}")
