@@ -13,10 +13,17 @@ import ssl
 import subprocess
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.smtp_server import free_port
+
+if TYPE_CHECKING:
+    from imapclient import IMAPClient
 
 USERNAME, PASSWORD = "campaign", "secret"
 # A user whose password is not ASCII and holds what IMAP quoting escapes (RFC 3501 4.3: `"` and `\`).
@@ -93,6 +100,21 @@ class Dovecot:
     host: str = "127.0.0.1"
     username: str = USERNAME
     password: str = PASSWORD
+
+    @contextmanager
+    def new_folder(self, prefix: str) -> Iterator[tuple[IMAPClient, str]]:
+        """A folder of the caller's own (`prefix` and a random suffix), and a connection, logged in as the campaign's
+        user, to put messages in and look at it; logged out at the end."""
+        from imapclient import IMAPClient
+
+        client = IMAPClient(self.host, self.port, ssl=False, timeout=10)
+        client.login(self.username, self.password)
+        try:
+            folder = f"{prefix}{uuid.uuid4().hex[:10]}"
+            client.create_folder(folder)
+            yield client, folder
+        finally:
+            client.logout()
 
     def client_context(self) -> ssl.SSLContext:
         """A TLS client context that trusts this server's certificate (made for 127.0.0.1) and nothing else."""

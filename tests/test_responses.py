@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import mailbox
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -13,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from imapclient import IMAPClient
 from sqlalchemy import select
 
 from outreach.db.models import Contact, OutboxMessage, Signatory, Suppression
@@ -205,18 +203,14 @@ def test_the_commands_poll_list_show_and_reclassify_with_json(queued: Env, sent:
 def test_polling_imap_records_new_mail_once_and_survives_a_new_uidvalidity(
     queued: Env, sent: dict[str, str], dovecot: Dovecot
 ) -> None:
-    client = IMAPClient(dovecot.host, dovecot.port, ssl=False, timeout=10)
-    client.login(dovecot.username, dovecot.password)
-    folder = f"poll{uuid.uuid4().hex[:10]}"
-    client.create_folder(folder)
-    (queued.root / ".env").write_text(
-        f"OUTREACH_IMAP_HOST={dovecot.host}\nOUTREACH_IMAP_PORT={dovecot.port}\nOUTREACH_IMAP_SECURITY=none\n"
-        f"OUTREACH_IMAP_USERNAME={dovecot.username}\nOUTREACH_IMAP_PASSWORD={dovecot.password}\n"
-        f"OUTREACH_IMAP_FOLDER={folder}\nOUTREACH_UNSUBSCRIBE_MAILTO=unsubscribe@example.org\n",
-        encoding="utf-8",
-    )
-    inbox = inbox_of(sent)
-    try:
+    with dovecot.new_folder("poll") as (client, folder):
+        (queued.root / ".env").write_text(
+            f"OUTREACH_IMAP_HOST={dovecot.host}\nOUTREACH_IMAP_PORT={dovecot.port}\nOUTREACH_IMAP_SECURITY=none\n"
+            f"OUTREACH_IMAP_USERNAME={dovecot.username}\nOUTREACH_IMAP_PASSWORD={dovecot.password}\n"
+            f"OUTREACH_IMAP_FOLDER={folder}\nOUTREACH_UNSUBSCRIBE_MAILTO=unsubscribe@example.org\n",
+            encoding="utf-8",
+        )
+        inbox = inbox_of(sent)
         for raw in inbox[:4]:
             client.append(folder, raw)
 
@@ -237,8 +231,6 @@ def test_polling_imap_records_new_mail_once_and_survives_a_new_uidvalidity(
         assert polled() == {"read": 6, "recorded": 1, "already": 5}
         client.select_folder(folder, readonly=True)
         assert client.search("UNSEEN") != [], "polling leaves messages unread"
-    finally:
-        client.logout()
     assert len(list_responses(queued.sessions)) == 6
 
 
@@ -357,13 +349,9 @@ def test_a_nul_in_a_header_or_body_read_from_a_maildir_stops_nothing(
 def test_a_nul_in_a_header_or_body_read_over_imap_stops_nothing(
     queued: Env, sent: dict[str, str], dovecot: Dovecot
 ) -> None:
-    client = IMAPClient(dovecot.host, dovecot.port, ssl=False, timeout=10)
-    client.login(dovecot.username, dovecot.password)
-    folder = f"nul{uuid.uuid4().hex[:10]}"
-    client.create_folder(folder)
-    inbox = with_nul(sent, encoded=True)
-    settings = ImapSettings(dovecot.host, dovecot.port, "none", dovecot.username, dovecot.password, 10)
-    try:
+    with dovecot.new_folder("nul") as (client, folder):
+        inbox = with_nul(sent, encoded=True)
+        settings = ImapSettings(dovecot.host, dovecot.port, "none", dovecot.username, dovecot.password, 10)
         for raw in inbox:
             client.append(folder, raw)
         # A bare NUL byte as well, which dovecot stores as 0x80 (RFC 3501 9: no NUL in a literal).
@@ -376,8 +364,6 @@ def test_a_nul_in_a_header_or_body_read_over_imap_stops_nothing(
             assert (again.read, again.recorded, again.already) == (0, 0, 0), "by UID: nothing new, nothing twice"
         finally:
             source.close()
-    finally:
-        client.logout()
     assert_all_recorded_with_nul_cleaned(queued, sent, inbox)
     assert len(list_responses(queued.sessions)) == 6
 

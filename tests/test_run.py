@@ -9,14 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from imapclient import IMAPClient
 from sqlalchemy import select, update
 
 from outreach.campaigns.catalog import create_campaign
@@ -263,15 +261,9 @@ def test_run_once_reads_the_inbox_too_when_one_is_configured(
 ) -> None:
     handler, port = server
     queue(env, 2, at=now() - timedelta(minutes=1))
-    folder = f"run{uuid.uuid4().hex[:10]}"
-    client = IMAPClient(dovecot.host, dovecot.port, ssl=False, timeout=10)
-    client.login(dovecot.username, dovecot.password)
-    try:
-        client.create_folder(folder)
+    with dovecot.new_folder("run") as (client, folder):
         reply = b"From: Person 0 <p0@host0.example.org>\r\nTo: appeal@example.org\r\nSubject: Re: Appeal\r\n"
         client.append(folder, reply + b"Message-ID: <r1@host0.example.org>\r\n\r\nI will sign.\r\n")
-    finally:
-        client.logout()
     configure(env, port, NO_PACE + f"OUTREACH_IMAP_HOST={dovecot.host}\nOUTREACH_IMAP_PORT={dovecot.port}\n"
               f"OUTREACH_IMAP_SECURITY=none\nOUTREACH_IMAP_USERNAME={dovecot.username}\n"
               f"OUTREACH_IMAP_PASSWORD={dovecot.password}\nOUTREACH_IMAP_FOLDER={folder}\n")  # fmt: skip

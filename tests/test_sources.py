@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import mailbox
 import socket
-import uuid
 from collections.abc import Iterator
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -58,12 +57,8 @@ def read(source: Source, checkpoint: Checkpoint | None) -> tuple[list[Fetched], 
 @pytest.fixture
 def mailbox_folder(dovecot: Dovecot) -> Iterator[tuple[IMAPClient, str]]:
     """A folder of this test's own on the server, and a second connection to put messages in and look at it."""
-    client = IMAPClient(dovecot.host, dovecot.port, ssl=False, timeout=10)
-    client.login(dovecot.username, dovecot.password)
-    folder = f"test{uuid.uuid4().hex[:12]}"
-    client.create_folder(folder)
-    yield client, folder
-    client.logout()
+    with dovecot.new_folder("test") as (client, folder):
+        yield client, folder
 
 
 def settings_for(dovecot: Dovecot, password: str | None = None) -> ImapSettings:
