@@ -26,6 +26,7 @@ from outreach.campaigns.plan import (
     zone_for,
 )
 from outreach.contacts.segments import parse_segment
+from outreach.contacts.selecting import check_segment
 from outreach.db.models import Campaign, CampaignStep, Contact, OutboxMessage, StepSkip, as_utc
 from outreach.db.queries import find_campaign
 from outreach.errors import InvalidValueError, NotFoundError
@@ -126,6 +127,7 @@ def create_campaign(
     with sessions.begin() as session:
         if session.scalar(select(Campaign.id).where(Campaign.name == name)) is not None:
             raise InvalidValueError(f"a campaign {name!r} exists already")
+        check_segment(session, parsed)  # a campaign its segment names (campaign:NAME=STATE) must exist
         campaign = Campaign(name=name, segment=str(parsed) if parsed.clauses else "", sender=sender,
                             reply_to=reply_to, status="draft", created_at=now)  # fmt: skip
         session.add(campaign)

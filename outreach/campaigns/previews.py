@@ -101,7 +101,9 @@ def _chosen(session: Session, segment: str, languages: Sequence[str], addresses:
     """The contacts to preview: those named, else the first `limit` of the segment, else a sample of it."""
     if addresses:
         return [find_contact(session, address) for address in addresses]
-    query = segment_contacts(parse_segment(segment)).where(Contact.status == "active", Contact.email.is_not(None))
+    query = segment_contacts(session, parse_segment(segment)).where(
+        Contact.status == "active", Contact.email.is_not(None)
+    )
     if limit:
         return list(session.scalars(query.limit(limit)))
     return _sample(session.scalars(query), languages)

@@ -95,7 +95,7 @@ def find_contact(session: Session, address: str) -> Contact:
 def list_contacts(sessions: sessionmaker[Session], segment: Segment, limit: int | None = None) -> list[ContactView]:
     """Return the contacts of a segment, oldest first."""
     with sessions() as session:
-        query = segment_contacts(segment)
+        query = segment_contacts(session, segment)
         if limit:
             query = query.limit(limit)
         contacts = list(session.scalars(query))
@@ -106,7 +106,7 @@ def list_contacts(sessions: sessionmaker[Session], segment: Segment, limit: int 
 def count_contacts(sessions: sessionmaker[Session], segment: Segment) -> int:
     """Return how many contacts a segment selects."""
     with sessions() as session:
-        return session.scalar(select(func.count()).select_from(segment_contacts(segment).subquery())) or 0
+        return session.scalar(select(func.count()).select_from(segment_contacts(session, segment).subquery())) or 0
 
 
 def show_contact(sessions: sessionmaker[Session], address: str) -> ContactView:
@@ -223,7 +223,7 @@ def tag_contacts(
         if addresses:
             ids = [find_contact(session, address).id for address in addresses]
         else:
-            ids = list(session.scalars(segment_contacts(segment).with_only_columns(Contact.id)))
+            ids = list(session.scalars(segment_contacts(session, segment).with_only_columns(Contact.id)))
         if remove:
             tag_id = session.scalar(select(Tag.id).where(Tag.name == name))
             if tag_id is None or not ids:
@@ -311,7 +311,9 @@ def _stream(sessions: sessionmaker[Session], segment: Segment, batch: int = 1000
     last_id = 0
     while True:
         with sessions() as session:
-            contacts = list(session.scalars(segment_contacts(segment).where(Contact.id > last_id).limit(batch)))
+            contacts = list(
+                session.scalars(segment_contacts(session, segment).where(Contact.id > last_id).limit(batch))
+            )
             if not contacts:
                 return
             tags = contact_tags(session, [c.id for c in contacts])

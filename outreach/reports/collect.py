@@ -2,9 +2,11 @@
 the pure figures.
 
 Each query reads one kind of record for all the campaigns asked about at once (the outbox messages, the skips,
-the responses, the signatories), never one query per contact. The counting is left to figures.py rather than to
-GROUP BY: a campaign counts contacts, not messages, across its steps and per role and country, and the median
-time to first reply needs each contact's first letter and first reply, which sums of SQL groups cannot give.
+the responses, the signatories), never one query per contact; only the list of who has not answered is read a
+campaign at a time, as the segment `campaign:NAME=no-reply` it is (see _unanswered). The counting is left to
+figures.py rather than to GROUP BY: a campaign counts contacts, not messages, across its steps and per role and
+country, and the median time to first reply needs each contact's first letter and first reply, which sums of SQL
+groups cannot give.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from outreach.contacts.segments import Clause, Segment
+from outreach.contacts.selecting import segment_contacts
 from outreach.db.models import Campaign, CampaignStep, Contact, OutboxMessage, Response, Signatory, StepSkip, as_utc
 from outreach.db.queries import find_campaign
 from outreach.reports.figures import (
@@ -24,6 +28,7 @@ from outreach.reports.figures import (
     ResponseRecord,
     SkipRecord,
     StepRecord,
+    UnansweredRecord,
     build_report,
 )
 from outreach.vocabulary import ERASED
@@ -43,13 +48,15 @@ def collect_records(sessions: sessionmaker[Session], campaign: str | None = None
         else:
             only = None
             query = select(Campaign).order_by(Campaign.id)
+        campaigns = [CampaignRecord(c.id, c.name, c.status, as_utc(c.created_at)) for c in session.scalars(query)]
         return Records(
-            campaigns=[CampaignRecord(c.id, c.name, c.status, as_utc(c.created_at)) for c in session.scalars(query)],
+            campaigns=campaigns,
             steps=_steps(session, only),
             messages=_messages(session, only),
             skips=_skips(session, only),
             responses=_responses(session, only),
             signed=_signed(session),
+            unanswered=[record for c in campaigns for record in _unanswered(session, c)],
         )
 
 
@@ -108,6 +115,27 @@ def _responses(session: Session, campaign_id: int | None) -> list[ResponseRecord
         records.append(ResponseRecord(id_, campaign, step, contact_id, kind, channel, outcome, as_utc(received_at),
                                       role, country, who, text))  # fmt: skip
     return records
+
+
+def _unanswered(session: Session, campaign: CampaignRecord) -> list[UnansweredRecord]:
+    """Who has not answered a campaign, with the day its first letter to them went: the contacts of
+    `--segment campaign:NAME=no-reply` itself, so the page and the export agree. One query per campaign (a report
+    has a handful): the segment's query is fastest for one campaign at a time (outreach/contacts/selecting.py)."""
+    first = (
+        select(OutboxMessage.contact_id, func.min(OutboxMessage.sent_at).label("sent_at"))
+        .where(OutboxMessage.campaign_id == campaign.id, OutboxMessage.state == "sent")
+        .group_by(OutboxMessage.contact_id)
+        .subquery()
+    )
+    no_reply = Segment((Clause("campaign", ("no-reply",), campaign=campaign.name),))
+    query = (
+        segment_contacts(session, no_reply)
+        .join(first, first.c.contact_id == Contact.id)
+        .with_only_columns(Contact.id, Contact.name, Contact.position, Contact.role, Contact.country, Contact.email,
+                           first.c.sent_at)
+    )  # fmt: skip
+    return [UnansweredRecord(campaign.id, contact, name, position, role, country, email, as_utc(sent_at))
+            for contact, name, position, role, country, email, sent_at in session.execute(query)]  # fmt: skip
 
 
 def _signed(session: Session) -> list[datetime]:

@@ -9,6 +9,12 @@ person's reply (by mail, phone, letter or meeting), never an out-of-office. The 
 the median time to first reply runs from a contact's first letter (of the step, or of the campaign) being sent
 to their first reply. Days are UTC dates.
 
+Each campaign also lists who has not answered, so their offices can be phoned: the contacts of
+`--segment campaign:NAME=no-reply` (sent, and no reply, bounce, unsubscribe or complaint; see
+outreach/contacts/segments.py), heads of state, monarchs and heads of government first, then by role, country and
+name, each with the day their first letter went. A big campaign would make a page of thousands: the list stops at
+`unanswered_limit` and says how many more there are (the segment exports them all).
+
 The CSV (`Report.as_csv`) has one row per campaign, step and breakdown, with these columns:
   campaign          the campaign's name
   step              the step's position (0 is the first letter); empty for the campaign as a whole
@@ -46,6 +52,8 @@ _STATE = {"queued": "queued", "held": "queued", "sending": "queued", "committing
 _KIND_FIGURES = {"hard_bounced": "hard_bounce", "soft_bounced": "soft_bounce", "replied": "reply",
                  "auto_replied": "auto_reply", "unsubscribed": "unsubscribe", "complained": "complaint"}  # fmt: skip
 OUTCOME_FIGURES = tuple(outcome for outcome in OUTCOMES if outcome != "none")
+# How many of a campaign's contacts who have not answered the report names; the rest it counts.
+UNANSWERED_LIMIT = 100
 
 K = TypeVar("K")
 T = TypeVar("T")
@@ -118,6 +126,20 @@ class ResponseRecord:
 
 
 @dataclass(frozen=True)
+class UnansweredRecord:
+    """A contact a campaign's letter reached who has not answered (`campaign:NAME=no-reply`)."""
+
+    campaign_id: int
+    contact_id: int
+    name: str | None
+    position: str | None
+    role: str | None
+    country: str | None
+    email: str | None
+    sent_at: datetime | None  # when the campaign's first letter to them went
+
+
+@dataclass(frozen=True)
 class Records:
     """Everything a report is computed from; `signed` holds when each signatory signed (or was added)."""
 
@@ -127,6 +149,7 @@ class Records:
     skips: Sequence[SkipRecord] = ()
     responses: Sequence[ResponseRecord] = ()
     signed: Sequence[datetime] = ()
+    unanswered: Sequence[UnansweredRecord] = ()
 
 
 # What the report says.
@@ -238,8 +261,42 @@ class GrowthPoint:
 
 
 @dataclass(frozen=True)
+class UnansweredContact:
+    """Someone to phone: sent the letter, no answer yet."""
+
+    name: str | None
+    position: str | None
+    role: str | None
+    country: str | None
+    email: str | None
+    sent_at: datetime | None
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return {**asdict(self), "sent_at": self.sent_at.isoformat() if self.sent_at else None}
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """Who has not answered a campaign: `total` of them, the first `contacts` (heads first), and `more` unnamed."""
+
+    total: int = 0
+    contacts: list[UnansweredContact] = field(default_factory=list)
+
+    @property
+    def more(self) -> int:
+        """How many the list leaves out."""
+        return self.total - len(self.contacts)
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return {"total": self.total, "more": self.more, "contacts": [c.as_json() for c in self.contacts]}
+
+
+@dataclass(frozen=True)
 class CampaignReport:
-    """One campaign: its figures and its steps', the outcomes, responses per day, and the replies (newest first)."""
+    """One campaign: its figures and its steps', the outcomes, responses per day, the replies (newest first), and
+    who has not answered."""
 
     name: str
     status: str
@@ -249,6 +306,7 @@ class CampaignReport:
     outcomes: dict[str, int]  # contacts with a response marked signed, declined, interested
     responses_by_day: list[DayCount]
     replies: list[Reply]
+    unanswered: Unanswered = field(default_factory=Unanswered)
 
     def as_json(self) -> dict[str, Any]:
         """JSON-ready values."""
@@ -256,7 +314,8 @@ class CampaignReport:
                 "figures": self.figures.as_json(), "steps": [step.as_json() for step in self.steps],
                 "outcomes": dict(self.outcomes),
                 "responses_by_day": [day.as_json() for day in self.responses_by_day],
-                "replies": [reply.as_json() for reply in self.replies]}  # fmt: skip
+                "replies": [reply.as_json() for reply in self.replies],
+                "unanswered": self.unanswered.as_json()}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -324,19 +383,34 @@ class _Tally:
         return _Tally(self.role, self.country, self.targeted, set(self.states), self.first_sent)
 
 
-def build_report(records: Records, *, now: datetime, campaign: str | None = None) -> Report:
-    """The report on the campaigns of `records`: `campaign` names the one asked for (None: all of them)."""
+def build_report(
+    records: Records, *, now: datetime, campaign: str | None = None, unanswered_limit: int = UNANSWERED_LIMIT
+) -> Report:
+    """The report on the campaigns of `records`: `campaign` names the one asked for (None: all of them); each lists
+    at most `unanswered_limit` of those who have not answered."""
     steps_of: dict[int, list[StepRecord]] = {}
     for step in sorted(records.steps, key=lambda s: (s.campaign_id, s.position)):
         steps_of.setdefault(step.campaign_id, []).append(step)
     messages_of = _grouped(records.messages, lambda m: m.step_id)
     skips_of = _grouped(records.skips, lambda s: s.step_id)
     responses_of = _grouped(records.responses, lambda r: r.campaign_id)
+    unanswered_of = _grouped(records.unanswered, lambda u: u.campaign_id)
     reports = [
-        _campaign_report(record, steps_of.get(record.id, []), messages_of, skips_of, responses_of.get(record.id, []))
+        _campaign_report(record, steps_of.get(record.id, []), messages_of, skips_of, responses_of.get(record.id, []),
+                         unanswered(unanswered_of.get(record.id, []), unanswered_limit))
         for record in records.campaigns
-    ]
+    ]  # fmt: skip
     return Report(now, campaign, reports, signatory_growth(records.signed))
+
+
+def unanswered(records: Iterable[UnansweredRecord], limit: int) -> Unanswered:
+    """Who has not answered, heads of state and government first (the order of ROLES), then by country and name;
+    the first `limit` of them named, all of them counted."""
+    rank = {role: index for index, role in enumerate(ROLES)}
+    ordered = sorted(records, key=lambda r: (rank.get(r.role or "", len(ROLES)), r.country or "~",
+                                             (r.name or r.email or "").casefold(), r.contact_id))  # fmt: skip
+    shown = [UnansweredContact(r.name, r.position, r.role, r.country, r.email, r.sent_at) for r in ordered[:limit]]
+    return Unanswered(len(ordered), shown)
 
 
 def _grouped(items: Iterable[T], key: Callable[[T], K]) -> dict[K, list[T]]:
@@ -348,7 +422,7 @@ def _grouped(items: Iterable[T], key: Callable[[T], K]) -> dict[K, list[T]]:
 
 def _campaign_report(
     campaign: CampaignRecord, steps: list[StepRecord], messages_of: dict[int, list[MessageRecord]],
-    skips_of: dict[int, list[SkipRecord]], responses: list[ResponseRecord],
+    skips_of: dict[int, list[SkipRecord]], responses: list[ResponseRecord], not_answered: Unanswered,
 ) -> CampaignReport:  # fmt: skip
     """A campaign's figures: each step's from its copies and their answers; the campaign's from all of them."""
     whole: dict[int, _Tally] = {}
@@ -366,6 +440,7 @@ def _campaign_report(
         name=campaign.name, status=campaign.status, created_at=campaign.created_at,
         figures=_breakdown(whole.values()), steps=step_reports, outcomes=_outcomes(responses),
         responses_by_day=responses_by_day(responses), replies=_replies(campaign.name, responses),
+        unanswered=not_answered,
     )  # fmt: skip
 
 

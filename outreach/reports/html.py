@@ -66,6 +66,7 @@ figure { margin: 1rem 0; } svg { max-width: 100%; height: auto; } svg text { fon
 blockquote { margin: .3rem 0 0; padding-left: .8rem; border-left: 3px solid #ccd5dd; white-space: pre-wrap;
              overflow-wrap: anywhere; }
 .reply { padding: .6rem 0; border-bottom: 1px solid #eee; }
+table.unanswered th, table.unanswered td { text-align: left; }
 a { color: #2f5d8a; }
 @media print {
   body { max-width: none; margin: 0; font-size: 10pt; }
@@ -151,6 +152,8 @@ def _campaign(campaign: CampaignReport) -> str:
             _outcomes(campaign.outcomes),
             f"<h3>Replies ({len(campaign.replies)})</h3>",
             _replies(campaign),
+            f"<h3>Not answered ({campaign.unanswered.total})</h3>",
+            _unanswered(campaign),
             "</section>",
         ]
     )
@@ -281,6 +284,28 @@ def _replies(campaign: CampaignReport) -> str:
                      f'<span class="muted">{_e(" · ".join(about))}</span>'
                      f"<blockquote>{_e(reply.text.strip() or '(no text)', lines=True)}</blockquote></div>")  # fmt: skip
     return "".join(items)
+
+
+def _unanswered(campaign: CampaignReport) -> str:
+    """Who was sent the letter and has not answered (heads first), to phone; a long list ends with how many more
+    there are and the command that exports them all."""
+    unanswered = campaign.unanswered
+    if not unanswered.total:
+        return '<p class="muted">No one: everyone who was sent the letter has answered, or nothing was sent yet.</p>'
+    rows = "".join(
+        f'<tr><td class="text">{_e(c.name)}</td><td class="text">{_e(c.position)}</td>'
+        f'<td class="text">{_e(c.role and c.role.replace("_", " "))}</td><td class="text">{_e(c.country)}</td>'
+        f'<td class="text">{_e(c.email)}</td><td>{_e(c.sent_at and f"{c.sent_at:%Y-%m-%d}")}</td></tr>'
+        for c in unanswered.contacts
+    )
+    head = _head("name", "position", "role", "country", "email", "sent")
+    table = f'<table class="unanswered">{head}<tbody>{rows}</tbody></table>'
+    note = ('<p class="muted">Sent the letter; no reply, bounce, unsubscribe or complaint since (an out-of-office '
+            "is not an answer). Heads of state and government first.</p>")  # fmt: skip
+    if unanswered.more:
+        command = f"outreach contacts export --segment campaign:{campaign.name}=no-reply"
+        table += f'<p class="more">and {unanswered.more} more, export with <code>{_e(command)}</code></p>'
+    return note + table
 
 
 def _signatories(points: Sequence[GrowthPoint]) -> str:
