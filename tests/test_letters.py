@@ -34,7 +34,7 @@ HEADS = (
     "email,name,role,country,language,gender\n"
     "elysee@example.org,Emmanuel Macron,head_of_state,FR,fr,m\n"
     "kanzleramt@example.org,Friedrich Merz,head_of_government,DE,de,m\n"
-    "premier@example.org,Dick Schoof,head_of_government,NL,nl,m\n"
+    "premier@example.org,Petteri Orpo,head_of_government,FI,fi,m\n"
     "rada@example.org,Ruslan Stefanchuk,mp,UA,en,m\n"
 )
 
@@ -94,8 +94,8 @@ def test_the_preview_is_what_the_server_receives_signed_for_the_from_domain(
     assert {p["recipient"] for p in previews} == {"elysee@example.org", "kanzleramt@example.org",
                                                   "premier@example.org", "rada@example.org"}  # fmt: skip
     assert all(p["queued"] for p in previews), "every preview is the queued letter itself"
-    dutch = next(p for p in previews if p["recipient"] == "premier@example.org")
-    assert (dutch["language"], dutch["fallback_from"]) == ("en", "nl"), "a fallback is named as such"
+    finnish = next(p for p in previews if p["recipient"] == "premier@example.org")
+    assert (finnish["language"], finnish["fallback_from"]) == ("en", "fi"), "a fallback is named as such"
 
     env.run("send", "--yes")
     assert len(handler.received) == 4

@@ -52,10 +52,15 @@ PERSONS = {
     "en": Addressee(role="head_of_state", language="en", country="PL", name="Karol Nawrocki"),
     "fr": Addressee(role="head_of_state", language="fr", country="FR", gender="m", name="Emmanuel Macron"),
     "de": Addressee(role="head_of_government", language="de", country="DE", gender="f", name="Angela Merkel"),
+    "it": Addressee(role="head_of_state", language="it", country="IT", gender="m", name="Sergio Mattarella"),
+    "es": Addressee(role="monarch", language="es", country="ES", gender="m", name="Felipe VI"),
+    "nl": Addressee(role="head_of_government", language="nl", country="NL", gender="m", name="Dick Schoof"),
+    "pl": Addressee(role="head_of_state", language="pl", country="PL", gender="m", name="Karol Nawrocki"),
+    "pt": Addressee(role="head_of_government", language="pt", country="PT", gender="m", name="Luís Montenegro"),
 }
 
 
-@pytest.mark.parametrize("language", ["en", "fr", "de"])
+@pytest.mark.parametrize("language", list(PERSONS))
 @pytest.mark.parametrize(("name", "files"), [("appeal", ["body.txt", "body.html"]), ("appeal-reminder", ["body.txt"])])
 def test_every_template_renders_with_the_salutation_and_the_signatories(
     name: str, files: list[str], language: str

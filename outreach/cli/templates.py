@@ -52,10 +52,11 @@ def check_command(
     follows: Follows = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Render templates for every contact of a segment and report every failure, with contact, file and line."""
+    """Render templates for every contact of a segment; report every failure, with contact, file and line, and
+    every contact whose letter or form of address falls back to another language."""
     from outreach.contacts.segments import parse_segment
     from outreach.rendering.folders import first_letter_of, template_names
-    from outreach.rendering.previewing import check_template
+    from outreach.rendering.previewing import TEMPLATE, check_template
 
     workspace = ctx.obj.workspace()
     names = [name] if name else template_names(workspace.templates)
@@ -77,6 +78,8 @@ def check_command(
     if json_output:
         emit_json([
             {"template": r.template, "checked": r.checked, "languages": r.languages,
+             "fallbacks": [{"language": f.language, "written_in": f.written_in, "part": f.part,
+                            "count": len(f.contacts), "contacts": f.contacts} for f in r.fallbacks],
              "failures": [{"contact": email, "where": e.where, "error": e.message} for email, e in r.failures]}
             for r in reports
         ])  # fmt: skip
@@ -85,6 +88,13 @@ def check_command(
             languages = ", ".join(f"{n} in {language}" for language, n in sorted(report.languages.items()))
             err.print(f"{report.template}: {report.checked} copies checked, {len(report.failures)} failed"
                       + (f" ({languages})" if languages else ""))  # fmt: skip
+            for fallback in report.fallbacks:  # a letter, or its form of address, not in the contact's language
+                n, wanted, used = len(fallback.contacts), fallback.language, fallback.written_in
+                why = (f"written in {used} (no {wanted} template)" if fallback.part == TEMPLATE
+                       else f"addressed in {used} (no {wanted} form of address for them)")  # fmt: skip
+                shown = ", ".join(fallback.contacts[:3]) + (f" and {n - 3} more" if n > 3 else "")
+                err.print(visible(f"  {n} {'contact' if n == 1 else 'contacts'} in {wanted} {why}: {shown}"),
+                          markup=False, highlight=False)  # fmt: skip
             for problem, emails in report.grouped():
                 shown = ", ".join(emails[:3]) + (f" and {len(emails) - 3} more" if len(emails) > 3 else "")
                 err.print(visible(f"  {problem}: {len(emails)} contacts ({shown})"), markup=False, highlight=False)

@@ -29,6 +29,16 @@ GROUP_TITLES = {
            "military_officials": "Officiers militaires"},
     "de": {"signatories": "Unterzeichnende", "parliamentarians": "Parlamentarier",
            "military_officials": "Militärs"},
+    "it": {"signatories": "Firmatari", "parliamentarians": "Parlamentari",
+           "military_officials": "Militari"},
+    "es": {"signatories": "Firmantes", "parliamentarians": "Parlamentarios",
+           "military_officials": "Militares"},
+    "nl": {"signatories": "Ondertekenaars", "parliamentarians": "Parlementariërs",
+           "military_officials": "Militairen"},
+    "pl": {"signatories": "Sygnatariusze", "parliamentarians": "Parlamentarzyści",
+           "military_officials": "Wojskowi"},
+    "pt": {"signatories": "Signatários", "parliamentarians": "Parlamentares",
+           "military_officials": "Militares"},
 }  # fmt: skip
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.utils import parseaddr
 from pathlib import Path
@@ -21,10 +21,10 @@ from outreach.errors import ConfigError, NotFoundError, OutreachError
 from outreach.rendering.copies import CompiledTemplate, Copy, Letterhead, Recipient, TemplateRenderError
 from outreach.rendering.copies import Signatory as PrintedSignatory
 from outreach.rendering.environment import RenderLimits, make_environment
-from outreach.rendering.folders import template_names
+from outreach.rendering.folders import FALLBACK_LANGUAGE, template_names
 from outreach.rendering.letters import Sender
 from outreach.rendering.mime import Mailbox
-from outreach.rendering.salutations import shipped_forms
+from outreach.rendering.salutations import Form, greeting, shipped_forms
 
 
 def parse_mailbox(text: str, setting: str) -> Mailbox | None:
@@ -94,6 +94,37 @@ def render_for(
     return template.render(recipient, head, _follow_up(first, recipient, head)), recipient
 
 
+# What of a copy can be in another language than the contact's own: the whole letter, when the template has no
+# folder for their language, or only its form of address, when the forms have none for them in the letter's language.
+TEMPLATE, FORMS = "template", "forms of address"
+
+
+def fallback_of(recipient: Recipient, copy: Copy, forms: Sequence[Form]) -> tuple[str, str] | None:
+    """What of a contact's copy fell back from their own language, and to which: (`TEMPLATE` or `FORMS`, the
+    language it is in), or None when the copy is all in their language (or they have none)."""
+    wanted = recipient.language
+    if not wanted:
+        return None
+    if copy.language != wanted:
+        return TEMPLATE, copy.language
+    if wanted == FALLBACK_LANGUAGE:
+        return None
+    # The greeting the copy would have from the forms of its own language alone: where it differs, a part of the
+    # copy's greeting came from the fallback language (salutations.greeting tries the letter's language, then it).
+    own = greeting(replace(recipient.addressee(), language=wanted), [f for f in forms if f.language == wanted])
+    return (FORMS, FALLBACK_LANGUAGE) if own != copy.greeting else None
+
+
+@dataclass
+class Fallback:
+    """The contacts of one language whose copies have one part (`TEMPLATE` or `FORMS`) in another language."""
+
+    language: str  # the contacts' own
+    written_in: str
+    part: str
+    contacts: list[str] = field(default_factory=list)
+
+
 @dataclass
 class CheckReport:
     """How a template fared against every contact of a segment."""
@@ -102,6 +133,15 @@ class CheckReport:
     checked: int = 0
     failures: list[tuple[str, TemplateRenderError]] = field(default_factory=list)
     languages: dict[str, int] = field(default_factory=dict)
+    fallbacks: list[Fallback] = field(default_factory=list)  # in the order first met
+
+    def fell_back(self, email: str, language: str, part: str, written_in: str) -> None:
+        """Count a contact whose copy has `part` in `written_in` instead of their own `language`."""
+        for known in self.fallbacks:
+            if (known.language, known.part, known.written_in) == (language, part, written_in):
+                known.contacts.append(email)
+                return
+        self.fallbacks.append(Fallback(language, written_in, part, [email]))
 
     def grouped(self) -> list[tuple[str, list[str]]]:
         """The failures grouped by what went wrong where, each with the contacts it happened for."""
@@ -126,6 +166,7 @@ def check_template(
     """Render the template for every contact of the segment; collect every failure instead of stopping."""
     template = compile_template(root, name, limits)
     first = compile_template(root, follows, limits) if follows else None
+    forms = shipped_forms()  # the forms compile_template gives the template
     report = CheckReport(name)
     with sessions() as session:
         head = letterhead(session, sender, now)
@@ -135,6 +176,8 @@ def check_template(
                 try:
                     copy = template.render(recipient, head, _follow_up(first, recipient, head))
                     report.languages[copy.language] = report.languages.get(copy.language, 0) + 1
+                    if fallback := fallback_of(recipient, copy, forms):
+                        report.fell_back(recipient.email, recipient.language or "", *fallback)
                 except TemplateRenderError as error:
                     report.failures.append((recipient.email, error))
                 report.checked += 1
