@@ -140,3 +140,46 @@ def render_command(
         sys.stdout.flush()
     if copy.language != (recipient.language or "en"):
         err.print(f"note: {name!r} has no {recipient.language} version; the copy is in {copy.language}.")
+
+
+@app.command("salutations")
+def salutations_command(
+    country: Annotated[
+        str | None, typer.Option(help="Only the forms a contact of this country can get: its own and the generic ones.")
+    ] = None,
+    role: Annotated[str | None, typer.Option(help="Only the forms of this role.")] = None,
+    language: Annotated[str | None, typer.Option(help="Only the forms of this language.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show the forms of address for review: salutation, address line and the source each follows. With --country,
+    which form a contact of that country gets, by gender."""
+    from outreach.contacts import values
+    from outreach.rendering.salutations import review_forms, shipped_forms
+
+    try:
+        chosen_country = values.country(country) if country else None
+        chosen_role = values.role(role) if role else None
+        chosen_language = values.language(language) if language else None
+    except values.InvalidValueError as error:
+        raise InvalidValueError(str(error)) from None
+    reviewed = review_forms(shipped_forms(), country=chosen_country, role=chosen_role, language=chosen_language)
+
+    def genders(found: tuple[str | None, ...] | None) -> str:
+        return ", ".join("unknown" if gender is None else gender for gender in found or ()) or "-"
+
+    if json_output:
+        emit_json({
+            "forms": [{"language": r.form.language, "role": r.form.role, "country": r.form.country,
+                       "applies_to": r.applies_to, "gender": r.form.gender, "salutation": r.form.salutation,
+                       "address": r.form.address, "source": r.form.source,
+                       **({"chosen_for": ["unknown" if g is None else g for g in r.chosen_for]}
+                          if r.chosen_for is not None else {})}
+                      for r in reviewed],
+            "total": len(reviewed),
+        })  # fmt: skip
+        return
+    columns = ["language", "role", "applies to", "gender", "salutation", "address line", "source"]
+    rows = [[r.form.language, r.form.role, r.applies_to, r.form.gender or "any", r.form.salutation, r.form.address,
+             r.form.source] + ([genders(r.chosen_for)] if chosen_country else []) for r in reviewed]  # fmt: skip
+    title = f"{len(reviewed)} forms of address" + (f" for a contact in {chosen_country}" if chosen_country else "")
+    table(title, columns + (["first choice for gender"] if chosen_country else []), rows)

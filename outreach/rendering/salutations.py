@@ -29,6 +29,9 @@ class Form:
     address: str
     country: str | None = None
     gender: str | None = None
+    # Where the form comes from: a publication or office a reviewer can check it against. The forms file must name
+    # one for every form (parse_forms refuses it otherwise); forms built in code for tests may leave it empty.
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ def parse_forms(data: Mapping[str, object], source: str = "forms") -> tuple[Form
             unknown = {field for _, field, _, _ in string.Formatter().parse(text) if field} - set(PLACEHOLDERS)
             if unknown:
                 raise FormsError(f"{source}: form {number}: unknown placeholder {sorted(unknown)[0]!r}")
+        if not isinstance(form.source, str) or not form.source.strip():
+            raise FormsError(f"{source}: form {number}: no source (name the publication or office it follows)")
         forms.append(form)
     return tuple(forms)
 
@@ -127,3 +132,44 @@ def _first_filled(
             if filled is not None:
                 return filled
     return None
+
+
+GENDERS = (None, "f", "m")  # None: the contact's gender is not known
+
+
+@dataclass(frozen=True)
+class ReviewedForm:
+    """A form as a reviewer sees it: which countries it applies to and, for one country, whom it is chosen for."""
+
+    form: Form
+    applies_to: str  # the form's country, or "generic" for a form that serves every country without one of its own
+    chosen_for: tuple[str | None, ...] | None  # with a country: the genders (None: unknown) it is the first choice for
+
+
+def review_forms(
+    forms: Sequence[Form], *, country: str | None = None, role: str | None = None, language: str | None = None
+) -> list[ReviewedForm]:
+    """The forms of a role and language that apply to a country (its own and the generic ones), in file order.
+
+    With a country, each form says for which genders it is the first choice of a contact of that country, assuming
+    its placeholders can be filled: a generic form that a form of the country overrides is chosen for none.
+    """
+    shown = [
+        form
+        for form in forms
+        if (role is None or form.role == role)
+        and (language is None or form.language == language)
+        and (country is None or form.country in (None, country))
+    ]
+    reviewed = []
+    for form in shown:
+        chosen: tuple[str | None, ...] | None = None
+        if country is not None:
+            chosen = tuple(
+                gender
+                for gender in GENDERS
+                if next(iter(_candidates(forms, Addressee(role=form.role, country=country, gender=gender),
+                                         form.language)), None) is form
+            )  # fmt: skip
+        reviewed.append(ReviewedForm(form, form.country or "generic", chosen))
+    return reviewed
