@@ -44,6 +44,8 @@ OUTBOX_STATES = ("queued", "sending", "committing", "sent", "failed", "unknown",
 # The copies waiting to go that no sender has taken: what cancelling or erasing withdraws, and what a template edit
 # leaves stale until `campaigns refresh`.
 UNSENT_STATES = ("queued", "held")
+# The copies `campaigns refresh` makes again: those unsent, and those that failed (no server took their bytes).
+REFRESHED_STATES = (*UNSENT_STATES, "failed")
 
 # What an inbound message is (see outreach/responses/classify.py for how each is told apart); `unreadable` is one
 # that could not be read or recorded, kept with the error and its raw bytes, and has no effect.

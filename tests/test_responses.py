@@ -131,6 +131,21 @@ def test_each_message_is_recorded_once_matched_and_its_effects_applied(queued: E
     assert (again.read, again.recorded, again.already) == (6, 0, 6), "a second poll records nothing twice"
 
 
+def test_a_reply_from_one_of_a_contacts_other_addresses_is_theirs(queued: Env, sent: dict[str, str]) -> None:
+    member = sorted(sent)[0]
+    with queued.sessions.begin() as session:
+        session.scalars(select(Contact).where(Contact.email == member)).one().alternates = ["Office@Member.example"]
+    fresh = (
+        b"From: Office <office@member.example>\r\nTo: appeal@example.org\r\nSubject: Your appeal\r\n"
+        b"Date: Tue, 01 Dec 2026 09:00:00 +0100\r\nMessage-ID: <fresh.1@member.example>\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nThe member will sign.\r\n"
+    )
+    report = poll(queued.sessions, MaildirSource(maildir(queued.root, [fresh])), INBOX, now=lambda: LATER)
+    assert (report.recorded, report.unmatched) == (1, 0)
+    answer = list_responses(queued.sessions)[0]
+    assert (answer.contact, answer.matched_by) == (member, "address")
+
+
 def test_soft_bounces_mark_the_address_bounced_at_the_limit_and_a_correction_lifts_it(
     queued: Env, sent: dict[str, str]
 ) -> None:

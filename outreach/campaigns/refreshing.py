@@ -36,10 +36,10 @@ from outreach.rendering.environment import RenderLimits
 from outreach.rendering.folders import template_digest
 from outreach.rendering.letters import Letter, Sender, letter_for
 from outreach.rendering.previewing import compile_template, letterhead, recipient_of
+from outreach.vocabulary import REFRESHED_STATES
 
 BATCH = 500
 # The states of the copies no sender has handed to the server: the only ones made again.
-REFRESHED = ("queued", "held", "failed")
 
 _Copy = Row[*tuple[Any, ...]]  # one copy as `_rows` reads it, its columns by name
 
@@ -119,7 +119,7 @@ def _rows(session: Session, ids: Sequence[int], *, lock: bool) -> Sequence[_Copy
         .join(CampaignStep, CampaignStep.id == OutboxMessage.step_id)
         .outerjoin(OutboxBody, OutboxBody.message_id == OutboxMessage.message_id)
         .outerjoin(first, first.message_id == OutboxMessage.thread_id)
-        .where(OutboxMessage.id.in_(ids), OutboxMessage.state.in_(REFRESHED))
+        .where(OutboxMessage.id.in_(ids), OutboxMessage.state.in_(REFRESHED_STATES))
         .order_by(OutboxMessage.id)
     )  # fmt: skip
     if lock:
@@ -154,7 +154,7 @@ def refresh_campaign(
         head = letterhead(session, sender, now)
         ids = list(session.scalars(
             select(OutboxMessage.id).where(OutboxMessage.campaign_id == campaign.id,
-                                           OutboxMessage.state.in_(REFRESHED)).order_by(OutboxMessage.id)
+                                           OutboxMessage.state.in_(REFRESHED_STATES)).order_by(OutboxMessage.id)
         ))  # fmt: skip
     letters = _Letters(templates, sender, head, limits)
     # Every copy is made once, changing nothing, so that a broken one (TemplateRenderError: the contact, the file,
@@ -192,7 +192,7 @@ def _refresh(session: Session, row: _Copy, letters: _Letters, report: RefreshRep
         return
     written = session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id == row.id, OutboxMessage.state.in_(REFRESHED))
+        .where(OutboxMessage.id == row.id, OutboxMessage.state.in_(REFRESHED_STATES))
         .values(**values, updated_at=now)
     ).rowcount  # type: ignore[attr-defined]  # fmt: skip
     if written != 1:  # a sender claimed it between the look and the write: it sends the letter it read

@@ -67,6 +67,21 @@ def _role(value: str | None) -> str | None:
         raise InvalidValueError(str(error)) from None
 
 
+def _language(value: str | None) -> str | None:
+    from outreach.contacts.values import InvalidValueError as BadValue
+    from outreach.contacts.values import language as checked_language
+
+    try:
+        return checked_language(value) if value else None
+    except BadValue as error:
+        raise InvalidValueError(str(error)) from None
+
+
+def _shell_quoted(text: str) -> str:
+    """Quote text for a POSIX shell, always (`Member State` -> `'Member State'`), so a suggestion can be pasted."""
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
 def _given_fields(ctx: typer.Context) -> dict[str, str | None]:
     """The contact fields given as options (`--name` ... `--time-zone`); None where not given."""
     return {name: ctx.params.get(name) for name in CONTACT_FIELDS}
@@ -89,6 +104,16 @@ def _print_import(summary: ImportSummary) -> None:
     # The headers and rejected values are the file's: shown as text (no markup), with controls made visible.
     err.print(visible(f"Columns: {read}" + (f"; ignored: {', '.join(skipped)}" if skipped else "")), markup=False,
               highlight=False)  # fmt: skip
+    if summary.attributes:
+        shown = f"Kept as custom attributes: {', '.join(summary.attributes)}"
+        err.print(visible(shown), markup=False, highlight=False)
+    for header, field in summary.suggestions:
+        shown = f"  {_shell_quoted(header)} looks like {field}: --map {_shell_quoted(f'{header}={field}')}"
+        err.print(visible(shown), markup=False, highlight=False)
+    for demoted in summary.demoted:
+        shown = (f"{demoted.header!r} holds values that do not look like {demoted.field} (e.g. {demoted.example!r}): "
+                 "kept as a custom attribute")  # fmt: skip
+        err.print(visible(shown), markup=False, highlight=False)
     counts = summary.counts()
     err.print(
         f"{summary.rows} rows: {counts['imported']} imported, {counts['updated']} updated, "
@@ -99,6 +124,21 @@ def _print_import(summary: ImportSummary) -> None:
     )
     for reject in summary.first_rejects:
         err.print(f"  line {reject.line}: {visible(reject.reason)}", markup=False, highlight=False)
+    if summary.several_addresses:
+        err.print(
+            f"{summary.several_addresses} rows held several addresses: the first valid one is the contact's, the "
+            "others are kept as its alternates (`contacts show`; `contacts edit ADDRESS --address OTHER` switches)."
+        )
+    if summary.unusable_addresses:
+        err.print(f"{summary.unusable_addresses} parts of such cells were not addresses and were left out:")
+        for line, reason in summary.first_unusable:
+            err.print(f"  line {line}: {visible(reason)}", markup=False, highlight=False)
+    if summary.no_language:
+        err.print(
+            f"{summary.no_language} contacts in countries with several official languages "
+            f"({', '.join(summary.no_language_countries)}) have no language: fill it with --language or a language "
+            "column."
+        )
     if summary.rejects_path:
         err.print(f"Rejected rows {verb} written to {summary.rejects_path}")
     if summary.unchanged and not summary.dry_run:
@@ -110,6 +150,9 @@ def import_command(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV file to import.")],
     role: Annotated[str | None, typer.Option(help="Role for rows whose role column is empty.")] = None,
+    language: Annotated[
+        str | None, typer.Option(help="Language for rows whose language column is empty (else the country's).")
+    ] = None,
     tag: Tags = None,
     update: Annotated[bool, typer.Option(help="Apply the file to contacts that exist already.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Check the whole file, write nothing.")] = False,
@@ -124,7 +167,7 @@ def import_command(
 
     options = ImportOptions(
         role=_role(role), tags=_tags(tag), update=update, dry_run=dry_run, strict=strict,
-        check_dns=check_dns, encoding=encoding, mapping=_pairs(map_, "--map"),
+        check_dns=check_dns, encoding=encoding, mapping=_pairs(map_, "--map"), language=_language(language),
     )  # fmt: skip
     sessions = ctx.obj.workspace().sessions
     with byte_progress(f"Importing {file.name}", file.stat().st_size) as advance:
@@ -135,8 +178,16 @@ def import_command(
             "delimiter": summary.delimiter,
             "dry_run": summary.dry_run, "rows": summary.rows, **summary.counts(),
             "columns": dict(summary.columns),
+            "attributes": summary.attributes,
+            "suggestions": [
+                {"column": header, "field": field, "map": f"{header}={field}"} for header, field in summary.suggestions
+            ],
+            "demoted": [{"column": d.header, "field": d.field, "example": d.example} for d in summary.demoted],
+            "no_language": summary.no_language, "no_language_countries": summary.no_language_countries,
             "rejects_file": str(summary.rejects_path) if summary.rejects_path else None,
             "rejects": [{"line": r.line, "reason": r.reason} for r in summary.first_rejects],
+            "several_addresses": summary.several_addresses, "unusable_addresses": summary.unusable_addresses,
+            "unusable": [{"line": line, "reason": reason} for line, reason in summary.first_unusable],
         })  # fmt: skip
     else:
         _print_import(summary)
@@ -219,19 +270,27 @@ def edit_command(
     country: Country = None, language: Language = None, time_zone: TimeZone = None,
     set_: SetAttribute = None,
     unset: Annotated[list[str] | None, typer.Option(help="Remove a custom attribute (repeatable).")] = None,
+    new_address: Annotated[str | None, typer.Option("--address", help="Write to this address from now on (one of "
+                           "the contact's alternates, say); the old one is kept as an alternate.")] = None,
     json_output: JsonOption = False,
 ) -> None:  # fmt: skip
-    """Change a contact's fields (an empty value clears one) and custom attributes."""
+    """Change a contact's fields (an empty value clears one), custom attributes and address."""
     from outreach.contacts import directory
 
     fields = _given_fields(ctx)
+    sessions = ctx.obj.workspace().sessions
     view = directory.edit_contact(
-        ctx.obj.workspace().sessions, address, fields, _pairs(set_, "--set"), tuple(unset or ()), now=_now()
+        sessions, address, fields, _pairs(set_, "--set"), tuple(unset or ()), now=_now(), new_address=new_address
     )
+    stale = directory.letters_to_old_address(sessions, view.email or address) if new_address else {}
     if json_output:
-        emit_json(view.as_json())
-    else:
-        err.print(f"Updated {view.email}.")
+        emit_json({**view.as_json(), **({"letters_to_old_address": stale} if new_address else {})})
+        return
+    err.print(f"Updated {view.email}.", markup=False, highlight=False)
+    for campaign, count in stale.items():
+        err.print(f"{count} letters of {campaign} not sent yet are addressed to another address: "
+                  f"`outreach campaigns refresh {campaign}` makes them again to {view.email}.",
+                  markup=False, highlight=False)  # fmt: skip
 
 
 @app.command("tag")

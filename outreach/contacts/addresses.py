@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,26 @@ def strip_decoration(raw: str) -> str:
     return text
 
 
+# What official lists put between the addresses of one cell: `a@x; mailto:b@y`, `a@x / b@y`, one per line.
+_BETWEEN_ADDRESSES = re.compile(r"[;,/\s]+")
+
+
+def split_addresses(raw: str) -> list[str]:
+    """The addresses a cell holds, in order, as written: one cell may hold several (`a@x; mailto:b@y`,
+    `<a@x>, <b@y>`, one per line), each maybe decorated as `strip_decoration` knows. A cell with one `@` is one
+    address however it is decorated (`Jean Dupont <a@x>`), and is returned whole for `parse_address` to judge."""
+    if raw.count("@") < 2:
+        return [raw]
+    found: list[str] = []
+    for part in _BETWEEN_ADDRESSES.split(raw):
+        text = part.strip("<>\"'()[]")
+        if text[:7].lower() == "mailto:":
+            text = text[7:].split("?", 1)[0].strip("<>")
+        if "@" in text:  # words of a display name between the addresses are left out
+            found.append(text)
+    return found or [raw]
+
+
 def parse_address(raw: str, *, check_dns: bool = False, resolver: Resolver | None = None) -> Address:
     """Validate one address (syntax always; with `check_dns`, that its domain receives mail) and return its
     normal form and key."""
@@ -53,6 +74,46 @@ def parse_address(raw: str, *, check_dns: bool = False, resolver: Resolver | Non
         if refusal is not None:
             raise InvalidAddressError(f"{address.email!r}: {refusal}")
     return address
+
+
+@dataclass(frozen=True, slots=True)
+class CellAddresses:
+    """What one cell of addresses comes to: the contact's address (the first valid one), the other valid ones as
+    its alternates (each once), and those that were not addresses, with why."""
+
+    address: Address
+    alternates: tuple[Address, ...] = ()
+    unusable: tuple[str, ...] = ()
+
+
+def parse_addresses(raw: str, *, check_dns: bool = False, resolver: Resolver | None = None) -> CellAddresses:
+    """Validate the addresses of a cell (`split_addresses`); raise the first one's error if none is valid."""
+    valid: dict[str, Address] = {}
+    unusable: list[str] = []
+    first_error: InvalidAddressError | None = None
+    for text in split_addresses(raw):
+        try:
+            address = parse_address(text, check_dns=check_dns, resolver=resolver)
+        except InvalidAddressError as error:
+            first_error = first_error or error
+            unusable.append(str(error))
+            continue
+        valid.setdefault(address.key, address)
+    if not valid:
+        assert first_error is not None
+        raise first_error
+    address, *alternates = valid.values()
+    return CellAddresses(address, tuple(alternates), tuple(unusable))
+
+
+def alternates_besides(address: str, *groups: Sequence[str]) -> tuple[str, ...]:
+    """A contact's alternate addresses from several lists, in order, each once whatever its case, and never the
+    address itself."""
+    joined: dict[str, str] = {address.lower(): address}
+    for group in groups:
+        for email in group:
+            joined.setdefault(email.lower(), email)
+    return tuple(joined.values())[1:]
 
 
 def _checked_syntax(raw: str) -> Address:

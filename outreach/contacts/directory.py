@@ -9,19 +9,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import String, cast, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.contacts import values
-from outreach.contacts.addresses import InvalidAddressError, address_hash, address_hashes, parse_address
+from outreach.contacts.addresses import (
+    InvalidAddressError,
+    address_hash,
+    address_hashes,
+    alternates_besides,
+    parse_address,
+)
 from outreach.contacts.segments import Segment
 from outreach.contacts.selecting import segment_contacts
 from outreach.db.engine import workspace_secret
-from outreach.db.models import Contact, ContactTag, Suppression, Tag
+from outreach.db.models import Campaign, Contact, ContactTag, OutboxMessage, Suppression, Tag
 from outreach.db.queries import contact_tags, insert_many, tag_ids
 from outreach.errors import InvalidValueError, NotFoundError
 from outreach.spreadsheets import quote_formula
-from outreach.vocabulary import CONTACT_FIELDS, SUPPRESSION_REASONS
+from outreach.vocabulary import CONTACT_FIELDS, REFRESHED_STATES, SUPPRESSION_REASONS
 
 # How a suppression reason leaves the contact's status.
 _STATUS_FOR_REASON = {
@@ -31,7 +37,9 @@ _STATUS_FOR_REASON = {
     "do_not_contact": "do_not_contact",
     "forgotten": "do_not_contact",
 }
-EXPORT_COLUMNS = ("email", *CONTACT_FIELDS, "status", "tags")
+EXPORT_COLUMNS = ("email", "alternates", *CONTACT_FIELDS, "status", "tags")
+# How a list stands in one cell of an export: `alternates` as `a@x; b@y`, tags as `a|b` (both read back by import).
+_LIST_SEPARATORS = {"alternates": "; ", "tags": "|"}
 _LINKS = ("contact_id", "tag_id")
 
 
@@ -41,6 +49,7 @@ class ContactView:
 
     id: int
     email: str | None
+    alternates: list[str]
     name: str | None
     first_name: str | None
     last_name: str | None
@@ -68,8 +77,8 @@ class ContactView:
 
 def _view(contact: Contact, tags: list[str]) -> ContactView:
     return ContactView(
-        id=contact.id, email=contact.email, name=contact.name, first_name=contact.first_name,
-        last_name=contact.last_name, honorific=contact.honorific, gender=contact.gender,
+        id=contact.id, email=contact.email, alternates=list(contact.alternates or ()), name=contact.name,
+        first_name=contact.first_name, last_name=contact.last_name, honorific=contact.honorific, gender=contact.gender,
         position=contact.position, role=contact.role, organization=contact.organization,
         country=contact.country, language=contact.language, time_zone=contact.time_zone,
         status=contact.status, tags=tags, attributes=dict(contact.attributes or {}),
@@ -85,11 +94,25 @@ def _key(address: str) -> str:
 
 
 def find_contact(session: Session, address: str) -> Contact:
-    """The contact with that address (any spelling of it), or a clear error."""
-    contact = session.scalars(select(Contact).where(Contact.email_key == _key(address))).one_or_none()
+    """The contact with that address (any spelling of it) or, failing that, with it among its alternates; or a
+    clear error."""
+    contact = contact_by_address(session, _key(address))
     if contact is None:
         raise NotFoundError(f"no contact {address}", hint="`outreach contacts list` shows who is there")
     return contact
+
+
+def contact_by_address(session: Session, key: str) -> Contact | None:
+    """The contact whose address has this key, or else the one that has it among its alternates."""
+    contact = session.scalars(select(Contact).where(Contact.email_key == key)).one_or_none()
+    if contact is not None:
+        return contact
+    # The alternates are a JSON list: their text narrows the search (any case), each candidate's list decides.
+    pattern = "%" + key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    candidates = session.scalars(
+        select(Contact).where(cast(Contact.alternates, String).ilike(pattern, escape="\\")).order_by(Contact.id)
+    )
+    return next((c for c in candidates if key in {_key(email) for email in c.alternates or ()}), None)
 
 
 def list_contacts(sessions: sessionmaker[Session], segment: Segment, limit: int | None = None) -> list[ContactView]:
@@ -178,11 +201,15 @@ def edit_contact(
     unset_attributes: tuple[str, ...],
     *,
     now: datetime,
+    new_address: str | None = None,
 ) -> ContactView:
-    """Change fields and custom attributes of one contact."""
+    """Change fields and custom attributes of one contact, and its address (`new_address`: one of its alternates,
+    or another address nobody else has)."""
     checked = checked_fields(fields)
     with sessions.begin() as session:
         contact = find_contact(session, address)
+        if new_address is not None:
+            _switch_address(session, contact, new_address)
         for name, value in checked.items():
             setattr(contact, name, value)
         attributes = dict(contact.attributes or {})
@@ -193,6 +220,44 @@ def edit_contact(
         contact.updated_at = now
         session.flush()
         return _view(contact, contact_tags(session, [contact.id])[contact.id])
+
+
+def _switch_address(session: Session, contact: Contact, raw: str) -> None:
+    """Make `raw` the contact's address and keep the one it had among its alternates. A contact that bounced
+    becomes active again: a bounce is the address's, not the person's (an unsubscribed or do-not-contact one stays
+    so). Refused if another contact has that address or it is on the suppression list."""
+    try:
+        parsed = parse_address(raw)
+    except InvalidAddressError as error:
+        raise InvalidValueError(str(error)) from None
+    if parsed.key == contact.email_key:
+        return
+    if session.scalar(select(Contact.id).where(Contact.email_key == parsed.key)) is not None:
+        raise InvalidValueError(f"{parsed.email} is the address of another contact", hint="`contacts show` it")
+    reason = suppression_reason(session, parsed.key)
+    if reason is not None:
+        raise InvalidValueError(f"{parsed.email} is on the suppression list ({reason})")
+    kept = [email for email in contact.alternates or () if email.lower() != parsed.email.lower()]
+    contact.alternates = list(alternates_besides(parsed.email, [contact.email or ""], kept)) or None
+    contact.email, contact.email_key = parsed.email, parsed.key
+    if contact.status == "bounced":
+        contact.status = "active"
+
+
+def letters_to_old_address(sessions: sessionmaker[Session], address: str) -> dict[str, int]:
+    """The letters not sent yet to a contact that are addressed to another address than its own, by campaign:
+    `campaigns refresh` makes them again to the address it has now."""
+    with sessions() as session:
+        contact = find_contact(session, address)
+        found = session.execute(
+            select(Campaign.name, func.count())
+            .join(OutboxMessage, OutboxMessage.campaign_id == Campaign.id)
+            .where(OutboxMessage.contact_id == contact.id, OutboxMessage.state.in_(REFRESHED_STATES),
+                   OutboxMessage.recipient != contact.email)
+            .group_by(Campaign.name)
+            .order_by(Campaign.name)
+        )  # fmt: skip
+        return {name: count for name, count in found}
 
 
 def _add_tags(session: Session, contact_id: int, tags: tuple[str, ...]) -> None:
@@ -296,14 +361,19 @@ def export_contacts(sessions: sessionmaker[Session], segment: Segment, out: Text
     count = 0
     for view in _stream(sessions, segment):
         row = [
-            *(getattr(view, column) or "" for column in EXPORT_COLUMNS[:-1]),
-            "|".join(view.tags),
+            *(_cell(getattr(view, column), _LIST_SEPARATORS.get(column)) for column in EXPORT_COLUMNS),
             *("" if view.attributes.get(k) is None else str(view.attributes[k]) for k in attribute_keys),
         ]
         # A name or an attribute such as `=HYPERLINK(...)` is text to a spreadsheet, and imports back as it was.
         writer.writerow([quote_formula(cell) for cell in row])
         count += 1
     return count
+
+
+def _cell(value: Any, separator: str | None) -> str:
+    if separator is not None:
+        return separator.join(value)
+    return "" if value is None else str(value)
 
 
 def _stream(sessions: sessionmaker[Session], segment: Segment, batch: int = 1000) -> Iterator[ContactView]:

@@ -1,16 +1,17 @@
 """`contacts forget`: erase a person from every table and stored message that holds them (GDPR art. 17), in one
 transaction, keeping only what the report's figures are counted from and the hash that stops a re-import.
 
-The person is the contact with the address, and whatever else names that address: responses sent from it,
-signatories listed with it. Column by column, what is left of them (outreach/db/models.py; ERASED is "erased",
-written where a column held something a view shows, so that lists say "erased" rather than nothing):
+The person is the contact with the address (or with it among its alternates), and whatever else names one of
+their addresses: responses sent from it, signatories listed with it. Each of their addresses stays as a hash.
+Column by column, what is left of them (outreach/db/models.py; ERASED is "erased", written where a column held
+something a view shows, so that lists say "erased" rather than nothing):
 
   table              column                                    after `forget`
   contacts           id, role, country, import_id, created_at   kept: the figures count contacts by role and country
-                     email, email_key, name, first_name,        NULL (attributes: {})
-                     last_name, honorific, gender, position,
-                     organization, language, time_zone,
-                     attributes
+                     email, email_key, alternates, name,        NULL (attributes: {})
+                     first_name, last_name, honorific, gender,
+                     position, organization, language,
+                     time_zone, attributes
                      status, forgotten_at, updated_at           do_not_contact, now, now
   contact_tags       their rows                                 deleted
   suppressions       their rows, under either hash              replaced by one: the keyed hash, reason `forgotten`,
@@ -60,11 +61,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, delete, false, func, select, text, update
+from sqlalchemy import ColumnElement, case, delete, false, func, or_, select, text, update
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from outreach.contacts.addresses import InvalidAddressError, address_hash, parse_address
-from outreach.contacts.directory import suppression_hashes, suppression_reason
+from outreach.contacts.directory import contact_by_address, suppression_hashes, suppression_reason
 from outreach.db.engine import workspace_secret
 from outreach.db.models import (
     Campaign,
@@ -125,12 +126,13 @@ def forget_contact(sessions: sessionmaker[Session], address: str, *, now: dateti
         dialect = session.get_bind().dialect.name
         if dialect == "sqlite":  # on for every connection already (db/engine.py); said again where it matters
             session.execute(text("PRAGMA secure_delete=ON"))
-        contact = session.scalars(select(Contact).where(Contact.email_key == key)).one_or_none()
+        contact = contact_by_address(session, key)
         contact_id = None if contact is None else contact.id
+        keys = _their_keys(key, contact)
         rows = {"contacts": 0, "contact_tags": 0}
         cancelled = _erase_outbox(session, contact_id, now, rows)
-        _erase_responses(session, contact_id, key, rows)
-        theirs = _of(Signatory.contact_id, contact_id) | _same_address(session, Signatory.id, Signatory.email, key)
+        _erase_responses(session, contact_id, keys, rows)
+        theirs = _of(Signatory.contact_id, contact_id) | _same_address(session, Signatory.id, Signatory.email, keys)
         rows["signatories"] = _count(session.execute(delete(Signatory).where(theirs)))
         refresh = _printing_signatories(session) if rows["signatories"] else ()
         unlink = update(Proof).where(_of(Proof.contact_id, contact_id)).values(contact_id=None)
@@ -147,7 +149,8 @@ def forget_contact(sessions: sessionmaker[Session], address: str, *, now: dateti
                 f"no contact {address}, and nothing else names that address",
                 hint="`outreach contacts list` shows who is there",
             )
-        _suppress_for_good(session, key, now)
+        for each in keys:
+            _suppress_for_good(session, each, now)
     checkpointed = _checkpoint(sessions) if dialect == "sqlite" else None
     return Erasure(contact_id, rows, cancelled, refresh, dialect, checkpointed)
 
@@ -196,17 +199,25 @@ def _erase_outbox(session: Session, contact_id: int | None, now: datetime, rows:
     return cancelled
 
 
-def _erase_responses(session: Session, contact_id: int | None, key: str, rows: dict[str, int]) -> None:
-    """Blank who the person is and what they wrote in the responses matched to them or sent from their address,
-    and delete the raw messages."""
-    theirs = _of(Response.contact_id, contact_id) | _same_address(session, Response.id, Response.sender, key)
+def _their_keys(key: str, contact: Contact | None) -> list[str]:
+    """Every address of the person, as keys: the one asked for, and their contact's address and alternates."""
+    written = [contact.email, *(contact.alternates or ())] if contact is not None else []
+    return list(dict.fromkeys([key, *(found for email in written if (found := _key(email)) is not None)]))
+
+
+def _erase_responses(session: Session, contact_id: int | None, keys: list[str], rows: dict[str, int]) -> None:
+    """Blank who the person is and what they wrote in the responses matched to them or sent from one of their
+    addresses, and delete the raw messages."""
+    theirs = _of(Response.contact_id, contact_id) | _same_address(session, Response.id, Response.sender, keys)
     ids = list(session.scalars(select(Response.id).where(theirs)))
     rows["responses"] = rows["response_messages"] = 0
     if not ids:
         return
     # The inbound Message-ID names a message, not a person, unless the sender's software built it from the
     # address (some do): then it goes too.
-    names_them = func.lower(Response.message_id).contains(key.rpartition("@")[0], autoescape=True)
+    names_them = or_(
+        *(func.lower(Response.message_id).contains(key.rpartition("@")[0], autoescape=True) for key in keys)
+    )
     blank = (
         update(Response)
         .where(Response.id.in_(ids))
@@ -224,6 +235,7 @@ def _erase_contact(contact: Contact, now: datetime) -> None:
         if name not in _KEPT_FIELDS:
             setattr(contact, name, None)
     contact.attributes = {}
+    contact.alternates = None
     contact.status = "do_not_contact"
     contact.forgotten_at = contact.updated_at = now
 
@@ -237,13 +249,16 @@ def _suppress_for_good(session: Session, key: str, now: datetime) -> None:
 
 
 def _same_address(
-    session: Session, id_column: InstrumentedAttribute[int], column: InstrumentedAttribute[str | None], key: str
+    session: Session,
+    id_column: InstrumentedAttribute[int],
+    column: InstrumentedAttribute[str | None],
+    keys: list[str],
 ) -> ColumnElement[bool]:
-    """The rows whose address column holds this address key, however it was written: a LIKE on the local part
-    finds the candidates, parsing each decides (a key lowers the local part and writes the domain in ASCII)."""
-    local = key.rpartition("@")[0]
-    candidates = session.execute(select(id_column, column).where(func.lower(column).contains(local, autoescape=True)))
-    ids = [row_id for row_id, written in candidates if _key(written) == key]
+    """The rows whose address column holds one of these address keys, however it was written: a LIKE on the local
+    part finds the candidates, parsing each decides (a key lowers the local part and writes the domain in ASCII)."""
+    likes = (func.lower(column).contains(key.rpartition("@")[0], autoescape=True) for key in keys)
+    candidates = session.execute(select(id_column, column).where(or_(*likes)))
+    ids = [row_id for row_id, written in candidates if _key(written) in keys]
     return id_column.in_(ids) if ids else false()
 
 

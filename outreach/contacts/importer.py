@@ -11,10 +11,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from outreach.contacts.addresses import Resolver, address_hashes
+from outreach.contacts.addresses import Resolver, address_hashes, alternates_besides
 from outreach.contacts.reading import ReadOptions, open_contacts_file
 from outreach.contacts.rejects import RejectsFile, rejects_path_for
-from outreach.contacts.rows import ContactRow, Reject
+from outreach.contacts.rows import ContactRow, Demoted, Reject, suggested_maps
+from outreach.contacts.values import has_several_languages
 from outreach.db.engine import workspace_secret
 from outreach.db.models import Contact, ContactTag, Import, Suppression
 from outreach.db.queries import insert_many, tag_ids
@@ -35,6 +36,7 @@ class ImportOptions:
     encoding: str | None = None
     mapping: Mapping[str, str] = field(default_factory=dict)
     resolver: Resolver | None = None
+    language: str | None = None
 
 
 @dataclass
@@ -56,11 +58,38 @@ class ImportSummary:
     dry_run: bool = False
     rejects_path: Path | None = None
     first_rejects: list[Reject] = field(default_factory=list)
+    # Columns kept as custom attributes that look like a field by their name: (header, field), the --map to suggest;
+    # and those whose name matched a field but whose values did not look like it.
+    suggestions: list[tuple[str, str]] = field(default_factory=list)
+    demoted: list[Demoted] = field(default_factory=list)
+    # Contacts left with no language because their country has several official languages, and those countries.
+    no_language: int = 0
+    no_language_countries: list[str] = field(default_factory=list)
+    # Rows whose address cell held several addresses (the others kept as alternates), and the parts of such cells
+    # that were not addresses (left out; the first few, with why).
+    several_addresses: int = 0
+    unusable_addresses: int = 0
+    first_unusable: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def attributes(self) -> list[str]:
+        """The columns kept as custom attributes."""
+        return [header for header, target in self.columns if target.startswith("attr:")]
 
     @property
     def rows(self) -> int:
         """Rows read, blank ones aside."""
         return self.imported + self.updated + self.unchanged + self.merged + self.suppressed + self.rejected
+
+    def count_addresses(self, rows: list[ContactRow]) -> None:
+        """Count the rows of a batch that held several addresses, and the parts of them that were not ones."""
+        for row in rows:
+            if row.alternates or row.unusable:
+                self.several_addresses += 1
+            for reason in row.unusable:
+                self.unusable_addresses += 1
+                if len(self.first_unusable) < 5:
+                    self.first_unusable.append((row.line, reason))
 
     def counts(self) -> dict[str, int]:
         """The counts by outcome, as stored with the import and printed as JSON."""
@@ -80,13 +109,18 @@ def import_contacts(
 
     `progress` is called with the number of bytes of the file read so far.
     """
-    read = ReadOptions(options.encoding, dict(options.mapping), options.role, options.tags)
+    read = ReadOptions(options.encoding, dict(options.mapping), options.role, options.tags, options.language)
     with open_contacts_file(source, read, check_dns=options.check_dns, resolver=options.resolver) as file:
         shape = file.shape
         summary = ImportSummary(
             str(source), shape.encoding, shape.encoding_guessed, shape.delimiter, shape.columns,
             dry_run=options.dry_run,
         )  # fmt: skip
+        summary.demoted = list(shape.demoted)
+        summary.suggestions = suggested_maps(shape.columns, skip=[demoted.header for demoted in shape.demoted])
+        # Addresses (keys) of the rows left with no language by a country of several: counted once each.
+        no_language: set[str] = set()
+        countries: set[str] = set()
         rejects = RejectsFile(rejects_path_for(source), shape.headers, enabled=not options.dry_run)
         summary.first_rejects = rejects.first
         try:
@@ -100,10 +134,17 @@ def import_contacts(
                     for reject in batch.rejects:
                         summary.rejected += 1
                         rejects.add(reject)
+                    summary.count_addresses(batch.rows)
+                    for row in batch.rows:
+                        country = row.fields.get("country")
+                        if country and "language" not in row.fields and has_several_languages(country):
+                            no_language.add(row.key)
+                            countries.add(country)
                     batcher.apply(batch.rows)
                     if progress:
                         progress(batch.position)
                 summary.blank = file.blank
+                summary.no_language, summary.no_language_countries = len(no_language), sorted(countries)
                 if options.strict and summary.rejected:
                     first = summary.first_rejects[0]
                     raise RejectedRowsError(
@@ -130,16 +171,21 @@ def _merge(into: ContactRow, later: ContactRow) -> ContactRow:
         fields={**into.fields, **later.fields},
         tags=tuple(dict.fromkeys(into.tags + later.tags)),
         attributes={**into.attributes, **later.attributes},
+        alternates=alternates_besides(into.email, into.alternates, later.alternates),
     )
 
 
-_INSERTED = ("email", "email_key", *CONTACT_FIELDS, "attributes", "status", "import_id", "created_at", "updated_at")
+_INSERTED = (
+    "email", "email_key", *CONTACT_FIELDS, "attributes", "alternates", "status", "import_id", "created_at", "updated_at"
+)  # fmt: skip
 _LINKS = ("contact_id", "tag_id")
 _EXISTING = select(
     Contact.id,
     Contact.email_key,
     Contact.import_id,
+    Contact.email,
     Contact.attributes,
+    Contact.alternates,
     *(getattr(Contact, f) for f in CONTACT_FIELDS),
 )
 
@@ -198,7 +244,11 @@ class _Batcher:
         if not rows:
             return {}
         constant = ("active", self.import_id, self.now, self.now)
-        values = [(row.email, row.key, *map(row.fields.get, CONTACT_FIELDS), row.attributes, *constant) for row in rows]
+        values = [
+            (row.email, row.key, *map(row.fields.get, CONTACT_FIELDS), row.attributes, list(row.alternates) or None,
+             *constant)
+            for row in rows
+        ]  # fmt: skip
         # A plain executemany, then one select for the ids: RETURNING with executemany makes SQLAlchemy run
         # one statement per row on SQLite, which was 90% of an import's time.
         insert_many(self.session, Contact.__table__, _INSERTED, values)  # type: ignore[arg-type]
@@ -228,6 +278,9 @@ class _Batcher:
             attributes = {**found.attributes, **row.attributes}
             if attributes != found.attributes:
                 change["attributes"] = attributes
+            alternates = list(alternates_besides(found.email, found.alternates or (), row.alternates))
+            if alternates != (found.alternates or []):
+                change["alternates"] = alternates
             wanted = tag_ids(self.session, row.tags, self.tag_cache) if row.tags else {}
             new_tags = {wanted[t] for t in row.tags} - tags_of[found.id]
             if same_import:

@@ -8,20 +8,23 @@ import subprocess
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from itertools import islice
+from dataclasses import dataclass, field, replace
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from outreach import errors
 from outreach.contacts.addresses import Resolver
 from outreach.contacts.rows import (
+    CHECKED_VALUES,
     CONTACT_IGNORED,
     CONTACT_SYNONYMS,
     ContactReader,
     ContactRow,
+    Demoted,
     Reject,
     match_columns,
+    match_contact_columns,
     open_table,
 )
 
@@ -32,23 +35,26 @@ WORKER_THRESHOLD = 2 * 1024 * 1024
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """How to read the file: what the CLI's --encoding, --map, --role and --tag say."""
+    """How to read the file: what the CLI's --encoding, --map, --role, --tag and --language say."""
 
     encoding: str | None = None
     mapping: Mapping[str, str] = field(default_factory=dict)
     role: str | None = None
     tags: tuple[str, ...] = ()
+    language: str | None = None
 
 
 @dataclass(frozen=True)
 class Shape:
-    """What the head of the file said: its encoding (and whether that was a guess), delimiter, columns."""
+    """What the head of the file said: its encoding (and whether that was a guess), delimiter, columns, and the
+    columns kept as custom attributes because their values did not look like the field their name matched."""
 
     encoding: str
     encoding_guessed: bool
     delimiter: str
     headers: tuple[str, ...]
     columns: list[tuple[str, str]]
+    demoted: tuple[Demoted, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,15 +95,29 @@ class _Here(ContactsFile):
         try:
             table = open_table(self._binary, str(path), options.encoding)
             columns = match_columns(table.headers, CONTACT_SYNONYMS, options.mapping, CONTACT_IGNORED)
-            self._reader = ContactReader(table, columns, options.role, options.tags, check_dns, resolver)
+            # Made before any record is read, so that a file with no address column says so first.
+            reader = ContactReader(
+                table, columns, options.role, options.language, options.tags, check_dns=check_dns, resolver=resolver
+            )
+            # The first records decide which columns matched by name hold what their name says; they are read
+            # from the one generator of records, and given back before the rest of it.
+            records = table.records()
+            head = list(islice(records, CHECKED_VALUES))
+            sample = [record[1] for record in head if not isinstance(record, Reject)]
+            columns, demoted = match_contact_columns(table.headers, options.mapping, sample)
+            self._reader = replace(reader, columns=columns)
         except BaseException:
             self._binary.close()
             raise
         self._table = table
-        self.shape = Shape(table.encoding, table.encoding_guessed, table.delimiter, table.headers, columns.described())
+        self._records = chain(head, records)
+        self.shape = Shape(
+            table.encoding, table.encoding_guessed, table.delimiter, table.headers, columns.described(), demoted
+        )
 
     def batches(self) -> Iterator[Batch]:
-        items = iter(self._reader)
+        parse = self._reader.parse
+        items = (record if isinstance(record, Reject) else parse(*record) for record in self._records)
         while chunk := list(islice(items, BATCH)):
             rows = [item for item in chunk if isinstance(item, ContactRow)]
             rejects = [item for item in chunk if isinstance(item, Reject)]

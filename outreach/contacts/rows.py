@@ -7,7 +7,7 @@ import csv
 import io
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import BinaryIO, NamedTuple
@@ -15,7 +15,7 @@ from typing import BinaryIO, NamedTuple
 from charset_normalizer import from_bytes
 
 from outreach.contacts import values
-from outreach.contacts.addresses import InvalidAddressError, Resolver, parse_address
+from outreach.contacts.addresses import InvalidAddressError, Resolver, parse_addresses
 from outreach.errors import InputError
 from outreach.spreadsheets import unquote_formula
 
@@ -23,20 +23,29 @@ SAMPLE_SIZE = 64 * 1024
 
 # Header names as they appear in real exports, folded (see `header_key`), for each field.
 CONTACT_SYNONYMS = {
-    "email": "email e_mail email_address e_mail_address mail mail_address courriel e_mail_adresse correo",
+    "email": "email e_mail email_address e_mail_address mail mail_address courriel e_mail_adresse correo"
+    " adresse_electronique adresse_e_mail adresse_mail",
+    "alternates": "alternates alternate_emails other_emails",
     "name": "name full_name fullname display_name contact_name nom_complet",
     "first_name": "first_name firstname first given_name forename prenom vorname nombre",
-    "last_name": "last_name lastname last surname family_name nom nachname apellido apellidos",
-    "honorific": "honorific title salutation_title courtesy_title anrede civilite",
+    "last_name": "last_name lastname last surname family_name nom nom_de_famille nachname familienname apellido"
+    " apellidos",
+    "honorific": "honorific honorific_prefix title salutation_title courtesy_title anrede civilite titre titel",
     "gender": "gender sex geschlecht genre",
     "position": "position job_title jobtitle function office post fonction funktion",
     "role": "role",
-    "organization": "organization organisation org company institution employer",
-    "country": "country country_code country_name nation land pays",
+    "organization": "organization organisation org company institution employer organisme",
+    "country": "country country_code country_name nation land pays citizenship nationality member_state"
+    " constituency_country nationalite etat_membre staatsangehorigkeit staatsangehoerigkeit mitgliedstaat",
     "language": "language lang locale preferred_language langue sprache",
     "time_zone": "time_zone timezone tz zone",
     "tags": "tags tag labels label",
 }
+# Popolo's `sort_name` ("Doe, Jane") is left a custom attribute: a letter addressed "Dear Doe, Jane" is worse than
+# the name made from `given_name` and `family_name`, which such lists also carry.
+
+# Words that prefix every column of some official lists (`mep_email`, `person_given_name`), even one column alone.
+KNOWN_PREFIXES = ("mep", "person", "member", "contact")
 
 
 # Columns that `contacts export` writes but an import must not apply: a status changes only through
@@ -77,8 +86,12 @@ def match_columns(
     synonyms: Mapping[str, str],
     mapping: Mapping[str, str] | None = None,
     ignored: Sequence[str] = (),
+    attributes: Collection[str] = (),
 ) -> Columns:
-    """Match header names loosely to fields: explicit mapping first, then exact names, then shared prefixes."""
+    """Match header names loosely to fields: explicit mapping first, then exact names, then shared prefixes.
+
+    Columns named in `attributes` (as headers) are kept as custom attributes unless the mapping names them.
+    """
     table = _synonym_table(synonyms)
     fields = set(synonyms)
     keys = [header_key(h) for h in headers]
@@ -95,12 +108,16 @@ def match_columns(
         if key in explicit:
             wanted = explicit[key]
             claim(index, wanted if wanted in fields or wanted == "" else f"attr:{header_key(wanted)}")
+    for key in {header_key(header) for header in attributes}:
+        if key in keys:
+            claim(keys.index(key), f"attr:{key}")
     for index, key in enumerate(keys):
         if key in table:
             claim(index, table[key])
-    # Official lists prefix every column with the same word (`mep_email`, `mep_name`): drop a shared prefix.
+    # Official lists prefix every column with the same word (`mep_email`, `mep_name`): drop a shared prefix, or
+    # a known one.
     prefixes = [key.split("_", 1)[0] for key in keys if "_" in key]
-    shared = {prefix for prefix in prefixes if prefixes.count(prefix) >= 2}
+    shared = {prefix for prefix in prefixes if prefixes.count(prefix) >= 2 or prefix in KNOWN_PREFIXES}
     for index, key in enumerate(keys):
         head, _, rest = key.partition("_")
         if head in shared and rest in table:
@@ -111,8 +128,121 @@ def match_columns(
     return Columns(tuple(headers), tuple(t or "" for t in targets))
 
 
+class Demoted(NamedTuple):
+    """A column whose name matched a field but whose values mostly do not look like it (an `Office` of room
+    numbers): kept as a custom attribute. `example` is the first value that did not fit."""
+
+    header: str
+    field: str
+    example: str
+
+
+# How many of the first non-empty values of a loosely matched column are checked against its field.
+CHECKED_VALUES = 200
+_CHECKERS: dict[str, Callable[[str], object]] = {
+    "country": values.country,
+    "language": values.language,
+    "gender": values.gender,
+    "role": values.role,
+    "time_zone": values.time_zone,
+}
+_WORDY = frozenset(("name", "first_name", "last_name", "honorific", "position", "organization"))
+
+
+def looks_like(field: str, value: str) -> bool:
+    """Whether a value could be what a field holds: one the field's checker accepts, or, for names and titles,
+    words rather than a number or a code (`ASP 08G205`, `12.3`)."""
+    checker = _CHECKERS.get(field)
+    if checker is not None:
+        try:
+            checker(value)
+        except values.InvalidValueError:
+            return False
+        return True
+    if field in _WORDY:
+        letters = sum(1 for ch in value if ch.isalpha())
+        digits = sum(1 for ch in value if ch.isdigit())
+        return letters > 0 and digits * 2 < letters
+    return True
+
+
+def unlikely_columns(
+    columns: Columns, records: Sequence[Sequence[str]], explicit: Collection[str] = ()
+) -> list[Demoted]:
+    """Return the columns matched by their name (not named in `explicit`, the headers of `--map`) whose first
+    non-empty values in `records` mostly (more than half, and at least two) do not look like their field.
+
+    A column named exactly for a name or title field (`name`, `position`, as `contacts export` writes them) is
+    taken at its word, like `--map`: free text is judged only where the name was a guess (`Office` -> position).
+    """
+    named = {header_key(header) for header in explicit}
+    found: list[Demoted] = []
+    for index, (header, target) in enumerate(columns.described()):
+        key = header_key(header)
+        judged = target in _CHECKERS or (target in _WORDY and key != target)
+        if not judged or key in named:
+            continue
+        seen = [text for cells in records if index < len(cells) and (text := values.clean_text(cells[index]))]
+        seen = seen[:CHECKED_VALUES]
+        bad = [text for text in seen if not looks_like(target, text)]
+        if len(bad) >= 2 and len(bad) * 2 > len(seen):
+            found.append(Demoted(header, target, bad[0]))
+    return found
+
+
+def match_contact_columns(
+    headers: Sequence[str], mapping: Mapping[str, str], records: Sequence[Sequence[str]]
+) -> tuple[Columns, tuple[Demoted, ...]]:
+    """Match a contacts file's columns, then keep as custom attributes those matched by name whose values in the
+    first records do not look like their field (matching again, as another column may then take the field)."""
+    demoted: list[Demoted] = []
+    while True:
+        kept = [d.header for d in demoted]
+        columns = match_columns(headers, CONTACT_SYNONYMS, mapping, CONTACT_IGNORED, kept)
+        # Every column named like one demoted is demoted with it, so each round adds a new name, and this ends.
+        more = unlikely_columns(columns, records, mapping)
+        if not more:
+            return columns, tuple(demoted)
+        demoted += more
+
+
+# Words of column names too common to say which field a column holds (`Post code`, `Office phone`, `Last seen`).
+_VAGUE = frozenset(("first", "last", "post", "office", "label", "tag", "zone", "tz", "org", "nom", "land", "lang"))
+
+
+def suggested_maps(
+    columns: Sequence[tuple[str, str]], synonyms: Mapping[str, str] = CONTACT_SYNONYMS, skip: Collection[str] = ()
+) -> list[tuple[str, str]]:
+    """Return (header, field) for each custom attribute column (but those in `skip`) whose name holds the words of
+    a field's name that no other column feeds (`Nationality of the member` -> country): the `--map` to suggest.
+
+    `columns` are (header, target) pairs, as `Columns.described` returns them.
+    """
+    taken = {target for _, target in columns if target and not target.startswith("attr:")}
+    if taken & {"first_name", "last_name"}:  # the name is made from them
+        taken.add("name")
+    found: list[tuple[str, str]] = []
+    for header, target in columns:
+        if not target.startswith("attr:") or header in skip:
+            continue
+        words = header_key(header).split("_")
+        for field, names in synonyms.items():
+            wanted = [name.split("_") for name in names.split() if name not in _VAGUE]
+            if field not in taken and any(_holds(words, part) for part in wanted):
+                found.append((header, field))
+                break
+    return found
+
+
+def _holds(words: list[str], part: list[str]) -> bool:
+    """Whether `part` occurs in `words`, whole words in a row."""
+    return any(words[start : start + len(part)] == part for start in range(len(words) - len(part) + 1))
+
+
 class ContactRow(NamedTuple):
-    """One valid row: the address (as written, its key, SMTPUTF8 or not), the fields it fills, tags, attributes.
+    """One valid row: the address (as written, its key, SMTPUTF8 or not), the fields it fills, tags, attributes,
+    the other addresses its cell (or an `alternates` column) held, and the parts of those cells that were not
+    addresses, with why.
 
     A named tuple, not a dataclass: rows cross from the parsing process to the writing one by the hundred
     thousand, and tuples pickle several times faster.
@@ -125,6 +255,8 @@ class ContactRow(NamedTuple):
     fields: dict[str, str]
     tags: tuple[str, ...] = ()
     attributes: dict[str, str] = {}  # noqa: RUF012 - never mutated; rows are built whole
+    alternates: tuple[str, ...] = ()
+    unusable: tuple[str, ...] = ()
 
 
 class Reject(NamedTuple):
@@ -375,11 +507,15 @@ def open_table(binary: BinaryIO, source: str, encoding: str | None = None) -> Ta
 
 @dataclass
 class ContactReader:
-    """Turns the records of a table into contact rows and rejects, applying `--role` and `--tag`."""
+    """Turns the records of a table into contact rows and rejects, applying `--role`, `--language` and `--tag`.
+
+    A row with a country and no language gets its country's language, where the country has only one.
+    """
 
     table: Table
     columns: Columns
     default_role: str | None = None
+    default_language: str | None = None
     default_tags: tuple[str, ...] = ()
     check_dns: bool = False
     resolver: Resolver | None = None
@@ -404,12 +540,16 @@ class ContactReader:
         fields: dict[str, str] = {}
         attributes: dict[str, str] = {}
         raw_email = ""
+        raw_alternates = ""
         raw_tags = ""
         for target, cell in zip(targets, cells, strict=False):
             if not cell or not target:
                 continue
             if target == "email":
                 raw_email = cell
+                continue
+            if target == "alternates":
+                raw_alternates = cell
                 continue
             text = values.clean_text(cell)
             if not text:
@@ -421,14 +561,26 @@ class ContactReader:
             else:
                 fields[target] = text
         try:
-            address = parse_address(raw_email, check_dns=self.check_dns, resolver=self.resolver)
+            found = parse_addresses(raw_email, check_dns=self.check_dns, resolver=self.resolver)
             checked = self._check_fields(fields)
         except (InvalidAddressError, values.InvalidValueError) as error:
             return Reject(line, str(error), tuple(cells))
+        alternates = found.alternates
+        unusable = found.unusable
+        if raw_alternates:  # a column of them, as `contacts export` writes it
+            try:
+                more = parse_addresses(raw_alternates, check_dns=self.check_dns, resolver=self.resolver)
+                alternates += (more.address, *more.alternates)
+                unusable += more.unusable
+            except InvalidAddressError as error:
+                unusable += (str(error),)
+        others = {a.key: a.email for a in alternates if a.key != found.address.key}
         found_tags = values.tags(raw_tags) if raw_tags else ()
         if self.default_tags:
             found_tags = tuple(dict.fromkeys(found_tags + self.default_tags))
-        return ContactRow(line, address.email, address.key, address.smtputf8, checked, found_tags, attributes)
+        address = found.address
+        return ContactRow(line, address.email, address.key, address.smtputf8, checked, found_tags, attributes,
+                          tuple(others.values()), unusable)  # fmt: skip
 
     def _check_fields(self, fields: dict[str, str]) -> dict[str, str]:
         if "role" in fields:
@@ -447,6 +599,10 @@ class ContactReader:
             fields["country"] = values.country(fields["country"])
         if "language" in fields:
             fields["language"] = values.language(fields["language"])
+        elif self.default_language:
+            fields["language"] = self.default_language
+        elif "country" in fields and (spoken := values.language_of_country(fields["country"])):
+            fields["language"] = spoken
         if "time_zone" in fields:
             fields["time_zone"] = values.time_zone(fields["time_zone"])
         if "name" not in fields and ("first_name" in fields or "last_name" in fields):

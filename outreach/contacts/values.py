@@ -9,6 +9,7 @@ from functools import cache
 
 import pycountry
 from babel import Locale, UnknownLocaleError
+from babel.languages import get_official_languages
 
 from outreach.vocabulary import ROLES
 
@@ -225,6 +226,31 @@ def language(value: str) -> str:
     if not found:
         raise InvalidValueError(f"language {value!r} is not a language name or ISO 639 code")
     return found
+
+
+@cache
+def official_languages(country_code: str) -> tuple[str, ...]:
+    """Return the ISO 639-1 codes of a country's official languages (CLDR), most spoken first.
+
+    The languages official in the whole country by law; only where there are none, those official in fact (English
+    in the US). Languages official in a region (Catalan in Spain, Frisian in the Netherlands) or in fact beside a
+    legal one (Russian in Ukraine, Swiss German beside German) are left out: a letter to the country's institutions
+    is written in none of them by default.
+    """
+    found = get_official_languages(country_code) or get_official_languages(country_code, de_facto=True)
+    codes = _language_codes()
+    return tuple(dict.fromkeys(codes[code] for code in found if code in codes))
+
+
+def language_of_country(country_code: str) -> str | None:
+    """Return the language of a country with exactly one official language (`DE` -> `de`), else None."""
+    found = official_languages(country_code)
+    return found[0] if len(found) == 1 else None
+
+
+def has_several_languages(country_code: str) -> bool:
+    """Whether a country has several official languages (`BE`, `CH`), so its language cannot be implied."""
+    return len(official_languages(country_code)) > 1
 
 
 @cache

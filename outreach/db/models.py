@@ -102,6 +102,9 @@ class Contact(Base):
     time_zone: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(_choice(STATUSES, "status"), default="active")
     attributes: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    # Other addresses of the person (a list of them, as written; NULL for none): kept, never written to, until
+    # `contacts edit --address` makes one of them the address.
+    alternates: Mapped[list[str] | None] = mapped_column(Json)
     import_id: Mapped[int | None] = mapped_column(ForeignKey("imports.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(Instant)
     updated_at: Mapped[datetime] = mapped_column(Instant)

@@ -32,7 +32,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.contacts.addresses import InvalidAddressError, parse_address
-from outreach.contacts.directory import find_contact, suppress_address, suppression_hashes
+from outreach.contacts.directory import contact_by_address, find_contact, suppress_address, suppression_hashes
 from outreach.db.models import (
     Campaign,
     Contact,
@@ -419,8 +419,10 @@ def _match(
 
 
 def _contact_id(session: Session, address: str | None) -> int | None:
+    """The contact with this address, or with it among its alternates (a member answering from another)."""
     key = _key(address)
-    return None if key is None else session.scalar(select(Contact.id).where(Contact.email_key == key))
+    contact = None if key is None else contact_by_address(session, key)
+    return None if contact is None else contact.id
 
 
 def _key(address: str | None) -> str | None:
