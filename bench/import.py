@@ -180,7 +180,7 @@ def _invalid_address(rng: random.Random, local: str, domain: str) -> str:
         f"{local}.{domain}",
         f"{local}@{domain.split('.')[0]}",
         f"{local} {local}@{domain}",
-        f"{local}@{domain};{local}@{domain}",
+        f"{local}@{domain}; {local}",  # two addresses in a cell are read as such; one and a word are not
         f".{local}@{domain}",
         f"{local}.@{domain}",
         f"{local}@{domain}..",

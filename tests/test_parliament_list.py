@@ -138,6 +138,9 @@ def test_cells_of_several_addresses_are_split_as_lists_write_them() -> None:
     assert split_addresses("Jean <a@x.eu>, Marie <b@y.eu>") == ["a@x.eu", "b@y.eu"]
     assert split_addresses("a@x.eu\nb@y.eu") == ["a@x.eu", "b@y.eu"]
     assert split_addresses("Dupont, Jean <a@x.eu>") == ["Dupont, Jean <a@x.eu>"], "one address, decorated"
+    assert split_addresses("mailto:a@x.eu; ") == ["mailto:a@x.eu"], "a separator left at the end"
+    with pytest.raises(InvalidAddressError, match="more than one address or a blank inside"):
+        parse_addresses("a@x.eu; n/a")
     cell = parse_addresses("mailto:A@x.eu; a@X.eu; b@y.eu")
     assert (cell.address.email, [a.email for a in cell.alternates]) == ("A@x.eu", ["b@y.eu"]), "each once"
     with pytest.raises(InvalidAddressError):

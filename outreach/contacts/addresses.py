@@ -47,14 +47,16 @@ def strip_decoration(raw: str) -> str:
 
 # What official lists put between the addresses of one cell: `a@x; mailto:b@y`, `a@x / b@y`, one per line.
 _BETWEEN_ADDRESSES = re.compile(r"[;,/\s]+")
+_AROUND = ";,/ \t\r\n"  # the same, left before or after a cell's only address
 
 
 def split_addresses(raw: str) -> list[str]:
     """The addresses a cell holds, in order, as written: one cell may hold several (`a@x; mailto:b@y`,
     `<a@x>, <b@y>`, one per line), each maybe decorated as `strip_decoration` knows. A cell with one `@` is one
-    address however it is decorated (`Jean Dupont <a@x>`), and is returned whole for `parse_address` to judge."""
+    address however it is decorated (`Jean Dupont <a@x>`; a separator left before or after it aside), and is
+    returned whole for `parse_address` to judge."""
     if raw.count("@") < 2:
-        return [raw]
+        return [raw.strip(_AROUND)]
     found: list[str] = []
     for part in _BETWEEN_ADDRESSES.split(raw):
         text = part.strip("<>\"'()[]")
@@ -88,6 +90,8 @@ class CellAddresses:
 
 def parse_addresses(raw: str, *, check_dns: bool = False, resolver: Resolver | None = None) -> CellAddresses:
     """Validate the addresses of a cell (`split_addresses`); raise the first one's error if none is valid."""
+    if raw.count("@") < 2:  # nearly every cell: one address, checked without the bookkeeping of several
+        return CellAddresses(parse_address(raw.strip(_AROUND), check_dns=check_dns, resolver=resolver))
     valid: dict[str, Address] = {}
     unusable: list[str] = []
     first_error: InvalidAddressError | None = None

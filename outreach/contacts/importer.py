@@ -81,16 +81,6 @@ class ImportSummary:
         """Rows read, blank ones aside."""
         return self.imported + self.updated + self.unchanged + self.merged + self.suppressed + self.rejected
 
-    def count_addresses(self, rows: list[ContactRow]) -> None:
-        """Count the rows of a batch that held several addresses, and the parts of them that were not ones."""
-        for row in rows:
-            if row.alternates or row.unusable:
-                self.several_addresses += 1
-            for reason in row.unusable:
-                self.unusable_addresses += 1
-                if len(self.first_unusable) < 5:
-                    self.first_unusable.append((row.line, reason))
-
     def counts(self) -> dict[str, int]:
         """The counts by outcome, as stored with the import and printed as JSON."""
         names = ("imported", "updated", "unchanged", "merged", "suppressed", "rejected", "blank")
@@ -134,12 +124,7 @@ def import_contacts(
                     for reject in batch.rejects:
                         summary.rejected += 1
                         rejects.add(reject)
-                    summary.count_addresses(batch.rows)
-                    for row in batch.rows:
-                        country = row.fields.get("country")
-                        if country and "language" not in row.fields and has_several_languages(country):
-                            no_language.add(row.key)
-                            countries.add(country)
+                    _tally(summary, batch.rows, no_language, countries)
                     batcher.apply(batch.rows)
                     if progress:
                         progress(batch.position)
@@ -161,6 +146,22 @@ def import_contacts(
         finally:
             summary.rejects_path = rejects.finish()
     return summary
+
+
+def _tally(summary: ImportSummary, rows: list[ContactRow], no_language: set[str], countries: set[str]) -> None:
+    """Note what a batch's rows say beyond their outcome: several addresses in a cell (and the parts that were not
+    addresses), and a country of several languages that left the contact with none (each address once)."""
+    for row in rows:
+        if row.alternates or row.unusable:
+            summary.several_addresses += 1
+            for reason in row.unusable:
+                summary.unusable_addresses += 1
+                if len(summary.first_unusable) < 5:
+                    summary.first_unusable.append((row.line, reason))
+        fields = row.fields
+        if "language" not in fields and (country := fields.get("country")) and has_several_languages(country):
+            no_language.add(row.key)
+            countries.add(country)
 
 
 def _merge(into: ContactRow, later: ContactRow) -> ContactRow:

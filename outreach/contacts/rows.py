@@ -565,22 +565,24 @@ class ContactReader:
             checked = self._check_fields(fields)
         except (InvalidAddressError, values.InvalidValueError) as error:
             return Reject(line, str(error), tuple(cells))
-        alternates = found.alternates
+        address = found.address
+        others: tuple[str, ...] = ()
         unusable = found.unusable
-        if raw_alternates:  # a column of them, as `contacts export` writes it
-            try:
-                more = parse_addresses(raw_alternates, check_dns=self.check_dns, resolver=self.resolver)
-                alternates += (more.address, *more.alternates)
-                unusable += more.unusable
-            except InvalidAddressError as error:
-                unusable += (str(error),)
-        others = {a.key: a.email for a in alternates if a.key != found.address.key}
+        if found.alternates or raw_alternates:
+            alternates = found.alternates
+            if raw_alternates:  # a column of them, as `contacts export` writes it
+                try:
+                    more = parse_addresses(raw_alternates, check_dns=self.check_dns, resolver=self.resolver)
+                    alternates += (more.address, *more.alternates)
+                    unusable += more.unusable
+                except InvalidAddressError as error:
+                    unusable += (str(error),)
+            others = tuple({a.key: a.email for a in alternates if a.key != address.key}.values())
         found_tags = values.tags(raw_tags) if raw_tags else ()
         if self.default_tags:
             found_tags = tuple(dict.fromkeys(found_tags + self.default_tags))
-        address = found.address
         return ContactRow(line, address.email, address.key, address.smtputf8, checked, found_tags, attributes,
-                          tuple(others.values()), unusable)  # fmt: skip
+                          others, unusable)  # fmt: skip
 
     def _check_fields(self, fields: dict[str, str]) -> dict[str, str]:
         if "role" in fields:
