@@ -219,7 +219,7 @@ def test_cli_names_attributes_suggests_maps_and_reports_languages(env: Env) -> N
     assert "no language" not in shown
     # The suggestion, taken: the countries are read, and Belgium has three official languages.
     mapped = env.run("contacts", "import", str(path), "--map", "Nationality of the member=country").stderr
-    assert "2 contacts in countries with several official languages (BE) have no language" in mapped
+    assert "2 contacts have no language: BE has several official languages (CLDR)" in mapped
     assert "looks like" not in mapped
 
 

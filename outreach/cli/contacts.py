@@ -134,11 +134,11 @@ def _print_import(summary: ImportSummary) -> None:
         for line, reason in summary.first_unusable:
             err.print(f"  line {line}: {visible(reason)}", markup=False, highlight=False)
     if summary.no_language:
-        err.print(
-            f"{summary.no_language} contacts in countries with several official languages "
-            f"({', '.join(summary.no_language_countries)}) have no language: fill it with --language or a language "
-            "column."
-        )
+        who = "1 contact has" if summary.no_language == 1 else f"{summary.no_language} contacts have"
+        countries = summary.no_language_countries
+        have = "has" if len(countries) == 1 else "have"
+        err.print(f"{who} no language: {', '.join(countries)} {have} several official languages (CLDR). Fill it "
+                  "with --language or a language column.")  # fmt: skip
     if summary.rejects_path:
         err.print(f"Rejected rows {verb} written to {summary.rejects_path}")
     if summary.unchanged and not summary.dry_run:
