@@ -54,6 +54,8 @@ def test_a_bad_segment_names_the_clause() -> None:
         parse_segment("colour:red")
     with pytest.raises(InvalidValueError, match="role 'king-of-pop'"):
         parse_segment("role:king-of-pop")
+    with pytest.raises(InvalidValueError, match="segment clause 'role:,' is not FIELD:VALUE"):
+        parse_segment("role:,")
 
 
 def test_add_edit_and_show(env: Env) -> None:

@@ -28,7 +28,10 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON documen
 SegmentOption = Annotated[
     str | None,
     typer.Option(
-        "--segment", "-s", help='Which contacts, e.g. "role:mp,mep country:FR,DE tag:wave-1 -status:bounced".'
+        "--segment",
+        "-s",
+        help='Which contacts, e.g. "role:mp,mep country:FR,DE tag:wave-1 -status:bounced" or, by what happened in a '
+        'campaign, "campaign:NAME=no-reply" (sent, replied, no-reply, bounced, auto-replied, unsubscribed).',
     ),
 ]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Answer yes: for scripts.")]

@@ -127,7 +127,8 @@ def parse_segment(text: str | None) -> Segment:
             choices = tuple(dict.fromkeys(FIELDS[name](value) for value in rest.split(",") if value))
         except values.InvalidValueError as error:
             raise InvalidValueError(f"segment clause {word!r}: {error}") from None
-        if campaign is not None and not choices:
-            raise InvalidValueError(f"segment clause {word!r} is not {_CAMPAIGN_HINT}")
+        if not choices:  # `role:,` names no value: a typo, not a wish to select nobody
+            shape = _CAMPAIGN_HINT if campaign is not None else "FIELD:VALUE[,VALUE]"
+            raise InvalidValueError(f"segment clause {word!r} is not {shape}")
         clauses.append(Clause(name, choices, negated, campaign))
     return Segment(tuple(clauses))
