@@ -178,6 +178,9 @@ def test_the_report_lists_who_did_not_answer_heads_first(happened: Env) -> None:
         "name": "Person 03", "position": None, "role": "head_of_state", "country": "FR", "email": P[3],
         "sent_at": "2026-11-29T09:30:00+00:00",
     }  # fmt: skip
+    terminal = happened.run("report", "wave").stdout
+    assert "Not answered (4)" in terminal
+    assert terminal.index(P[3]) < terminal.index(P[8]) < terminal.index(P[1]), "heads first, as in the page"
     everything = collect_report(happened.sessions, now=REPORTED_AT)
     assert [(c.name, c.unanswered.total) for c in everything.campaigns] == [("wave", 4), ("later", 3)]
 

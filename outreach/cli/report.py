@@ -13,7 +13,7 @@ from outreach.cli.output import JsonOption, emit_json, err, out, table
 from outreach.errors import OutreachError
 
 if TYPE_CHECKING:
-    from outreach.reports.figures import Counts, Report
+    from outreach.reports.figures import Counts, Report, Unanswered
 
 COLUMNS = ("targeted", "queued", "sent", "failed", "unknown", "skipped", "bounced hard/soft", "replied",
            "auto-replied", "unsubscribed", "complained", "rate", "first reply")  # fmt: skip
@@ -74,6 +74,7 @@ def print_report(found: Report) -> None:
         table("By role", ["role", *COLUMNS], [[k, *_cells(c)] for k, c in campaign.figures.by_role.items()])
         table("By country", ["country", *COLUMNS], [[k, *_cells(c)] for k, c in campaign.figures.by_country.items()])
         table("Outcomes", ["outcome", "contacts"], list(campaign.outcomes.items()))
+        _print_unanswered(campaign.name, campaign.unanswered)
     _print_signatories(found)
 
 
@@ -85,6 +86,22 @@ def _cells(counts: Counts) -> list[Any]:
     return [c.targeted, c.queued, c.sent, c.failed, c.unknown, c.skipped, f"{c.hard_bounced}/{c.soft_bounced}",
             c.replied, c.auto_replied, c.unsubscribed, c.complained, format_rate(c.response_rate),
             format_duration(c.median_reply_seconds)]  # fmt: skip
+
+
+# The terminal shows the first of those not answered; the HTML report and the export list more, or all.
+_UNANSWERED_SHOWN = 20
+
+
+def _print_unanswered(campaign: str, unanswered: Unanswered) -> None:
+    if not unanswered.total:
+        return
+    shown = unanswered.contacts[:_UNANSWERED_SHOWN]
+    table(f"Not answered ({unanswered.total})", ["name", "position", "role", "country", "email", "sent"],
+          [[c.name, c.position, c.role, c.country, c.email, f"{c.sent_at:%Y-%m-%d}" if c.sent_at else ""]
+           for c in shown])  # fmt: skip
+    if unanswered.total > len(shown):
+        out.print(f"{unanswered.total - len(shown)} more: `outreach contacts export --segment "
+                  f"\"campaign:{campaign}=no-reply\"` lists them all.", markup=False, highlight=False)  # fmt: skip
 
 
 def _print_signatories(found: Report) -> None:
