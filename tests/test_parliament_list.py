@@ -132,6 +132,14 @@ def test_forgetting_by_an_alternate_erases_the_person_and_all_their_addresses(me
     assert (summary["imported"], summary["suppressed"]) == (0, 2)
 
 
+def test_an_alternate_with_letters_beyond_ascii_finds_its_contact(env: Env) -> None:
+    path = env.write("intl.csv", 'email,name\n"büro@europarl.europa.eu; jörg@bücher.example",Jörg Büro\n')
+    env.run("contacts", "import", str(path))
+    assert shown(env, "JÖRG@xn--bcher-kva.example")["email"] == "büro@europarl.europa.eu"
+    forgotten = json.loads(env.run("contacts", "forget", "jörg@bücher.example", "--yes", "--json").stdout)
+    assert forgotten["erased"]["contacts"] == 1
+
+
 def test_cells_of_several_addresses_are_split_as_lists_write_them() -> None:
     assert split_addresses("a@x.eu; mailto:b@y.eu") == ["a@x.eu", "b@y.eu"]
     assert split_addresses("a@x.eu / b@y.eu,c@z.eu") == ["a@x.eu", "b@y.eu", "c@z.eu"]

@@ -4,12 +4,13 @@ outreach/contacts/erasing.py)."""
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
-from sqlalchemy import String, cast, delete, func, select
+from sqlalchemy import String, cast, delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.contacts import values
@@ -107,12 +108,18 @@ def contact_by_address(session: Session, key: str) -> Contact | None:
     contact = session.scalars(select(Contact).where(Contact.email_key == key)).one_or_none()
     if contact is not None:
         return contact
-    # The alternates are a JSON list: their text narrows the search (any case), each candidate's list decides.
-    pattern = "%" + key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    candidates = session.scalars(
-        select(Contact).where(cast(Contact.alternates, String).ilike(pattern, escape="\\")).order_by(Contact.id)
-    )
+    # The alternates are a JSON list: its text narrows the search to those holding the local part (any case; as
+    # written, or escaped as JSON writes a non-ASCII one on SQLite), then each candidate's addresses decide (the
+    # domain may be written in Unicode there and in ASCII in the key).
+    local = key.rpartition("@")[0]
+    text = cast(Contact.alternates, String)
+    likes = [text.ilike(f"%{_like_escaped(form)}@%", escape="\\") for form in {local, json.dumps(local)[1:-1]}]
+    candidates = session.scalars(select(Contact).where(or_(*likes)).order_by(Contact.id))
     return next((c for c in candidates if key in {_key(email) for email in c.alternates or ()}), None)
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def list_contacts(sessions: sessionmaker[Session], segment: Segment, limit: int | None = None) -> list[ContactView]:
