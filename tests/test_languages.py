@@ -307,3 +307,20 @@ def test_templates_check_names_the_contacts_whose_letter_falls_back(env: Env) ->
         "language": "fi", "written_in": "en", "part": "template", "count": 3,
         "contacts": ["eduskunta@example.org", "presidentinlinna@example.org", "valtioneuvosto@example.org"],
     }  # fmt: skip
+
+
+def test_templates_check_names_the_copies_that_open_with_a_form_not_checked_against_protocol(env: Env) -> None:
+    (env.root / ".env").write_text('OUTREACH_FROM="European Appeal <appeal@example.org>"\n', encoding="utf-8")
+    env.run("contacts", "import", "contacts/heads-of-state.csv")
+    shown = env.run("templates", "check", "appeal", "--segment", "country:IT")
+    assert "2 copies open with a form of address not yet checked against a protocol source" in shown.stderr
+    assert "'Signor Presidente della Repubblica,' (it, head_of_state, IT): 1 contact" in shown.stderr
+    [report] = json.loads(env.run("templates", "check", "appeal", "--segment", "country:IT", "--json").stdout)
+    assert sum(u["count"] for u in report["unchecked_forms"]) == 2
+    assert all("not verified" in u["source"] for u in report["unchecked_forms"])
+    # A contact's own salutation and address line are the campaigner's: nothing of the forms is used for them.
+    for contact in directory.list_contacts(env.sessions, parse_segment("country:IT")):
+        env.run("contacts", "edit", contact.email or "", "--set", "salutation=Gentile Presidente,",
+                "--set", "address_line=Al Presidente")  # fmt: skip
+    [again] = json.loads(env.run("templates", "check", "appeal", "--segment", "country:IT", "--json").stdout)
+    assert again["unchecked_forms"] == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import pytest
 from typer.testing import CliRunner
@@ -12,6 +13,7 @@ from outreach.cli import output
 from outreach.cli.main import app
 from outreach.rendering.salutations import (
     Addressee,
+    Form,
     FormsError,
     Greeting,
     greeting,
@@ -249,7 +251,7 @@ def test_templates_salutations_shows_the_forms_for_review(monkeypatch: pytest.Mo
     assert chancellor == [{
         "language": "fr", "role": "head_of_government", "country": "DE", "applies_to": "DE", "gender": "m",
         "salutation": "Monsieur le Chancelier fédéral,", "address": "Monsieur {name}, Chancelier fédéral",
-        "source": chancellor[0]["source"], "chosen_for": ["m"],
+        "source": chancellor[0]["source"], "checked": False, "chosen_for": ["m"],
     }]  # fmt: skip
     assert "Grundgesetz" in chancellor[0]["source"]
     assert {f["applies_to"] for f in found["forms"]} == {"DE", "generic"}
@@ -261,3 +263,15 @@ def test_templates_salutations_shows_the_forms_for_review(monkeypatch: pytest.Mo
     assert everything["total"] == len(shipped_forms())
     wrong = runner.invoke(app, ["templates", "salutations", "--role", "emperor"])
     assert wrong.exit_code != 0 and "emperor" in str(wrong.exception)
+
+
+def test_a_form_is_checked_unless_its_source_says_it_was_not() -> None:
+    form = Form(language="fr", role="head_of_state", salutation="Monsieur le Président,", address="{name}")
+    assert replace(form, source="Canadian Heritage, Protocol, 'Styles of address'").checked
+    assert not replace(form, source="French usage ('Monsieur le Président') [form not verified]").checked
+    assert not replace(form, source="English business-letter usage [no protocol source checked]").checked
+    assert not replace(form, source="pattern of BMI 'Anschriften und Anreden'; this office not verified)").checked
+    unchecked = json.loads(CliRunner().invoke(app, ["templates", "salutations", "--unchecked", "--json"]).stdout)
+    assert unchecked["total"] == sum(not f.checked for f in shipped_forms()) > 0
+    assert not any(f["checked"] for f in unchecked["forms"])
+    assert any(f.checked for f in shipped_forms()), "some forms rest on a source read"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,6 +13,9 @@ from outreach.cli.completion import complete_template
 from outreach.cli.output import JsonOption, SegmentOption, command_group, emit_json, err, table
 from outreach.errors import InvalidValueError, OutreachError
 from outreach.untrusted import visible
+
+if TYPE_CHECKING:
+    from outreach.rendering.previewing import CheckReport
 
 # Rendering is imported inside each command: it brings Jinja2 and SQLAlchemy, and shell completion and --help load
 # this module without running a command.
@@ -80,6 +83,10 @@ def check_command(
             {"template": r.template, "checked": r.checked, "languages": r.languages,
              "fallbacks": [{"language": f.language, "written_in": f.written_in, "part": f.part,
                             "count": len(f.contacts), "contacts": f.contacts} for f in r.fallbacks],
+             "unchecked_forms": [{"language": u.form.language, "role": u.form.role, "country": u.form.country,
+                                  "gender": u.form.gender, "salutation": u.form.salutation, "address": u.form.address,
+                                  "source": u.form.source, "count": len(u.contacts), "contacts": u.contacts}
+                                 for u in r.unchecked.values()],
              "failures": [{"contact": email, "where": e.where, "error": e.message} for email, e in r.failures]}
             for r in reports
         ])  # fmt: skip
@@ -95,11 +102,30 @@ def check_command(
                 shown = ", ".join(fallback.contacts[:3]) + (f" and {n - 3} more" if n > 3 else "")
                 err.print(visible(f"  {n} {'contact' if n == 1 else 'contacts'} in {wanted} {why}: {shown}"),
                           markup=False, highlight=False)  # fmt: skip
+            _print_unchecked(report)
             for problem, emails in report.grouped():
                 shown = ", ".join(emails[:3]) + (f" and {len(emails) - 3} more" if len(emails) > 3 else "")
                 err.print(visible(f"  {problem}: {len(emails)} contacts ({shown})"), markup=False, highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+def _print_unchecked(report: CheckReport) -> None:
+    """Say which copies open with a form of address no protocol source was read for, the most used form first."""
+    if not report.unchecked:
+        return
+    copies = len({email for found in report.unchecked.values() for email in found.contacts})
+    err.print(f"  {copies} {'copy opens' if copies == 1 else 'copies open'} with a form of address not yet checked "
+              "against a protocol source; have someone fluent confirm it (`outreach templates salutations "
+              "--unchecked`):", markup=False, highlight=False)  # fmt: skip
+    ranked = sorted(report.unchecked.values(), key=lambda found: -len(found.contacts))
+    for found in ranked[:5]:
+        form, n = found.form, len(found.contacts)
+        where = f"{form.language}, {form.role}" + (f", {form.country}" if form.country else "")
+        err.print(visible(f"    {form.salutation!r} ({where}): {n} {'contact' if n == 1 else 'contacts'}"),
+                  markup=False, highlight=False)  # fmt: skip
+    if len(ranked) > 5:
+        err.print(f"    and {len(ranked) - 5} more forms (--json lists them all)", markup=False, highlight=False)
 
 
 @app.command("render")
@@ -149,10 +175,11 @@ def salutations_command(
     ] = None,
     role: Annotated[str | None, typer.Option(help="Only the forms of this role.")] = None,
     language: Annotated[str | None, typer.Option(help="Only the forms of this language.")] = None,
+    unchecked: Annotated[bool, typer.Option(help="Only the forms not yet checked against a protocol source.")] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Show the forms of address for review: salutation, address line and the source each follows. With --country,
-    which form a contact of that country gets, by gender."""
+    """Show the forms of address for review: salutation, address line, the source each follows and whether it was
+    checked there. With --country, which form a contact of that country gets, by gender."""
     from outreach.contacts import values
     from outreach.rendering.salutations import review_forms, shipped_forms
 
@@ -163,6 +190,8 @@ def salutations_command(
     except values.InvalidValueError as error:
         raise InvalidValueError(str(error)) from None
     reviewed = review_forms(shipped_forms(), country=chosen_country, role=chosen_role, language=chosen_language)
+    if unchecked:
+        reviewed = [r for r in reviewed if not r.form.checked]
 
     def genders(found: tuple[str | None, ...] | None) -> str:
         return ", ".join("unknown" if gender is None else gender for gender in found or ()) or "-"
@@ -171,15 +200,17 @@ def salutations_command(
         emit_json({
             "forms": [{"language": r.form.language, "role": r.form.role, "country": r.form.country,
                        "applies_to": r.applies_to, "gender": r.form.gender, "salutation": r.form.salutation,
-                       "address": r.form.address, "source": r.form.source,
+                       "address": r.form.address, "source": r.form.source, "checked": r.form.checked,
                        **({"chosen_for": ["unknown" if g is None else g for g in r.chosen_for]}
                           if r.chosen_for is not None else {})}
                       for r in reviewed],
             "total": len(reviewed),
         })  # fmt: skip
         return
-    columns = ["language", "role", "applies to", "gender", "salutation", "address line", "source"]
+    columns = ["language", "role", "applies to", "gender", "salutation", "address line", "checked", "source"]
     rows = [[r.form.language, r.form.role, r.applies_to, r.form.gender or "any", r.form.salutation, r.form.address,
-             r.form.source] + ([genders(r.chosen_for)] if chosen_country else []) for r in reviewed]  # fmt: skip
-    title = f"{len(reviewed)} forms of address" + (f" for a contact in {chosen_country}" if chosen_country else "")
+             "yes" if r.form.checked else "no", r.form.source]
+            + ([genders(r.chosen_for)] if chosen_country else []) for r in reviewed]  # fmt: skip
+    title = (f"{len(reviewed)} {'unchecked ' if unchecked else ''}forms of address"
+             + (f" for a contact in {chosen_country}" if chosen_country else ""))  # fmt: skip
     table(title, columns + (["first choice for gender"] if chosen_country else []), rows)

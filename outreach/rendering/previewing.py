@@ -24,7 +24,7 @@ from outreach.rendering.environment import RenderLimits, make_environment
 from outreach.rendering.folders import FALLBACK_LANGUAGE, template_names
 from outreach.rendering.letters import Sender
 from outreach.rendering.mime import Mailbox
-from outreach.rendering.salutations import Form, greeting, shipped_forms
+from outreach.rendering.salutations import Form, forms_used, greeting, shipped_forms
 
 
 def parse_mailbox(text: str, setting: str) -> Mailbox | None:
@@ -115,6 +115,20 @@ def fallback_of(recipient: Recipient, copy: Copy, forms: Sequence[Form]) -> tupl
     return (FORMS, FALLBACK_LANGUAGE) if own != copy.greeting else None
 
 
+def unchecked_forms(recipient: Recipient, copy: Copy, forms: Sequence[Form]) -> tuple[Form, ...]:
+    """The forms of address a copy's greeting was taken from that no protocol source was read for (`Form.checked`)."""
+    person = replace(recipient.addressee(), language=copy.language)  # the greeting follows the letter
+    return tuple(form for form in forms_used(person, forms) if not form.checked)
+
+
+@dataclass
+class Unchecked:
+    """A form of address not checked against a protocol source, and the contacts whose copies open with it."""
+
+    form: Form
+    contacts: list[str] = field(default_factory=list)
+
+
 @dataclass
 class Fallback:
     """The contacts of one language whose copies have one part (`TEMPLATE` or `FORMS`) in another language."""
@@ -134,6 +148,12 @@ class CheckReport:
     failures: list[tuple[str, TemplateRenderError]] = field(default_factory=list)
     languages: dict[str, int] = field(default_factory=dict)
     fallbacks: list[Fallback] = field(default_factory=list)  # in the order first met
+    unchecked: dict[Form, Unchecked] = field(default_factory=dict)  # in the order first met
+
+    def used_unchecked(self, email: str, forms: Sequence[Form]) -> None:
+        """Count a contact whose greeting comes from forms not checked against a protocol source."""
+        for form in forms:
+            self.unchecked.setdefault(form, Unchecked(form)).contacts.append(email)
 
     def fell_back(self, email: str, language: str, part: str, written_in: str) -> None:
         """Count a contact whose copy has `part` in `written_in` instead of their own `language`."""
@@ -178,6 +198,7 @@ def check_template(
                     report.languages[copy.language] = report.languages.get(copy.language, 0) + 1
                     if fallback := fallback_of(recipient, copy, forms):
                         report.fell_back(recipient.email, recipient.language or "", *fallback)
+                    report.used_unchecked(recipient.email, unchecked_forms(recipient, copy, forms))
                 except TemplateRenderError as error:
                     report.failures.append((recipient.email, error))
                 report.checked += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -11,6 +12,9 @@ from pathlib import Path
 from typing import ClassVar
 
 FORMS_FILE = Path(__file__).with_name("salutations.toml")
+# How the forms file marks a source whose wording could not be read there: "[this office not verified]", "[no
+# protocol source checked]", "(...; this office not verified)".
+UNCHECKED_MARK = re.compile(r"not verified|no protocol source checked")
 FALLBACK_LANGUAGE = "en"
 PLACEHOLDERS = ("name", "first_name", "last_name", "honorific", "position", "organization")
 
@@ -32,6 +36,12 @@ class Form:
     # Where the form comes from: a publication or office a reviewer can check it against. The forms file must name
     # one for every form (parse_forms refuses it otherwise); forms built in code for tests may leave it empty.
     source: str = ""
+
+    @property
+    def checked(self) -> bool:
+        """Whether the form rests on a source its wording was read in: its source carries no mark such as
+        "[not verified]" or "[no protocol source checked]" (the forms file's header says how rows are marked)."""
+        return not UNCHECKED_MARK.search(self.source)
 
 
 @dataclass(frozen=True)
@@ -115,22 +125,40 @@ def _candidates(forms: Sequence[Form], person: Addressee, language: str) -> list
 
 def greeting(person: Addressee, forms: Sequence[Form] | None = None) -> Greeting:
     """Choose the salutation and address line for a person; their own overrides win."""
-    forms = shipped_forms() if forms is None else forms
+    salutation, address = _chosen(person, shipped_forms() if forms is None else forms)
+    return Greeting(
+        person.salutation or (salutation[1] if salutation else ""),
+        person.address_line or (address[1] if address else ""),
+    )
+
+
+def forms_used(person: Addressee, forms: Sequence[Form] | None = None) -> tuple[Form, ...]:
+    """The forms a person's greeting is taken from (the salutation's, then the address line's if another), leaving
+    out the parts their own `salutation` or `address_line` gives."""
+    salutation, address = _chosen(person, shipped_forms() if forms is None else forms)
+    used = [found[0] for own, found in ((person.salutation, salutation), (person.address_line, address))
+            if found and not own]  # fmt: skip
+    return tuple(dict.fromkeys(used))
+
+
+def _chosen(person: Addressee, forms: Sequence[Form]) -> tuple[tuple[Form, str] | None, tuple[Form, str] | None]:
+    """The form and filled text of the salutation and of the address line (None where no form fits)."""
     values = {field: value for field in PLACEHOLDERS if (value := getattr(person, field))}
     languages = [person.language or FALLBACK_LANGUAGE, FALLBACK_LANGUAGE]
-    salutation = person.salutation or _first_filled(forms, person, languages, values, "salutation")
-    address = person.address_line or _first_filled(forms, person, languages, values, "address")
-    return Greeting(salutation or "", address or "")
+    return (
+        _first_filled(forms, person, languages, values, "salutation"),
+        _first_filled(forms, person, languages, values, "address"),
+    )
 
 
 def _first_filled(
     forms: Sequence[Form], person: Addressee, languages: list[str], values: Mapping[str, str], part: str
-) -> str | None:
+) -> tuple[Form, str] | None:
     for language in dict.fromkeys(languages):
         for form in _candidates(forms, person, language):
             filled = _fill(getattr(form, part), values)
             if filled is not None:
-                return filled
+                return form, filled
     return None
 
 
