@@ -57,26 +57,6 @@ def _tags(items: list[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(tag for item in items or [] for tag in split_tags(item)))
 
 
-def _role(value: str | None) -> str | None:
-    from outreach.contacts.values import InvalidValueError as BadValue
-    from outreach.contacts.values import role as checked_role
-
-    try:
-        return checked_role(value) if value else None
-    except BadValue as error:
-        raise InvalidValueError(str(error)) from None
-
-
-def _language(value: str | None) -> str | None:
-    from outreach.contacts.values import InvalidValueError as BadValue
-    from outreach.contacts.values import language as checked_language
-
-    try:
-        return checked_language(value) if value else None
-    except BadValue as error:
-        raise InvalidValueError(str(error)) from None
-
-
 def _shell_quoted(text: str) -> str:
     """Quote text for a POSIX shell, always (`Member State` -> `'Member State'`), so a suggestion can be pasted."""
     return "'" + text.replace("'", "'\"'\"'") + "'"
@@ -163,11 +143,13 @@ def import_command(
     json_output: JsonOption = False,
 ) -> None:
     """Import contacts from CSV; rejected rows are counted and written beside the file."""
+    from outreach.contacts.directory import checked_fields
     from outreach.contacts.importer import ImportOptions, import_contacts
 
+    defaults = checked_fields({"role": role, "language": language})  # checked as `add` and `edit` check them
     options = ImportOptions(
-        role=_role(role), tags=_tags(tag), update=update, dry_run=dry_run, strict=strict,
-        check_dns=check_dns, encoding=encoding, mapping=_pairs(map_, "--map"), language=_language(language),
+        role=defaults.get("role"), tags=_tags(tag), update=update, dry_run=dry_run, strict=strict,
+        check_dns=check_dns, encoding=encoding, mapping=_pairs(map_, "--map"), language=defaults.get("language"),
     )  # fmt: skip
     sessions = ctx.obj.workspace().sessions
     with byte_progress(f"Importing {file.name}", file.stat().st_size) as advance:

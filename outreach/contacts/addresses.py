@@ -59,9 +59,7 @@ def split_addresses(raw: str) -> list[str]:
         return [raw.strip(_AROUND)]
     found: list[str] = []
     for part in _BETWEEN_ADDRESSES.split(raw):
-        text = part.strip("<>\"'()[]")
-        if text[:7].lower() == "mailto:":
-            text = text[7:].split("?", 1)[0].strip("<>")
+        text = strip_decoration(part.strip("\"'()[]")).strip("<>")  # and a bracket left unpaired (`<a@x`)
         if "@" in text:  # words of a display name between the addresses are left out
             found.append(text)
     return found or [raw]
@@ -90,12 +88,13 @@ class CellAddresses:
 
 def parse_addresses(raw: str, *, check_dns: bool = False, resolver: Resolver | None = None) -> CellAddresses:
     """Validate the addresses of a cell (`split_addresses`); raise the first one's error if none is valid."""
-    if raw.count("@") < 2:  # nearly every cell: one address, checked without the bookkeeping of several
-        return CellAddresses(parse_address(raw.strip(_AROUND), check_dns=check_dns, resolver=resolver))
+    parts = split_addresses(raw)
+    if len(parts) == 1:  # nearly every cell: one address, checked without the bookkeeping of several
+        return CellAddresses(parse_address(parts[0], check_dns=check_dns, resolver=resolver))
     valid: dict[str, Address] = {}
     unusable: list[str] = []
     first_error: InvalidAddressError | None = None
-    for text in split_addresses(raw):
+    for text in parts:
         try:
             address = parse_address(text, check_dns=check_dns, resolver=resolver)
         except InvalidAddressError as error:

@@ -116,8 +116,7 @@ class _Here(ContactsFile):
         )
 
     def batches(self) -> Iterator[Batch]:
-        parse = self._reader.parse
-        items = (record if isinstance(record, Reject) else parse(*record) for record in self._records)
+        items = self._reader.read(self._records)
         while chunk := list(islice(items, BATCH)):
             rows = [item for item in chunk if isinstance(item, ContactRow)]
             rejects = [item for item in chunk if isinstance(item, Reject)]

@@ -7,7 +7,7 @@ import csv
 import io
 import re
 import unicodedata
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import BinaryIO, NamedTuple
@@ -529,8 +529,12 @@ class ContactReader:
             )
 
     def __iter__(self) -> Iterator[ContactRow | Reject]:
-        for record in self.table.records():
-            yield record if isinstance(record, Reject) else self.parse(*record)
+        return self.read(self.table.records())
+
+    def read(self, records: Iterable[tuple[int, list[str]] | Reject]) -> Iterator[ContactRow | Reject]:
+        """The rows and rejects that records of the table make (all of them, or those `Table.records` has left)."""
+        parse = self.parse
+        return (record if isinstance(record, Reject) else parse(*record) for record in records)
 
     def parse(self, line: int, cells: list[str]) -> ContactRow | Reject:
         """Check one record and return the row it makes, or why it makes none."""

@@ -135,19 +135,18 @@ def greeting(person: Addressee, forms: Sequence[Form] | None = None) -> Greeting
 def forms_used(person: Addressee, forms: Sequence[Form] | None = None) -> tuple[Form, ...]:
     """The forms a person's greeting is taken from (the salutation's, then the address line's if another), leaving
     out the parts their own `salutation` or `address_line` gives."""
-    salutation, address = _chosen(person, shipped_forms() if forms is None else forms)
-    used = [found[0] for own, found in ((person.salutation, salutation), (person.address_line, address))
-            if found and not own]  # fmt: skip
-    return tuple(dict.fromkeys(used))
+    chosen = _chosen(person, shipped_forms() if forms is None else forms)
+    return tuple(dict.fromkeys(found[0] for found in chosen if found))
 
 
 def _chosen(person: Addressee, forms: Sequence[Form]) -> tuple[tuple[Form, str] | None, tuple[Form, str] | None]:
-    """The form and filled text of the salutation and of the address line (None where no form fits)."""
+    """The form and filled text of the salutation and of the address line: None where the person's own one wins
+    (no form is looked for) or no form fits."""
     values = {field: value for field in PLACEHOLDERS if (value := getattr(person, field))}
     languages = [person.language or FALLBACK_LANGUAGE, FALLBACK_LANGUAGE]
     return (
-        _first_filled(forms, person, languages, values, "salutation"),
-        _first_filled(forms, person, languages, values, "address"),
+        None if person.salutation else _first_filled(forms, person, languages, values, "salutation"),
+        None if person.address_line else _first_filled(forms, person, languages, values, "address"),
     )
 
 
