@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import string
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -117,10 +117,31 @@ def _candidates(forms: Sequence[Form], person: Addressee, language: str) -> list
         return (2 if form.country else 0) + (1 if form.gender else 0)
 
     ordered: list[Form] = []
+    index = _by_language_and_role(forms)
     for role in (person.role, "any"):
-        matching = [f for f in forms if f.language == language and f.role == role and applies(f)]
+        matching = [f for f in index.get((language, role), ()) if applies(f)]
         ordered += sorted(matching, key=specificity, reverse=True)  # sorted is stable: file order among equals
     return ordered
+
+
+# The last tuples of forms indexed, by id (each kept with its index, so the id stays its own): a template's forms
+# are indexed once, not scanned whole for each part of each copy's greeting.
+_INDEXES: dict[int, tuple[tuple[Form, ...], dict[tuple[str, str | None], list[Form]]]] = {}
+
+
+def _by_language_and_role(forms: Sequence[Form]) -> dict[tuple[str, str | None], list[Form]]:
+    """The forms by (language, role), in file order; a tuple's index is kept (a list may change, so is not)."""
+    kept = _INDEXES.get(id(forms))
+    if kept is not None and kept[0] is forms:
+        return kept[1]
+    index: dict[tuple[str, str | None], list[Form]] = {}
+    for form in forms:
+        index.setdefault((form.language, form.role), []).append(form)
+    if isinstance(forms, tuple):
+        if len(_INDEXES) >= 8:
+            _INDEXES.clear()
+        _INDEXES[id(forms)] = (forms, index)
+    return index
 
 
 def greeting(person: Addressee, forms: Sequence[Form] | None = None) -> Greeting:
@@ -143,18 +164,26 @@ def _chosen(person: Addressee, forms: Sequence[Form]) -> tuple[tuple[Form, str] 
     """The form and filled text of the salutation and of the address line: None where the person's own one wins
     (no form is looked for) or no form fits."""
     values = {field: value for field in PLACEHOLDERS if (value := getattr(person, field))}
-    languages = [person.language or FALLBACK_LANGUAGE, FALLBACK_LANGUAGE]
+    languages = dict.fromkeys([person.language or FALLBACK_LANGUAGE, FALLBACK_LANGUAGE])
+    # The candidates of each language, found once for both parts (the fallback's only if a part needs it).
+    found: dict[str, list[Form]] = {}
+
+    def candidates(language: str) -> list[Form]:
+        if language not in found:
+            found[language] = _candidates(forms, person, language)
+        return found[language]
+
     return (
-        None if person.salutation else _first_filled(forms, person, languages, values, "salutation"),
-        None if person.address_line else _first_filled(forms, person, languages, values, "address"),
+        None if person.salutation else _first_filled(candidates, languages, values, "salutation"),
+        None if person.address_line else _first_filled(candidates, languages, values, "address"),
     )
 
 
 def _first_filled(
-    forms: Sequence[Form], person: Addressee, languages: list[str], values: Mapping[str, str], part: str
+    candidates: Callable[[str], list[Form]], languages: Iterable[str], values: Mapping[str, str], part: str
 ) -> tuple[Form, str] | None:
-    for language in dict.fromkeys(languages):
-        for form in _candidates(forms, person, language):
+    for language in languages:
+        for form in candidates(language):
             filled = _fill(getattr(form, part), values)
             if filled is not None:
                 return form, filled
