@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from outreach.contacts.signatories import add_signatory
 from outreach.db.models import Contact, OutboxMessage, Signatory, Suppression
 from outreach.errors import InvalidValueError, NotFoundError
 from outreach.responses import reading, recording
@@ -27,6 +28,7 @@ from outreach.responses.recording import (
     raw_message,
     reclassify,
     show_response,
+    signatory_draft,
 )
 from outreach.responses.sources import Checkpoint, Fetched, ImapError, ImapSettings, ImapSource, MaildirSource
 
@@ -185,8 +187,10 @@ def test_an_answer_by_phone_is_logged_and_a_signed_outcome_makes_a_signatory_onc
     assert (logged.kind, logged.channel, logged.contact, logged.campaign) == ("reply", "phone", address, "wave")
     mark_outcome(queued.sessions, logged.id, "interested", now=LATER)
     signed = mark_outcome(queued.sessions, logged.id, "signed", now=LATER + timedelta(days=3))
-    mark_outcome(queued.sessions, logged.id, "signed", now=LATER + timedelta(days=4))
-    assert signed.outcome == "signed"
+    again = mark_outcome(queued.sessions, logged.id, "signed", now=LATER + timedelta(days=4))
+    assert signed.response.outcome == "signed"
+    assert (signed.already, again.already) == (False, True)
+    assert again.signatory == signed.signatory
     with queued.sessions() as session:
         rows = session.scalars(select(Signatory).where(Signatory.email == address)).all()
     assert [(row.name, row.group) for row in rows] == [(f"Member {address[2:].split('@')[0]}", "parliamentarians")]
@@ -194,6 +198,34 @@ def test_an_answer_by_phone_is_logged_and_a_signed_outcome_makes_a_signatory_onc
         add_response(queued.sessions, address, "fax", "...", now=LATER)
     with pytest.raises(NotFoundError, match="no contact"):
         add_response(queued.sessions, "nobody@example.org", "phone", "...", now=LATER)
+
+
+def test_signed_prints_the_line_the_campaigner_confirmed(queued: Env, sent: dict[str, str]) -> None:
+    address = sorted(sent)[6]
+    logged = add_response(queued.sessions, address, "meeting", "Signs.", now=LATER)
+    draft = signatory_draft(queued.sessions, logged.id)
+    assert draft["group"] == "parliamentarians" and draft["email"] == address
+    edited = {"name": "  Dr Ana Member ", "line": "Member of Parliament,\x1b[2J Greens", "group": "Signatories"}
+    marked = mark_outcome(queued.sessions, logged.id, "signed", now=LATER, signatory=edited)
+    assert marked.signatory is not None and not marked.already
+    assert (marked.signatory.name, marked.signatory.group) == ("Dr Ana Member", "signatories")
+    assert "\x1b" not in marked.signatory.line and marked.signatory.contact_id is not None
+    with pytest.raises(InvalidValueError, match="group 'generals'"):
+        mark_outcome(queued.sessions, logged.id, "signed", now=LATER, signatory={**edited, "group": "generals"})
+
+
+def test_signed_for_someone_already_a_signatory_by_name_says_so(queued: Env, sent: dict[str, str]) -> None:
+    """A signatories file named them before they answered: marking the answer signed links that signatory to the
+    contact instead of failing on the name and line that are already printed."""
+    address = sorted(sent)[7]
+    logged = add_response(queued.sessions, address, "phone", "Yes.", now=LATER)
+    draft = signatory_draft(queued.sessions, logged.id)
+    add_signatory(queued.sessions, draft["name"] or "", draft["line"] or "", draft["group"] or "", "", "", now=LATER)
+    marked = mark_outcome(queued.sessions, logged.id, "signed", now=LATER)
+    assert marked.already and marked.signatory is not None
+    with queued.sessions() as session:
+        rows = session.scalars(select(Signatory).where(Signatory.name == draft["name"])).all()
+    assert [row.contact_id is not None for row in rows] == [True]
 
 
 def test_the_commands_poll_list_show_and_reclassify_with_json(queued: Env, sent: dict[str, str]) -> None:

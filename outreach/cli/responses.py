@@ -192,9 +192,13 @@ def mark_command(
     """Say what a response came to; `signed` adds the contact to the signatories."""
     from outreach.responses.recording import mark_outcome
 
-    view = mark_outcome(ctx.obj.workspace().sessions, response_id, outcome, now=_now())
-    signed = " and added to the signatories" if outcome == "signed" else ""
-    _said(view, json_output, f"Response {view.id} marked {outcome}{signed}.")
+    marked = mark_outcome(ctx.obj.workspace().sessions, response_id, outcome, now=_now())
+    view, signatory = marked.response, marked.signatory
+    said = f"Response {view.id} marked {outcome}"
+    if signatory is not None:
+        printed = f"{signatory.name} ({signatory.line})" if signatory.line else signatory.name
+        said += f"; {printed} {'was already' if marked.already else 'is now'} a signatory"
+    _said(view, json_output, said + ".")
 
 
 @app.command("reclassify")

@@ -103,15 +103,64 @@ def add_signatory(
     except values.InvalidValueError as error:
         raise InvalidValueError(str(error)) from None
     with sessions.begin() as session:
-        duplicate = session.scalar(
-            select(Signatory.id).where(Signatory.name == fields["name"], Signatory.line == fields["line"])
-        )
-        if duplicate is not None:
-            raise InvalidValueError(f"{fields['name']} ({fields['line']}) is already a signatory")
-        row = Signatory(**fields, contact_id=_link(session, fields["email"]), signed_at=now, created_at=now)
-        session.add(row)
+        enrolled = enrol(session, fields, contact_id=_link(session, fields["email"]), now=now)
+        if enrolled.already:
+            raise InvalidValueError(f"{enrolled.signatory.name} ({enrolled.signatory.line}) is already a signatory")
+        return enrolled.signatory
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    """A signatory after `enrol`: `already` when they had signed before (by contact, or by name and line)."""
+
+    signatory: SignatoryView
+    already: bool
+
+
+def draft_for(contact: Contact) -> dict[str, str | None]:
+    """The signatory a contact becomes unless the campaigner edits it: their name, position and organisation, and
+    the parliamentarians' group for an MP or MEP."""
+    name = contact.name or " ".join(part for part in (contact.first_name, contact.last_name) if part) or contact.email
+    return {
+        "name": name or f"contact {contact.id}",
+        "line": ", ".join(part for part in (contact.position, contact.organization) if part),
+        "group": "parliamentarians" if contact.role in ("mp", "mep") else "signatories",
+        "country": contact.country,
+        "email": contact.email,
+    }
+
+
+def checked_line(name: str, line: str, group_name: str) -> dict[str, str]:
+    """A signatory's printed name, line and group as the campaigner wrote them, checked as `signatories add` checks
+    them."""
+    try:
+        fields = _checked(name, line, group_name, "", "")
+    except values.InvalidValueError as error:
+        raise InvalidValueError(str(error)) from None
+    return {key: fields[key] or "" for key in ("name", "line", "group")}
+
+
+def enrol(session: Session, fields: Mapping[str, str | None], *, contact_id: int | None, now: datetime) -> Enrolled:
+    """The one way a signatory is added (by hand, or by a response marked signed): a contact who is a signatory
+    already, or a name already printed with the same line, is not added twice; such a signatory is linked to the
+    contact and dated if it was not."""
+    existing = None
+    if contact_id is not None:
+        existing = session.scalars(select(Signatory).where(Signatory.contact_id == contact_id)).first()
+    if existing is None:
+        existing = session.scalars(
+            select(Signatory).where(Signatory.name == fields["name"], Signatory.line == (fields["line"] or ""))
+        ).first()  # fmt: skip
+    if existing is not None:
+        if existing.contact_id is None and contact_id is not None:
+            existing.contact_id = contact_id
+        existing.signed_at = existing.signed_at or now
         session.flush()
-        return _view(row)
+        return Enrolled(_view(existing), already=True)
+    row = Signatory(**fields, contact_id=contact_id, signed_at=now, created_at=now)
+    session.add(row)
+    session.flush()
+    return Enrolled(_view(row), already=False)
 
 
 @dataclass

@@ -18,7 +18,7 @@ holds no NUL, no codec writes a lone surrogate), and a message that still cannot
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import datetime
@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.contacts.addresses import InvalidAddressError, parse_address
 from outreach.contacts.directory import contact_by_address, find_contact, suppress_address, suppression_hashes
+from outreach.contacts.signatories import Enrolled, SignatoryView, checked_line, draft_for, enrol
 from outreach.db.models import (
     Campaign,
     Contact,
@@ -40,7 +41,6 @@ from outreach.db.models import (
     OutboxMessage,
     Response,
     ResponseMessage,
-    Signatory,
     Suppression,
     as_utc,
 )
@@ -532,35 +532,56 @@ def add_response(
         session.add(response)
         session.flush()
         if outcome == "signed":
-            _sign(session, contact, now)
+            _sign(session, response, now, None)
         return _views(session, [response])[0]
 
 
-def mark_outcome(sessions: sessionmaker[Session], response_id: int, outcome: str, *, now: datetime) -> ResponseView:
-    """Say what a response came to; `signed` makes its contact a signatory (once)."""
+@dataclass(frozen=True)
+class Marked:
+    """A response after its outcome was marked; for `signed`, the signatory, and whether they had signed before."""
+
+    response: ResponseView
+    signatory: SignatoryView | None = None
+    already: bool = False
+
+
+def mark_outcome(
+    sessions: sessionmaker[Session], response_id: int, outcome: str, *, now: datetime,
+    signatory: Mapping[str, str] | None = None,
+) -> Marked:  # fmt: skip
+    """Say what a response came to; `signed` makes its contact a signatory (once), printed as `signatory` says
+    (name, line, group, as the campaigner confirmed them) or else as `signatory_draft` drafts it."""
     if outcome not in OUTCOMES:
         raise InvalidValueError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
     with sessions.begin() as session:
         response = _get(session, response_id)
         response.outcome = outcome
-        if outcome == "signed":
-            if response.contact_id is None:
-                raise InvalidValueError(f"response {response_id} is tied to no contact: add the signatory by hand",
-                                        hint="outreach signatories add NAME --line ...")  # fmt: skip
-            _sign(session, session.get_one(Contact, response.contact_id), now)
+        enrolled = _sign(session, response, now, signatory) if outcome == "signed" else None
         session.flush()
-        return _views(session, [response])[0]
+        view = _views(session, [response])[0]
+        return Marked(view, enrolled.signatory, enrolled.already) if enrolled else Marked(view)
 
 
-def _sign(session: Session, contact: Contact, now: datetime) -> None:
-    """Make a contact a signatory, unless they are one already."""
-    if session.scalar(select(Signatory.id).where(Signatory.contact_id == contact.id)) is not None:
-        return
-    name = contact.name or " ".join(part for part in (contact.first_name, contact.last_name) if part) or contact.email
-    line = ", ".join(part for part in (contact.position, contact.organization) if part)
-    group = "parliamentarians" if contact.role in ("mp", "mep") else "signatories"
-    session.add(Signatory(name=name or f"contact {contact.id}", line=line, group=group, country=contact.country,
-                          email=contact.email, contact_id=contact.id, signed_at=now, created_at=now))  # fmt: skip
+def signatory_draft(sessions: sessionmaker[Session], response_id: int) -> dict[str, str | None]:
+    """The signatory line marking this response signed would print, for the campaigner to edit and confirm."""
+    with sessions() as session:
+        return draft_for(_signing_contact(session, _get(session, response_id)))
+
+
+def _signing_contact(session: Session, response: Response) -> Contact:
+    if response.contact_id is None:
+        raise InvalidValueError(f"response {response.id} is tied to no contact: add the signatory by hand",
+                                hint="outreach signatories add NAME --line ...")  # fmt: skip
+    return session.get_one(Contact, response.contact_id)
+
+
+def _sign(session: Session, response: Response, now: datetime, line: Mapping[str, str] | None) -> Enrolled:
+    """Make a response's contact a signatory, unless they are one already."""
+    contact = _signing_contact(session, response)
+    fields = draft_for(contact)
+    if line is not None:
+        fields |= checked_line(line.get("name", ""), line.get("line", ""), line.get("group", ""))
+    return enrol(session, fields, contact_id=contact.id, now=now)
 
 
 def list_responses(
