@@ -236,6 +236,11 @@ def test_the_commands_poll_list_show_and_reclassify_with_json(queued: Env, sent:
     assert "recorded 0 new" in again.stderr and "6 seen before" in again.stderr
     listed = json.loads(queued.run("responses", "list", "--kind", "hard_bounce", "--json").stdout)["responses"]
     assert [entry["contact"] for entry in listed] == [sorted(sent)[1]]
+    two = json.loads(queued.run("responses", "list", "--limit", "2", "--json").stdout)
+    assert (len(two["responses"]), two["shown"], two["total"]) == (2, 2, 6)
+    assert "2 of 6 shown" in queued.run("responses", "list", "--limit", "2").stderr
+    every = json.loads(queued.run("responses", "list", "--limit", "0", "--json").stdout)
+    assert (len(every["responses"]), every["total"]) == (6, 6)
     shown = queued.run("responses", "show", str(listed[0]["id"])).stdout
     assert "hard_bounce, status 5.1.1" in shown and "address suppressed: bounced" in shown
     assert "Final-Recipient" in queued.run("responses", "show", str(listed[0]["id"]), "--raw").stdout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
@@ -96,16 +96,20 @@ def list_command(
     kind: Annotated[str | None, typer.Option(help=f"Only this kind: {', '.join(RESPONSE_KINDS)}.")] = None,
     contact: Annotated[str | None, typer.Option(help="Only this contact's address.")] = None,
     since: Annotated[str | None, typer.Option(help="Only since this date (YYYY-MM-DD, UTC).")] = None,
-    limit: Annotated[int, typer.Option(help="Show at most this many, newest first.")] = 100,
+    limit: Annotated[int, typer.Option(help="Show at most this many, newest first; 0 shows all.")] = 100,
     json_output: JsonOption = False,
 ) -> None:
     """The response log, newest first."""
-    from outreach.responses.recording import list_responses
+    from outreach.responses.recording import count_responses, list_responses
 
-    views = list_responses(ctx.obj.workspace().sessions, campaign=campaign, kind=kind, contact=contact,
-                           since=_date(since), limit=limit)  # fmt: skip
+    sessions = ctx.obj.workspace().sessions
+    narrowed: dict[str, Any] = {"campaign": campaign, "kind": kind, "contact": contact, "since": _date(since)}
+    if limit < 0:
+        raise InvalidValueError(f"--limit {limit} is negative", hint="0 shows all")
+    views = list_responses(sessions, **narrowed, limit=limit or None)
+    total = count_responses(sessions, **narrowed) if limit and len(views) == limit else len(views)
     if json_output:
-        emit_json({"responses": [view.as_json() for view in views]})
+        emit_json({"responses": [view.as_json() for view in views], "shown": len(views), "total": total})
         return
     table(
         None,
@@ -115,6 +119,8 @@ def list_command(
     )  # fmt: skip
     if not views:
         err.print("No responses yet: `outreach responses poll` reads the inbox.")
+    elif total > len(views):
+        err.print(f"{len(views)} of {total} shown, newest first: --limit 0 shows all.")
 
 
 @app.command("show")

@@ -26,7 +26,7 @@ from itertools import islice
 from multiprocessing import get_context
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Select, delete, func, insert, select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
@@ -586,24 +586,40 @@ def _sign(session: Session, response: Response, now: datetime, line: Mapping[str
 
 def list_responses(
     sessions: sessionmaker[Session], *, campaign: str | None = None, kind: str | None = None,
-    contact: str | None = None, since: datetime | None = None, limit: int | None = None,
+    contact: str | None = None, since: datetime | None = None, limit: int | None = None, offset: int = 0,
 ) -> list[ResponseView]:  # fmt: skip
-    """The response log, newest first, filtered as asked."""
+    """The response log, newest first, filtered as asked; `offset` skips the newest so many."""
+    with sessions() as session:
+        query = _filtered(session, select(Response), campaign, kind, contact, since)
+        query = query.order_by(Response.received_at.desc(), Response.id.desc()).offset(offset).limit(limit)
+        return _views(session, list(session.scalars(query)))
+
+
+def count_responses(
+    sessions: sessionmaker[Session], *, campaign: str | None = None, kind: str | None = None,
+    contact: str | None = None, since: datetime | None = None,
+) -> int:  # fmt: skip
+    """How many responses `list_responses` would list with no limit."""
+    with sessions() as session:
+        return session.scalar(_filtered(session, select(func.count(Response.id)), campaign, kind, contact, since)) or 0
+
+
+def _filtered(
+    session: Session, query: Select[Any], campaign: str | None, kind: str | None, contact: str | None,
+    since: datetime | None,
+) -> Select[Any]:  # fmt: skip
+    """A query of responses narrowed to a campaign, a kind, a contact and a time, each checked first."""
     if kind is not None and kind not in RESPONSE_KINDS:
         raise InvalidValueError(f"kind {kind!r} is not one of {', '.join(RESPONSE_KINDS)}")
-    query = select(Response).order_by(Response.received_at.desc(), Response.id.desc())
-    with sessions() as session:
-        if campaign is not None:
-            query = query.where(Response.campaign_id == find_campaign(session, campaign).id)
-        if kind is not None:
-            query = query.where(Response.kind == kind)
-        if contact is not None:
-            query = query.where(Response.contact_id == find_contact(session, contact).id)
-        if since is not None:
-            query = query.where(Response.received_at >= since)
-        if limit is not None:
-            query = query.limit(limit)
-        return _views(session, list(session.scalars(query)))
+    if campaign is not None:
+        query = query.where(Response.campaign_id == find_campaign(session, campaign).id)
+    if kind is not None:
+        query = query.where(Response.kind == kind)
+    if contact is not None:
+        query = query.where(Response.contact_id == find_contact(session, contact).id)
+    if since is not None:
+        query = query.where(Response.received_at >= since)
+    return query
 
 
 def show_response(sessions: sessionmaker[Session], response_id: int) -> ResponseView:
