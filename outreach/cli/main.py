@@ -51,6 +51,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "responses": ("outreach.cli.responses:app",
                   "Responses: read the inbox; who replied, bounced, unsubscribed; outcomes."),
     "db": ("outreach.cli.db:app", "The database's schema."),
+    "users": ("outreach.cli.users:app", "Campaigners who may log in to the browser desk (`outreach serve`)."),
 }  # fmt: skip
 
 

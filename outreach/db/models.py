@@ -352,3 +352,17 @@ class InboxCursor(Base):
     validity: Mapped[str] = mapped_column(String(200), default="")
     position: Mapped[str] = mapped_column(String(200), default="")
     updated_at: Mapped[datetime] = mapped_column(Instant)
+
+
+class User(Base):
+    """A campaigner who may log in to the browser desk (`outreach users add`): a name and a password's hash."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Lower case, letters, digits and .-_@ only (outreach/desk/accounts.py): `Alice` and `alice` are one user.
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)  # outreach/desk/passwords.py: scrypt$LOG2N$R$P$SALT$HASH
+    created_at: Mapped[datetime] = mapped_column(Instant)
+    # When the password last changed (`outreach users password`): a desk session opened before it can be ended.
+    password_changed_at: Mapped[datetime] = mapped_column(Instant)
