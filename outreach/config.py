@@ -43,7 +43,7 @@ KNOWN = {
     "OUTREACH_RATE_LIMIT": "1/second, 500/day",
     "OUTREACH_DOMAIN_RATE_LIMIT": "20/hour",
     "OUTREACH_UNSUBSCRIBE_MAILTO": "",  # address for List-Unsubscribe; empty: none
-    "OUTREACH_UNSUBSCRIBE_URL": "",  # https endpoint for one-click unsubscribe (RFC 8058); empty: none
+    "OUTREACH_PUBLIC_URL": "",  # where `outreach serve` answers, https; letters then offer one-click unsubscribe
     "OUTREACH_RETURN_PATH": "",  # envelope sender, where bounces go; `{token}` in it: VERP; empty: OUTREACH_FROM
     "OUTREACH_DKIM_KEY": "",  # a PEM private key's path, or domain=path pairs; empty: no DKIM signature
     "OUTREACH_DKIM_SELECTOR": "outreach",  # the selector the public keys are published under
@@ -61,6 +61,12 @@ KNOWN = {
     "OUTREACH_RENDER_BYTES": "2097152",  # the most one copy (subject, text and HTML together) may hold: 2 MiB
 }
 
+# Settings no longer read, with what took their place: set to something, they are refused with that hint (set to
+# nothing, as `.env.example` once wrote them, they are passed over).
+RETIRED = {
+    "OUTREACH_UNSUBSCRIBE_URL": "one-click unsubscribe is now served by `outreach serve`: remove "
+    "OUTREACH_UNSUBSCRIBE_URL and set OUTREACH_PUBLIC_URL to the https address it answers at",
+}
 
 DKIM_KEY_MAX_BYTES = 64 * 1024  # a 4096-bit RSA key in PEM has about 3.3 KB; no reading /dev/zero until memory ends
 MAX_MISFIRE_GRACE = 365 * 86400  # seconds: longer means always; a huge value would overflow timedelta
@@ -70,9 +76,12 @@ _DEFAULT_DOMAIN_RATE_LIMITS = parse_rates(KNOWN["OUTREACH_DOMAIN_RATE_LIMIT"])
 _MAX_DIGITS = 9  # of a number setting: int() refuses thousands of digits, and no setting needs ten
 _SHOWN = 60  # characters of a value quoted in a message
 # A header line may hold 998 octets (RFC 5322 2.1.1); mime.build_message keeps each URL whole on a line of its own.
-# A token is the local part of a Message-ID, about 30 characters as queueing makes them: 100 leaves room.
+# The one-click URL is PUBLIC_URL/u/TOKEN, its token 44 characters (outreach/contacts/tokens.py TOKEN_LENGTH, which
+# this module may not import: settings are read below the rooms; a test holds the two together).
 _MAX_LINE = 998
-_MAX_TOKEN = 100
+_ONE_CLICK_PATH = "/u/"
+_TOKEN_LENGTH = 44
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 # Blanks and controls would be folded away or start a header (RFC 2369 2: no blanks inside the brackets); an
 # angle bracket would end the URL early; `=?` would read as an RFC 2047 encoded word.
 _UNSAFE = re.compile(r"[\x00-\x20\x7f-\x9f<>\u2028\u2029]|=\?")
@@ -104,7 +113,7 @@ class Settings:
     rate_limits: tuple[Rate, ...] = _DEFAULT_RATE_LIMITS  # empty: no limit
     domain_rate_limits: tuple[Rate, ...] = _DEFAULT_DOMAIN_RATE_LIMITS
     unsubscribe_mailto: str = ""
-    unsubscribe_url: str = ""
+    public_url: str = ""  # no trailing slash; empty: not served, no one-click unsubscribe
     return_path: str = ""
     # (domain, path) for each DKIM key: the domain in lower-case ASCII (IDNA), the path as written (relative
     # paths are in the workspace); a file that is there, regular and small enough, not yet read.
@@ -162,7 +171,10 @@ def _values(workspace: Path, environ: Mapping[str, str] | None, problems: list[C
     """The OUTREACH_* values as they stand: the workspace's `.env`, overridden by the environment."""
     environ = process_environment() if environ is None else environ
     values = _env_file(workspace / ENV_FILE, problems)
-    values.update({key: value for key, value in environ.items() if key in KNOWN})
+    values.update({key: value for key, value in environ.items() if key in KNOWN or key in RETIRED})
+    for key, hint in RETIRED.items():
+        if values.pop(key, "").strip():
+            problems.append(ConfigError(f"{key} is no longer read", hint=hint))
     return values
 
 
@@ -184,7 +196,7 @@ def _env_file(path: Path, problems: list[ConfigError]) -> dict[str, str]:
     for key, value in found.items():
         if not key.startswith(PREFIX):
             continue
-        if key in KNOWN:
+        if key in KNOWN or key in RETIRED:
             values[key] = value or ""
             continue
         close = get_close_matches(key, KNOWN, n=1)
@@ -231,7 +243,7 @@ class _Reader:
             rate_limits=self.rates("OUTREACH_RATE_LIMIT"),
             domain_rate_limits=self.rates("OUTREACH_DOMAIN_RATE_LIMIT"),
             unsubscribe_mailto=self.unsubscribe_mailto(),
-            unsubscribe_url=self.unsubscribe_url(),
+            public_url=self.public_url(),
             return_path=self.return_path(),
             dkim_keys=self.dkim_keys(workspace, dkim_domain, from_domain),
             dkim_selector=self.selector(),
@@ -365,21 +377,23 @@ class _Reader:
             return ""
         return value
 
-    def unsubscribe_url(self) -> str:
-        """The one-click unsubscribe URL (RFC 8058): https, ASCII, and short enough for a header line."""
-        key = "OUTREACH_UNSUBSCRIBE_URL"
-        value = self.get(key)
+    def public_url(self) -> str:
+        """Where `outreach serve` answers, without a trailing slash: letters carry PUBLIC_URL/u/TOKEN as their
+        one-click unsubscribe URL (RFC 8058), which must be https (3.1); plain http is let through for a loopback
+        host alone (127.0.0.1, ::1, localhost), where tests and the demo serve it. A path is kept (a server that
+        serves the desk under /appeal); a query, a fragment, a login or a placeholder are refused: the token
+        follows the URL."""
+        key = "OUTREACH_PUBLIC_URL"
+        value = self.get(key).rstrip("/")
         if not value:
             return ""
         problem = _header_problem(key, value)
-        if problem is None and not value.lower().startswith("https://"):
-            problem = f"{key} is {_shown(value)}: one-click unsubscribe needs https (RFC 8058 3.1)"
-        if problem is None and not _host_of(value):
-            problem = f"{key} is {_shown(value)}: it names no host"
+        if problem is None and (wrong := _public_url_problem(value)):
+            problem = f"{key} is {_shown(value)}: {wrong}"
         if problem is None and _longest_line(value) > _MAX_LINE:
-            problem = f"{key} is too long: with a message's token it passes a header line's {_MAX_LINE} octets"
+            problem = f"{key} is too long: with a token it passes a header line's {_MAX_LINE} octets"
         if problem:
-            self.refuse(problem, hint="an https URL your organisation runs: https://example.org/unsubscribe/{token}")
+            self.refuse(problem, hint="the https address `outreach serve` answers at: https://appeal.example.org")
             return ""
         return value
 
@@ -474,22 +488,29 @@ def _header_problem(key: str, value: str) -> str | None:
     return None
 
 
-def _host_of(url: str) -> str:
-    """The host a URL names ("" for none, or for a URL that does not parse)."""
+def _public_url_problem(url: str) -> str | None:
+    """What makes a URL no base for one-click URLs (None: nothing): see _Reader.public_url."""
     try:
-        return urlsplit(url).hostname or ""
-    except ValueError:  # a broken IPv6 literal
-        return ""
+        parts = urlsplit(url)
+        host, _ = parts.hostname or "", parts.port  # .port raises ValueError for one that is no port number
+    except ValueError:  # also a broken IPv6 literal
+        return "it is no URL"
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "http") or not host:
+        return "it is no https URL with a host"
+    if scheme == "http" and host.lower() not in _LOOPBACK_HOSTS:
+        return "one-click unsubscribe needs https (RFC 8058 3.1); http is for 127.0.0.1 and localhost alone"
+    if "?" in url or "#" in url:
+        return "it must end in a host or a path, with no query or fragment"
+    if parts.username is not None or "{" in url or "}" in url:
+        return "it must hold no login and no placeholder"
+    return None
 
 
-def _longest_line(url: str) -> int:
-    """The octets of a List-Unsubscribe line that holds the URL with the longest token, the field name and a comma
-    (rendering/letters.py puts the token in place of `{token}`, or adds `?token=` or `&token=`)."""
-    if "{token}" in url:
-        link = len(url) + url.count("{token}") * (_MAX_TOKEN - len("{token}"))
-    else:
-        link = len(url) + len("&token=") + _MAX_TOKEN
-    return len("List-Unsubscribe: <>,") + link
+def _longest_line(public_url: str) -> int:
+    """The octets of a List-Unsubscribe line that holds the one-click URL of a public URL, the field name and a
+    comma (rendering/letters.py: PUBLIC_URL/u/TOKEN)."""
+    return len("List-Unsubscribe: <>,") + len(public_url) + len(_ONE_CLICK_PATH) + _TOKEN_LENGTH
 
 
 def _key_file_problem(path: Path) -> str | None:

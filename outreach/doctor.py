@@ -1,4 +1,5 @@
-"""The doctor: check the settings, the database, the templates and the SMTP server, and send nothing.
+"""The doctor: check the settings, the database, the templates, the SMTP and IMAP servers and the public URL, and
+send nothing.
 
 Each check ends in a plain `Check`, whatever became of the others: an SMTP server that is down still leaves the
 database and the templates checked. Nothing here prints; `outreach doctor` shows the checks.
@@ -10,7 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from http.client import HTTPException
 from pathlib import Path
+from urllib.error import HTTPError, URLError
+from urllib.request import Request, urlopen
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -33,6 +37,7 @@ from outreach.scrubbing import redact_url
 from outreach.workspace import Workspace
 
 SMTP_TIMEOUT = 10.0  # seconds: a doctor should answer soon, not wait out the adapter's 60 s for sending
+HTTP_TIMEOUT = 5.0  # seconds: `outreach serve` answers /health at once, or not at all
 SHOWN_PROBLEMS = 3  # a check's detail names this many problems at most
 
 
@@ -55,8 +60,8 @@ class Check:
 
 
 def diagnose(workspace: Workspace, *, now: datetime, smtp_timeout: float = SMTP_TIMEOUT) -> list[Check]:
-    """Run every check in turn (settings, database, templates, SMTP, IMAP); one failing never stops the others.
-    No password shows in what they say, in any form a server may have echoed it."""
+    """Run every check in turn (settings, database, templates, SMTP, IMAP, the public URL); one failing never
+    stops the others. No password shows in what they say, in any form a server may have echoed it."""
     database, sessions = _database(workspace)
     checks = [
         _settings(workspace),
@@ -64,6 +69,7 @@ def diagnose(workspace: Workspace, *, now: datetime, smtp_timeout: float = SMTP_
         _templates(workspace, sessions, now=now),
         _smtp(workspace.smtp_settings(timeout=smtp_timeout)),
         _imap(workspace.imap_settings(timeout=smtp_timeout), workspace.settings.imap_folder),
+        _public_url(workspace.settings.public_url, timeout=HTTP_TIMEOUT),
     ]
     scrub = workspace.settings.scrubber()
     return [replace(check, detail=scrub(check.detail), hint=scrub.optional(check.hint)) for check in checks]
@@ -103,15 +109,15 @@ def _settings(workspace: Workspace) -> Check:
         f"pace {settings.rate_limit or 'unlimited'}, {settings.domain_rate_limit or 'unlimited'} per domain",
     ]
     warnings: list[tuple[str, str]] = []  # what deserves a look, and the hint for it
-    unsubscribe = [way for way, setting in (("one-click URL", settings.unsubscribe_url),
+    unsubscribe = [way for way, setting in (("one-click at OUTREACH_PUBLIC_URL", settings.public_url),
                                             ("mail", settings.unsubscribe_mailto)) if setting]  # fmt: skip
     if unsubscribe:
         details.append(f"List-Unsubscribe by {' and '.join(unsubscribe)}")
     else:
         warnings.append((
-            "no List-Unsubscribe (OUTREACH_UNSUBSCRIBE_MAILTO and OUTREACH_UNSUBSCRIBE_URL are empty)",
+            "no List-Unsubscribe (OUTREACH_UNSUBSCRIBE_MAILTO and OUTREACH_PUBLIC_URL are empty)",
             "large mailbox providers expect List-Unsubscribe from bulk senders: set OUTREACH_UNSUBSCRIBE_MAILTO, "
-            "and OUTREACH_UNSUBSCRIBE_URL for one-click",
+            "and OUTREACH_PUBLIC_URL where `outreach serve` answers for one-click",
         ))  # fmt: skip
     if signers:
         keys = "keys" if len(signers) > 1 else "key"
@@ -319,3 +325,25 @@ def _imap(imap: ImapSettings | None, folder: str) -> Check:
     detail = (f"{imap.host}:{imap.port}, {_SECURITY.get(imap.security, imap.security)}, logged in as "
               f"{imap.username!r}; {folder} holds {messages} messages, {unseen} unseen")  # fmt: skip
     return Check("imap", Status.OK, detail)
+
+
+def _public_url(public_url: str, *, timeout: float) -> Check:
+    """With OUTREACH_PUBLIC_URL set, `outreach serve` answers PUBLIC_URL/health with 200 (after any redirect):
+    else the one-click links in the letters lead nowhere."""
+    if not public_url:
+        return Check("web", Status.OK, "not set (OUTREACH_PUBLIC_URL is empty): letters offer no one-click "
+                     "unsubscribe")  # fmt: skip
+    health = f"{public_url}/health"
+    try:
+        with urlopen(Request(health, headers={"User-Agent": "outreach doctor"}), timeout=timeout) as answer:
+            status = answer.status
+    except HTTPError as error:
+        status, reason = error.code, f"HTTP {error.code} {error.reason}"
+    except (URLError, HTTPException, OSError, ValueError) as error:
+        status, reason = 0, str(getattr(error, "reason", None) or error) or type(error).__name__
+    else:
+        reason = f"HTTP {status}"
+    if status == 200:
+        return Check("web", Status.OK, f"{health} answers: one-click unsubscribe is served")
+    detail = f"OUTREACH_PUBLIC_URL {public_url} does not answer: GET /health: {reason}"
+    return Check("web", Status.FAILED, detail, "start `outreach serve` behind it")

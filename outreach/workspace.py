@@ -98,7 +98,7 @@ class Workspace:
             parse_mailbox(s.reply_to, "OUTREACH_REPLY_TO"),
             return_path=s.return_path,
             unsubscribe_mailto=s.unsubscribe_mailto,
-            unsubscribe_url=s.unsubscribe_url,
+            public_url=s.public_url,
         )
 
     def smtp_settings(self, *, timeout: float = 60.0) -> SmtpSettings:

@@ -18,9 +18,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from outreach.config import KNOWN, Settings, load_settings
+from outreach.contacts.tokens import unsubscribe_token
 from outreach.errors import ConfigError, SettingsError
 from outreach.rates import Rate
-from outreach.rendering.letters import unsubscribe_headers
+from outreach.rendering.letters import one_click_url, unsubscribe_headers
 from outreach.rendering.mime import Mailbox, Message, build_message
 from outreach.workspace import Workspace
 
@@ -81,46 +82,48 @@ def test_a_setting_that_cannot_work_is_one_line_naming_it(tmp_path: Path, enviro
 @pytest.mark.parametrize(
     ("setting", "value", "named"),
     [
-        ("URL", "https://appeal.example.org/u\r\nBcc: victim@example.net", "URL holds a line break"),
-        ("URL", "https://appeal.example.org/u\nX-Other: 1", "URL holds a line break"),
-        ("MAILTO", "unsubscribe@example.org\r\nBcc: victim@example.net", "MAILTO holds a line break"),
-        ("MAILTO", "unsubscribe@example.org\rX", "MAILTO holds a line break"),
-        (
-            "URL",
-            "http://appeal.example.org/u",
-            "URL is 'http://appeal.example.org/u': one-click unsubscribe needs https",
-        ),
-        ("URL", "https://appeal.example.org/u>, <https://evil.example.net/", "URL is 'https://appeal.example.org/u>, "),
-        ("URL", "https://appeal.example.org/u?s==?utf-8?q?x?=", "must be ASCII without blanks, controls, angle"),
-        ("URL", "https://appeal.exämple.org/u", "must be ASCII"),
-        ("URL", "https://appeal.example.org/\x7fu", "must be ASCII"),
-        ("URL", "https://appeal.example.org/" + "u" * 900, "URL is too long: with a message's token it passes"),
-        ("URL", "https:///unsubscribe", "URL is 'https:///unsubscribe': it names no host"),
-        ("MAILTO", "a@example.org, b@example.org", "MAILTO is 'a@example.org, b@example.org': it must be ASCII"),
-        ("MAILTO", "a@example.org,b@example.org", "MAILTO is 'a@example.org,b@example.org': it must be one address"),
-        ("MAILTO", "unsubscribe", "MAILTO is 'unsubscribe': it must be one address"),
-        ("MAILTO", "unsubscribe@example.org?subject=stop", "it must be one address"),
-        ("MAILTO", "mailto:unsubscribe@example.org", "MAILTO is 'mailto:unsubscribe@example.org': "),
-        ("MAILTO", "unsubscribe@localhost", "MAILTO is 'unsubscribe@localhost': "),
-        ("MAILTO", "un..subscribe@example.org", "MAILTO is 'un..subscribe@example.org': "),
+        ("PUBLIC_URL", "https://appeal.example.org/u\r\nBcc: victim@example.net", "URL holds a line break"),
+        ("PUBLIC_URL", "https://appeal.example.org/u\nX-Other: 1", "URL holds a line break"),
+        ("UNSUBSCRIBE_MAILTO", "unsubscribe@example.org\r\nBcc: victim@example.net", "MAILTO holds a line break"),
+        ("UNSUBSCRIBE_MAILTO", "unsubscribe@example.org\rX", "MAILTO holds a line break"),
+        ("PUBLIC_URL", "http://appeal.example.org", "URL is 'http://appeal.example.org': one-click unsubscribe needs "
+                                                    "https (RFC 8058 3.1); http is for 127.0.0.1 and localhost alone"),
+        ("PUBLIC_URL", "ftp://appeal.example.org", "URL is 'ftp://appeal.example.org': it is no https URL with a host"),
+        ("PUBLIC_URL", "appeal.example.org", "URL is 'appeal.example.org': it is no https URL with a host"),
+        ("PUBLIC_URL", "https://appeal.example.org/u>, <https://evil.example.net/", "URL is 'https://appeal.example"),
+        ("PUBLIC_URL", "https://appeal.example.org/u?s==?utf-8?q?x?=", "must be ASCII without blanks, controls, angle"),
+        ("PUBLIC_URL", "https://appeal.exämple.org", "must be ASCII"),
+        ("PUBLIC_URL", "https://appeal.example.org/\x7fu", "must be ASCII"),
+        ("PUBLIC_URL", "https://appeal.example.org/" + "u" * 950, "URL is too long: with a token it passes"),
+        ("PUBLIC_URL", "https:///unsubscribe", "URL is 'https:///unsubscribe': it is no https URL with a host"),
+        ("PUBLIC_URL", "https://appeal.example.org:99999", "it is no URL"),
+        ("PUBLIC_URL", "https://[::1", "it is no URL"),
+        ("PUBLIC_URL", "https://appeal.example.org/?lang=de", "it must end in a host or a path, with no query"),
+        ("PUBLIC_URL", "https://appeal.example.org/#top", "it must end in a host or a path, with no query"),
+        ("PUBLIC_URL", "https://desk:secret@appeal.example.org", "it must hold no login and no placeholder"),
+        ("PUBLIC_URL", "https://appeal.example.org/u/{token}", "it must hold no login and no placeholder"),
+        ("UNSUBSCRIBE_MAILTO", "a@example.org, b@example.org", "MAILTO is 'a@example.org, b@example.org': it must be"),
+        ("UNSUBSCRIBE_MAILTO", "a@example.org,b@example.org", "MAILTO is 'a@example.org,b@example.org': it must be"),
+        ("UNSUBSCRIBE_MAILTO", "unsubscribe", "MAILTO is 'unsubscribe': it must be one address"),
+        ("UNSUBSCRIBE_MAILTO", "unsubscribe@example.org?subject=stop", "it must be one address"),
+        ("UNSUBSCRIBE_MAILTO", "mailto:unsubscribe@example.org", "MAILTO is 'mailto:unsubscribe@example.org': "),
+        ("UNSUBSCRIBE_MAILTO", "unsubscribe@localhost", "MAILTO is 'unsubscribe@localhost': "),
+        ("UNSUBSCRIBE_MAILTO", "un..subscribe@example.org", "MAILTO is 'un..subscribe@example.org': "),
     ],
-)
+)  # fmt: skip
 def test_an_unsubscribe_setting_that_would_break_the_header_is_refused(
     tmp_path: Path, setting: str, value: str, named: str
 ) -> None:
-    error = refused(tmp_path, {f"OUTREACH_UNSUBSCRIBE_{setting}": value})
-    assert f"OUTREACH_UNSUBSCRIBE_{named}" in str(error) or named in str(error)
-    assert str(error).startswith(f"OUTREACH_UNSUBSCRIBE_{setting}")
+    error = refused(tmp_path, {f"OUTREACH_{setting}": value})
+    assert named in str(error)
+    assert str(error).startswith(f"OUTREACH_{setting}")
 
 
-@pytest.mark.parametrize(
-    "url",
-    ["https://appeal.example.org/PAD", "https://appeal.example.org/u/{token}?x=PAD", "https://a.example.org/PAD?l=de"],
-)
-def test_the_longest_unsubscribe_url_that_loads_fits_a_header_line_with_a_long_token(tmp_path: Path, url: str) -> None:
+@pytest.mark.parametrize("url", ["https://appeal.example.org/PAD", "http://127.0.0.1:8080/PAD"])
+def test_the_longest_public_url_that_loads_fits_a_header_line_with_a_token(tmp_path: Path, url: str) -> None:
     def loads(padding: int) -> bool:
         try:
-            return bool(load_settings(tmp_path, {"OUTREACH_UNSUBSCRIBE_URL": url.replace("PAD", "u" * padding)}))
+            return bool(load_settings(tmp_path, {"OUTREACH_PUBLIC_URL": url.replace("PAD", "u" * padding)}))
         except ConfigError:
             return False
 
@@ -129,8 +132,27 @@ def test_the_longest_unsubscribe_url_that_loads_fits_a_header_line_with_a_long_t
         middle = (low + high) // 2
         low, high = (middle, high) if loads(middle) else (low, middle)
     longest = url.replace("PAD", "u" * low)
-    link = dict(unsubscribe_headers("unsubscribe@example.org", longest, "t" * 100))["List-Unsubscribe"].split(", ")[0]
+    token = unsubscribe_token(b"k" * 32, 2**63 - 1, 2**63 - 1)  # every token has the same length
+    headers = unsubscribe_headers("unsubscribe@example.org", one_click_url(longest, token))
+    link = dict(headers)["List-Unsubscribe"].split(", ")[0]
     assert len(f"List-Unsubscribe: {link},") == 998
+
+
+@pytest.mark.parametrize(
+    ("given", "loaded"),
+    [
+        ("https://appeal.example.org", "https://appeal.example.org"),
+        (" https://appeal.example.org/ ", "https://appeal.example.org"),
+        ("https://example.org/appeal//", "https://example.org/appeal"),
+        ("HTTPS://Appeal.Example.org:8443/desk", "HTTPS://Appeal.Example.org:8443/desk"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("http://localhost:8080/", "http://localhost:8080"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+        ("", ""),
+    ],
+)
+def test_a_public_url_loads_without_its_trailing_slash(tmp_path: Path, given: str, loaded: str) -> None:
+    assert load_settings(tmp_path, {"OUTREACH_PUBLIC_URL": given}).public_url == loaded
 
 
 def test_good_unsubscribe_settings_load_as_written(tmp_path: Path) -> None:
@@ -138,23 +160,36 @@ def test_good_unsubscribe_settings_load_as_written(tmp_path: Path) -> None:
         tmp_path,
         {
             "OUTREACH_UNSUBSCRIBE_MAILTO": " unsubscribe+appeal@example.org ",
-            "OUTREACH_UNSUBSCRIBE_URL": "https://appeal.example.org/unsubscribe/{token}?lang=de",
+            "OUTREACH_PUBLIC_URL": "https://appeal.example.org/open-letter/",
         },
     )
     assert settings.unsubscribe_mailto == "unsubscribe+appeal@example.org"
-    assert settings.unsubscribe_url == "https://appeal.example.org/unsubscribe/{token}?lang=de"
+    assert settings.public_url == "https://appeal.example.org/open-letter"
+
+
+def test_the_retired_unsubscribe_url_is_refused_with_what_replaced_it_and_passed_over_when_empty(
+    tmp_path: Path,
+) -> None:
+    hint = ("one-click unsubscribe is now served by `outreach serve`: remove OUTREACH_UNSUBSCRIBE_URL and set "
+            "OUTREACH_PUBLIC_URL to the https address it answers at")  # fmt: skip
+    error = refused(tmp_path, {"OUTREACH_UNSUBSCRIBE_URL": "https://appeal.example.org/u/{token}"})
+    assert str(error) == f"OUTREACH_UNSUBSCRIBE_URL is no longer read ({hint})"
+    (tmp_path / ".env").write_text("OUTREACH_UNSUBSCRIBE_URL=https://appeal.example.org/u/{token}\n")
+    assert str(refused(tmp_path, {})) == f"OUTREACH_UNSUBSCRIBE_URL is no longer read ({hint})"
+    (tmp_path / ".env").write_text("OUTREACH_UNSUBSCRIBE_URL=\n", encoding="utf-8")  # as .env.example wrote it
+    assert load_settings(tmp_path, {"OUTREACH_UNSUBSCRIBE_URL": " "}).public_url == ""
 
 
 def test_every_problem_is_named_in_one_line(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("OUTREACH_SMTP_HOTS=mail.example.org\nOUTREACH_RATE_LIMIT=fast\n")
-    error = refused(tmp_path, {"OUTREACH_SMTP_PORT": "²", "OUTREACH_UNSUBSCRIBE_URL": "http://appeal.example.org/u"})
+    error = refused(tmp_path, {"OUTREACH_SMTP_PORT": "²", "OUTREACH_PUBLIC_URL": "http://appeal.example.org/u"})
     assert isinstance(error, SettingsError) and error.exit_code == 2
     assert [problem.message.split(maxsplit=1)[0] for problem in error.problems] == [
-        "unknown", "OUTREACH_SMTP_PORT", "OUTREACH_RATE_LIMIT:", "OUTREACH_UNSUBSCRIBE_URL",
+        "unknown", "OUTREACH_SMTP_PORT", "OUTREACH_RATE_LIMIT:", "OUTREACH_PUBLIC_URL",
     ]  # fmt: skip
     assert str(error).startswith(
         f"{tmp_path / '.env'}: unknown setting OUTREACH_SMTP_HOTS; OUTREACH_SMTP_PORT is '²', not a port number; "
-        "OUTREACH_RATE_LIMIT: rate 'fast' is not N/unit, e.g. 30/minute or 500/day; OUTREACH_UNSUBSCRIBE_URL is "
+        "OUTREACH_RATE_LIMIT: rate 'fast' is not N/unit, e.g. 30/minute or 500/day; OUTREACH_PUBLIC_URL is "
     )
     assert error.hint is not None and error.hint.startswith("did you mean OUTREACH_SMTP_HOST?; use a number from 1 to")
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +46,35 @@ def configure(env: Env, port: int, password: str = PASSWORD, extra: str = "") ->
     ))  # fmt: skip
 
 
+@contextmanager
+def health_server(status: int = 200) -> Iterator[int]:
+    """A real HTTP server on loopback (its port) that answers GET /health as `outreach serve` does: 200, "ok"; or
+    with `status`."""
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code = status if self.path == "/health" else 404
+            body = b"ok" if code == 200 else b"not here"
+            self.send_response(code)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet: pytest shows stderr of a failure
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 def with_contacts(env: Env) -> Env:
     do_import(env, env.write("list.csv", "email,name,country,language,role\n"
                                          "elysee@example.org,Emmanuel Macron,FR,fr,head_of_state\n"
@@ -58,7 +91,7 @@ def lines(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
         words = line.split(maxsplit=2)
         if line.startswith(" ") and name:
             found[name] += "\n" + line.strip()
-        elif len(words) == 3 and words[1] in ("settings", "database", "templates", "smtp", "imap"):
+        elif len(words) == 3 and words[1] in ("settings", "database", "templates", "smtp", "imap", "web"):
             name = words[1]
             found[name] = f"{words[0]} {words[2]}"
     return found
@@ -117,7 +150,7 @@ def test_nothing_listening_fails_smtp_plainly_and_the_rest_is_still_checked(env:
         ": 3 contacts, 0 queued outbox messages"
     )
     assert report["templates"] == "ok appeal, appeal-reminder: 6 copies rendered, none failed"
-    assert result.stderr.splitlines()[-1] == "1 of 5 checks failed; nothing was sent."
+    assert result.stderr.splitlines()[-1] == "1 of 6 checks failed; nothing was sent."
 
 
 def test_a_template_with_a_syntax_error_fails_naming_the_file_and_line(env: Env, smtp_port: int) -> None:
@@ -143,7 +176,7 @@ def test_json_is_one_document_with_every_check(env: Env, smtp_port: int) -> None
     document = json.loads(result.stdout)
     assert document["ok"] is True
     assert [(c["name"], c["status"]) for c in document["checks"]] == [
-        ("settings", "warning"), ("database", "ok"), ("templates", "ok"), ("smtp", "ok"), ("imap", "ok"),
+        ("settings", "warning"), ("database", "ok"), ("templates", "ok"), ("smtp", "ok"), ("imap", "ok"), ("web", "ok"),
     ]  # fmt: skip
     assert all(set(c) == {"name", "status", "detail", "hint"} for c in document["checks"])
     assert document["checks"][2]["detail"] == "appeal, appeal-reminder: no contacts to render them for yet"
@@ -181,7 +214,7 @@ def test_settings_that_cannot_work_are_all_named(env: Env, smtp_port: int) -> No
         "(Private key not found)"
     )
     assert settings["hint"].startswith("make one with `openssl genpkey")
-    assert [c["status"] for c in document["checks"][1:]] == ["ok", "ok", "ok", "ok"]
+    assert [c["status"] for c in document["checks"][1:]] == ["ok", "ok", "ok", "ok", "ok"]
     (env.root / "keys" / "dkim.pem").unlink()
     make_key(env.root / "keys").pem.rename(env.root / "keys" / "dkim.pem")
     settings = json.loads(env.run("doctor", "--json").stdout)["checks"][0]
@@ -200,18 +233,19 @@ def test_no_list_unsubscribe_and_no_dkim_key_are_warnings(env: Env, smtp_port: i
     assert result.returncode == 0, "a warning is no failure"
     assert lines(result)["settings"] == (
         "warning from European Appeal <appeal@example.org>; pace 10/second, 20/hour per domain; no List-Unsubscribe "
-        "(OUTREACH_UNSUBSCRIBE_MAILTO and OUTREACH_UNSUBSCRIBE_URL are empty); no DKIM key (OUTREACH_DKIM_KEY is "
+        "(OUTREACH_UNSUBSCRIBE_MAILTO and OUTREACH_PUBLIC_URL are empty); no DKIM key (OUTREACH_DKIM_KEY is "
         "empty)\nhint: large mailbox providers expect List-Unsubscribe from bulk senders: set "
-        "OUTREACH_UNSUBSCRIBE_MAILTO, and OUTREACH_UNSUBSCRIBE_URL for one-click; large mailbox providers expect bulk "
-        "mail to be signed: set OUTREACH_DKIM_KEY, and publish its public key at SELECTOR._domainkey.DOMAIN"
+        "OUTREACH_UNSUBSCRIBE_MAILTO, and OUTREACH_PUBLIC_URL where `outreach serve` answers for one-click; large "
+        "mailbox providers expect bulk mail to be signed: set OUTREACH_DKIM_KEY, and publish its public key at "
+        "SELECTOR._domainkey.DOMAIN"
     )
     assert result.stderr.splitlines()[-1] == "Nothing failed; 1 warning to read. Nothing was sent."
-    one_click = "OUTREACH_UNSUBSCRIBE_URL=https://appeal.example.org/unsubscribe/{token}\n"
-    configure(env, smtp_port, extra=one_click)
-    settings = json.loads(env.run("doctor", "--json").stdout)["checks"][0]
+    with health_server() as port:
+        configure(env, smtp_port, extra=f"OUTREACH_PUBLIC_URL=http://127.0.0.1:{port}\n")
+        settings = json.loads(env.run("doctor", "--json").stdout)["checks"][0]
     assert settings["status"] == "warning"
-    assert settings["detail"].endswith("; List-Unsubscribe by one-click URL and mail; no DKIM key (OUTREACH_DKIM_KEY "
-                                      "is empty)")  # fmt: skip
+    assert settings["detail"].endswith("; List-Unsubscribe by one-click at OUTREACH_PUBLIC_URL and mail; no DKIM key "
+                                      "(OUTREACH_DKIM_KEY is empty)")  # fmt: skip
     assert settings["hint"].startswith("large mailbox providers expect bulk mail to be signed")
 
 
@@ -276,7 +310,7 @@ def test_a_missing_sqlite_file_is_reported_not_created_and_templates_still_compi
     assert not missing.exists()
     assert report["templates"].startswith("warning appeal, appeal-reminder compile; not rendered for contacts")
     assert report["smtp"].startswith("failed ")
-    assert result.stderr.splitlines()[-1] == "2 of 5 checks failed; nothing was sent."
+    assert result.stderr.splitlines()[-1] == "2 of 6 checks failed; nothing was sent."
 
 
 def test_the_inbox_is_checked_when_one_is_set_up_and_its_password_shown_nowhere(
@@ -292,3 +326,23 @@ def test_the_inbox_is_checked_when_one_is_set_up_and_its_password_shown_nowhere(
     assert failed.returncode == 1
     assert lines(failed)["imap"].startswith(f"failed {dovecot.host}:{dovecot.port}: the server refused the login")
     assert WRONG not in failed.stderr + failed.stdout
+
+
+def test_the_public_url_is_checked_by_its_health_page(env: Env, smtp_port: int) -> None:
+    with health_server() as port:
+        configure(env, smtp_port, extra=f"OUTREACH_PUBLIC_URL=http://127.0.0.1:{port}/\n")
+        result = env.run("doctor")
+    assert lines(result)["web"] == f"ok http://127.0.0.1:{port}/health answers: one-click unsubscribe is served"
+    with health_server(status=503) as port:
+        configure(env, smtp_port, extra=f"OUTREACH_PUBLIC_URL=http://127.0.0.1:{port}\n")
+        failed = env.run("doctor", check=False)
+    assert failed.returncode == 1
+    assert lines(failed)["web"] == (
+        f"failed OUTREACH_PUBLIC_URL http://127.0.0.1:{port} does not answer: GET /health: HTTP 503 Service "
+        "Unavailable\nhint: start `outreach serve` behind it"
+    )
+    nobody = free_port()
+    configure(env, smtp_port, extra=f"OUTREACH_PUBLIC_URL=http://localhost:{nobody}\n")
+    refused = lines(env.run("doctor", check=False))["web"]
+    assert refused.startswith(f"failed OUTREACH_PUBLIC_URL http://localhost:{nobody} does not answer: GET /health: ")
+    assert "Connection refused" in refused and refused.endswith("hint: start `outreach serve` behind it")

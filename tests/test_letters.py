@@ -168,18 +168,22 @@ def test_a_file_name_is_safe_whatever_the_address_holds() -> None:
 def test_a_letter_carries_everything_but_the_date_and_sending_adds_only_that() -> None:
     copy = Copy("appeal", "en", "Open appeal", "Dear President,\n\nText.\n", None, Greeting("Dear President,", ""))
     sender = Sender(Mailbox("appeal@example.org", "European Appeal"), reply_to=Mailbox("desk@example.org"),
-                    return_path="bounces+{token}@example.org",
-                    unsubscribe_mailto="unsubscribe@example.org")  # fmt: skip
+                    return_path="bounces+{token}@example.org", unsubscribe_mailto="unsubscribe@example.org",
+                    public_url="https://appeal.example.org")  # fmt: skip
     letter = compose(copy, Mailbox("pm@example.gov", "Prime Minister"), sender, "<outreach.1.2.3.ab@example.org>",
-                     thread_id="<first@example.org>")  # fmt: skip
+                     thread_id="<first@example.org>", unsubscribe_token="SIGNED")  # fmt: skip
     assert (letter.sender, letter.envelope_sender) == ("appeal@example.org", "bounces+outreach.1.2.3.ab@example.org")
     parsed = email.message_from_bytes(letter.data, policy=email.policy.default)
+    assert parsed["List-Unsubscribe"] == (
+        "<https://appeal.example.org/u/SIGNED>, <mailto:unsubscribe@example.org?subject=unsubscribe>"
+    ), "the caller's token in the one-click URL; the Message-ID's local part only in the VERP address"
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert parsed["Date"] is None and parsed["In-Reply-To"] == parsed["References"] == "<first@example.org>"
     assert parsed["Reply-To"] == "desk@example.org" and parsed["To"] == "Prime Minister <pm@example.gov>"
     when = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
     sent = email.message_from_bytes(dated(letter.data, when), policy=email.policy.default)
     assert sent["Date"].datetime == when and dated(letter.data, when).endswith(letter.data)
-    proof = compose(copy, Mailbox("me@example.org"), sender, proof=True)
+    proof = compose(copy, Mailbox("me@example.org"), sender, proof=True, unsubscribe_token="NO-ONE")
     assert proof.subject == "[proof] Open appeal" and proof.message_id.endswith("@example.org>")
 
 

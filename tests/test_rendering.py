@@ -53,7 +53,7 @@ def ws(env: Env) -> Env:
 
 def eml(ws: Env, address: str, name: str = "appeal") -> EmailMessage:
     copy, recipient = render_for(ws.sessions, ws.root / "templates", name, address, SENDER, now=NOW)
-    data = dated(compose(copy, mailbox_of(recipient), SENDER).data, NOW)
+    data = dated(compose(copy, mailbox_of(recipient), SENDER, unsubscribe_token="unused").data, NOW)  # no public URL
     assert all(len(line) <= 78 for line in data.split(b"\r\n")) and b"\n" not in data.replace(b"\r\n", b"")
     parsed = email.message_from_bytes(data, policy=email.policy.default)
     assert isinstance(parsed, EmailMessage)

@@ -16,7 +16,8 @@ from sqlalchemy import select, update
 
 from outreach.campaigns.catalog import create_campaign
 from outreach.campaigns.queueing import queue_step
-from outreach.db.models import Contact, OutboxMessage
+from outreach.contacts.tokens import read_unsubscribe_token
+from outreach.db.models import Campaign, Contact, OutboxMessage
 from outreach.outbox.claims import TakenOverError, recover
 from outreach.outbox.pacing import Pacer
 from outreach.outbox.records import requeue
@@ -25,6 +26,7 @@ from outreach.outbox.smtp import Reply, SmtpSettings, SmtpTransport
 from outreach.rates import parse_rates
 from outreach.rendering.letters import Sender
 from outreach.rendering.mime import Mailbox
+from outreach.workspace import read_secret
 
 from .conftest import Env
 from .smtp_server import FaultyHandler, free_port, start_server
@@ -296,7 +298,7 @@ def test_cli_send_signs_with_dkim_and_offers_one_click_unsubscribe(
     key = make_key(tmp_path)
     configure(env, port, "OUTREACH_RATE_LIMIT=\nOUTREACH_DOMAIN_RATE_LIMIT=\nOUTREACH_SMTP_CONNECTIONS=3\n"
               "OUTREACH_UNSUBSCRIBE_MAILTO=unsubscribe@example.org\n"
-              "OUTREACH_UNSUBSCRIBE_URL=https://appeal.example.org/unsubscribe/{token}\n"
+              "OUTREACH_PUBLIC_URL=https://appeal.example.org/\n"
               f"OUTREACH_DKIM_KEY={key.pem}\nOUTREACH_DKIM_SELECTOR={SELECTOR}\n")  # fmt: skip
     env.write("list.csv", "email,name,role\n" + "".join(f"mp{n}@parliament.example.org,Member {n},mp\n"
                                                         for n in range(12)))  # fmt: skip
@@ -305,13 +307,21 @@ def test_cli_send_signs_with_dkim_and_offers_one_click_unsubscribe(
     env.run("campaigns", "queue", "wave", "--yes")  # the letters are made with the List-Unsubscribe pair
     assert json.loads(env.run("send", "--yes", "--json").stdout)["sent"] == 12
     assert len(handler.received) == 12
+    with env.sessions() as session:
+        campaign = session.scalars(select(Campaign.id)).one()
+        contacts = {email: id_ for email, id_ in session.execute(select(Contact.email, Contact.id))}
     for received in handler.received:
         assert dkim.verify(received.data, dnsfunc=resolver(key)), "the signature verifies"
         parsed = email.message_from_bytes(received.data, policy=email.policy.default)
-        token = parsed["Message-ID"].strip("<>").rpartition("@")[0]
-        assert parsed["List-Unsubscribe"] == (
-            f"<https://appeal.example.org/unsubscribe/{token}>, <mailto:unsubscribe@example.org?subject=unsubscribe>"
+        link, mailto = parsed["List-Unsubscribe"].split(", ")
+        assert mailto == "<mailto:unsubscribe@example.org?subject=unsubscribe>"
+        assert link.startswith("<https://appeal.example.org/u/") and link.endswith(">")
+        token = link.removeprefix("<https://appeal.example.org/u/").removesuffix(">")
+        recipient = parsed["To"].addresses[0].addr_spec
+        assert read_unsubscribe_token(read_secret(env.root), token) == (contacts[recipient], campaign), (
+            "the signed token names the letter's contact and campaign"
         )
+        assert token != parsed["Message-ID"].strip("<>").rpartition("@")[0]
         assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         signed = parsed["DKIM-Signature"].replace(" ", "").replace("\r\n", "").lower()
         assert "list-unsubscribe:list-unsubscribe-post" in signed.split("h=")[1], "RFC 8058 3: both are signed"

@@ -78,7 +78,7 @@ def test_env_example_documents_every_setting_with_its_default() -> None:
     [
         ("OUTREACH_SMTP_CONNECTIONS=0", "OUTREACH_SMTP_CONNECTIONS is '0'"),
         ("OUTREACH_SMTP_CONNECTIONS=many", "OUTREACH_SMTP_CONNECTIONS is 'many'"),
-        ("OUTREACH_UNSUBSCRIBE_URL=http://appeal.example.org/u", "OUTREACH_UNSUBSCRIBE_URL is 'http://"),
+        ("OUTREACH_PUBLIC_URL=http://appeal.example.org/u", "OUTREACH_PUBLIC_URL is 'http://"),
         ("OUTREACH_SMTP_SECURITY=ssl", "OUTREACH_SMTP_SECURITY is 'ssl'"),
         ("OUTREACH_RETURN_PATH=bounces+{token}+{token}@example.org", "OUTREACH_RETURN_PATH is 'bounces+{token}+"),
         ("OUTREACH_RETURN_PATH=<bounces@example.org>", "OUTREACH_RETURN_PATH is '<bounces"),

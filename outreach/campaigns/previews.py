@@ -2,7 +2,8 @@
 
 A contact whose letter is queued gets that very letter, the bytes the server will receive (but for Date and the
 DKIM signature); one not queued yet gets a letter made now the same way, which differs only in its Message-ID and
-what follows from it (the List-Unsubscribe token, the MIME boundary). By default the preview picks one contact for
+what follows from it (a VERP return path, the MIME boundary): its one-click unsubscribe link, which names the
+contact and the campaign, is the one the letter will carry. By default the preview picks one contact for
 each language and role the campaign will write in, and every contact whose letter falls back from their own
 language to another.
 """
@@ -22,6 +23,8 @@ from outreach.campaigns.catalog import campaign_sender, find_step
 from outreach.contacts.directory import find_contact
 from outreach.contacts.segments import parse_segment
 from outreach.contacts.selecting import segment_contacts
+from outreach.contacts.tokens import NO_ONE, unsubscribe_token
+from outreach.db.engine import workspace_secret
 from outreach.db.models import Contact, OutboxBody, OutboxMessage
 from outreach.db.queries import find_campaign
 from outreach.rendering.copies import CompiledTemplate, Letterhead
@@ -64,7 +67,8 @@ def write_previews(
             if contact.id in queued:
                 language, data = queued[contact.id]
             else:
-                letter = letter_for(look.template, recipient, look.head, look.sender, None)
+                token = unsubscribe_token(workspace_secret(session), contact.id, look.campaign_id)
+                letter = letter_for(look.template, recipient, look.head, look.sender, None, unsubscribe_token=token)
                 language, data = letter.language, letter.data
             path = write_eml(folder / eml_name(number, recipient.email), data, now)
             own = contact.language
@@ -139,10 +143,14 @@ def proof_letters(
     now: datetime, contacts: Sequence[str] = (), limit: int | None = None, limits: RenderLimits | None = None,
 ) -> tuple[int, list[tuple[int, str, Letter]]]:  # fmt: skip
     """The campaign's id and its proof letters to `to`: the chosen contacts' letters as a preview picks them,
-    each made now, subject marked as a proof; (contact id, contact address, letter) each."""
+    each made now, subject marked as a proof; (contact id, contact address, letter) each. A proof's one-click
+    link names no one: the campaigner's mail client offers it as an Unsubscribe button, which must not
+    unsubscribe the contact."""
     with sessions() as session:
         look = _look(session, templates, name, default_sender, now, contacts, limit, limits)
+        token = unsubscribe_token(workspace_secret(session), NO_ONE, look.campaign_id)
         letters = [(contact.id, contact.email or "", letter_for(look.template, recipient_of(contact), look.head,
-                                                                look.sender, None, proof_to=to))
+                                                                look.sender, None, proof_to=to,
+                                                                unsubscribe_token=token))
                    for contact in look.chosen]  # fmt: skip
         return look.campaign_id, letters

@@ -24,6 +24,8 @@ from outreach.campaigns.catalog import FollowUp, campaign_sender, find_step, fol
 from outreach.campaigns.plan import first_send_time, zone_for
 from outreach.contacts.segments import parse_segment
 from outreach.contacts.selecting import streamed_contacts
+from outreach.contacts.tokens import unsubscribe_token
+from outreach.db.engine import workspace_secret
 from outreach.db.models import Campaign, CampaignStep, Contact, OutboxBody, OutboxMessage, Response, StepSkip, as_utc
 from outreach.db.queries import find_campaign, insert_many
 from outreach.errors import ConfigError, InvalidValueError
@@ -84,6 +86,7 @@ class _Copies:
                  now: datetime) -> None:  # fmt: skip
         self.session, self.campaign, self.step, self.template, self.head = session, campaign, step, template, head
         self.sender, self.digest, self.report, self.now = sender, digest, report, now
+        self.secret = workspace_secret(session)  # signs each letter's one-click unsubscribe token
         self.rows: list[tuple[Any, ...]] = []
         self.bodies: list[tuple[Any, ...]] = []
 
@@ -94,7 +97,8 @@ class _Copies:
         assert contact.email is not None
         token = f"outreach.{self.campaign.id}.{self.step.id}.{contact.id}.{secrets.token_hex(4)}"
         letter = letter_for(self.template, recipient_of(contact), self.head, self.sender,
-                            make_message_id(self.sender.domain, token), thread_id=thread_id, extra=extra)  # fmt: skip
+                            make_message_id(self.sender.domain, token), thread_id=thread_id, extra=extra,
+                            unsubscribe_token=unsubscribe_token(self.secret, contact.id, self.campaign.id))  # fmt: skip
         self.report.count(letter, contact, due)
         self.rows.append((
             self.campaign.id, self.step.id, contact.id, "queued", letter.message_id, letter.recipient, contact.name,

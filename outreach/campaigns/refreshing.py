@@ -28,6 +28,8 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from outreach.campaigns.catalog import FollowUp, campaign_sender
 from outreach.campaigns.queueing import first_letter_variables
+from outreach.contacts.tokens import unsubscribe_token
+from outreach.db.engine import workspace_secret
 from outreach.db.models import CampaignStep, Contact, OutboxBody, OutboxMessage, as_utc
 from outreach.db.queries import find_campaign
 from outreach.rendering.copies import CompiledTemplate, Letterhead
@@ -65,10 +67,12 @@ class RefreshReport:
 
 class _Letters:
     """The letters of a campaign made again: the templates compiled once for each day a letter was made on, with
-    the sender and the signatories as they are now."""
+    the sender and the signatories as they are now, each with its one-click token signed with `secret`."""
 
-    def __init__(self, templates: Path, sender: Sender, head: Letterhead, limits: RenderLimits | None) -> None:
+    def __init__(self, templates: Path, sender: Sender, head: Letterhead, limits: RenderLimits | None,
+                 campaign_id: int, secret: bytes) -> None:  # fmt: skip
         self.templates, self.sender, self.head, self.limits = templates, sender, head, limits
+        self.campaign_id, self.secret = campaign_id, secret
         # A compiled template keeps what is the same for every copy of a language, the date too: one for each day.
         self.compiled: dict[tuple[str, date], tuple[CompiledTemplate, Letterhead]] = {}
         self.digests: dict[str, str] = {}
@@ -93,8 +97,9 @@ class _Letters:
                 row.first_language,
             )
             extra = first_letter_variables(first)
+        token = unsubscribe_token(self.secret, row.Contact.id, self.campaign_id)
         return letter_for(template, recipient_of(row.Contact), head, self.sender, row.message_id,
-                          thread_id=row.thread_id, extra=extra)  # fmt: skip
+                          thread_id=row.thread_id, extra=extra, unsubscribe_token=token)  # fmt: skip
 
     def digest(self, name: str) -> str:
         """The digest of a template's files as they are now."""
@@ -152,11 +157,12 @@ def refresh_campaign(
         campaign = find_campaign(session, name)
         sender = campaign_sender(campaign, default_sender)
         head = letterhead(session, sender, now)
+        campaign_id, secret = campaign.id, workspace_secret(session)
         ids = list(session.scalars(
             select(OutboxMessage.id).where(OutboxMessage.campaign_id == campaign.id,
                                            OutboxMessage.state.in_(REFRESHED_STATES)).order_by(OutboxMessage.id)
         ))  # fmt: skip
-    letters = _Letters(templates, sender, head, limits)
+    letters = _Letters(templates, sender, head, limits, campaign_id, secret)
     # Every copy is made once, changing nothing, so that a broken one (TemplateRenderError: the contact, the file,
     # the line) stops the refresh before any batch is written.
     for batch in _batches(ids):

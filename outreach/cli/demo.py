@@ -107,6 +107,7 @@ def _prepare(workspace: Workspace) -> None:
     from outreach.contacts.importer import ImportOptions, import_contacts
     from outreach.contacts.segments import parse_segment
     from outreach.contacts.signatories import import_signatories
+    from outreach.contacts.tokens import NO_ONE, unsubscribe_token
     from outreach.rendering.eml import write_eml
     from outreach.rendering.letters import compose, mailbox_of
     from outreach.rendering.previewing import check_template, compile_template, render_for
@@ -142,7 +143,8 @@ def _prepare(workspace: Workspace) -> None:
     copy, recipient = render_for(sessions, workspace.templates, "appeal", "elysee@example.org",
                                  workspace.sender(), now=now)  # fmt: skip
     eml = root / "appeal-elysee.eml"
-    write_eml(eml, compose(copy, mailbox_of(recipient), workspace.sender()).data, now)
+    token = unsubscribe_token(workspace.secret, NO_ONE, None)  # as `templates render -f eml`: it names no one
+    write_eml(eml, compose(copy, mailbox_of(recipient), workspace.sender(), unsubscribe_token=token).data, now)
     err.print(f"[bold]7. outreach templates render[/bold] appeal --contact elysee@example.org -f eml -o {eml.name}")
     preview = [line for line in copy.text.splitlines() if line.strip()][:4]
     out.print("\n".join(f"   | {line[:100]}" for line in [f"Subject: {copy.subject}", *preview]),

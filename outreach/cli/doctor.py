@@ -24,7 +24,8 @@ NAME_WIDTH = len("templates")
 
 
 def doctor(ctx: typer.Context, json_output: JsonOption = False) -> None:
-    """Check the settings, the database, the templates, the SMTP server and the inbox; say what is wrong."""
+    """Check the settings, the database, the templates, the SMTP server, the inbox and the public URL; say what is
+    wrong."""
     from outreach.doctor import Status, diagnose, unloadable_settings
 
     try:

@@ -138,6 +138,7 @@ def render_command(
     follows: Follows = None,
 ) -> None:
     """Render one copy for one contact, to look at before anything is queued."""
+    from outreach.contacts.tokens import NO_ONE, unsubscribe_token
     from outreach.rendering.folders import first_letter_of
     from outreach.rendering.letters import compose, dated, mailbox_of
     from outreach.rendering.previewing import render_for
@@ -153,7 +154,9 @@ def render_command(
     if format_ == "html" and copy.html is None:
         raise OutreachError(f"template {name!r} has no HTML body in {copy.language}")
     if format_ == "eml":  # the letter as the server would receive it, with a Message-ID of its own
-        data = dated(compose(copy, mailbox_of(recipient), workspace.sender()).data, now)
+        # and a one-click link of the real shape that names no one: a copy outside any campaign unsubscribes nobody
+        token = unsubscribe_token(workspace.secret, NO_ONE, None)
+        data = dated(compose(copy, mailbox_of(recipient), workspace.sender(), unsubscribe_token=token).data, now)
     elif format_ == "html":
         data = (copy.html or "").encode("utf-8")
     else:

@@ -6,6 +6,10 @@ outbox. Sending then adds only Date and the signature of the From domain's key, 
 of `templates render -f eml` and of `send --dry-run` add only Date: what a campaigner looks at is what the server
 receives.
 
+The one-click unsubscribe URL is `OUTREACH_PUBLIC_URL/u/TOKEN`, where `outreach serve` answers; its token, signed
+with the workspace's secret and naming the contact and the campaign (outreach/contacts/tokens.py), comes from the
+caller: this module knows no secret.
+
 References: RFC 2369 (List-Unsubscribe: URLs in angle brackets, comma separated), RFC 8058 (one-click
 unsubscribe: an https URL and `List-Unsubscribe-Post`), RFC 5322 3.6.4 (threading), RFC 5321 4.1.2 (paths).
 The settings these come from are checked when they are loaded (outreach/config.py), not here.
@@ -18,7 +22,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
 from outreach.contacts.addresses import ascii_domain_form
 from outreach.errors import ConfigError
@@ -39,7 +42,7 @@ class Sender:
     reply_to: Mailbox | None = None
     return_path: str = ""  # the envelope sender, `{token}` in it replaced (VERP); empty: the From address
     unsubscribe_mailto: str = ""
-    unsubscribe_url: str = ""  # one-click (RFC 8058), `{token}` in it replaced
+    public_url: str = ""  # where `outreach serve` answers (no trailing slash); empty: no one-click unsubscribe
 
     @property
     def name(self) -> str:
@@ -71,17 +74,18 @@ def domain_of(address: str) -> str:
 
 
 def token_of(message_id: str) -> str:
-    """What names a message in a one-click URL or a VERP address: the local part of its Message-ID."""
+    """What names a message in a VERP address: the local part of its Message-ID."""
     return message_id.strip("<>").rpartition("@")[0]
 
 
 def compose(
-    copy: Copy, recipient: Mailbox, sender: Sender, message_id: str | None = None, *, thread_id: str | None = None,
-    proof: bool = False,
+    copy: Copy, recipient: Mailbox, sender: Sender, message_id: str | None = None, *, unsubscribe_token: str,
+    thread_id: str | None = None, proof: bool = False,
 ) -> Letter:  # fmt: skip
     """Make the letter of one copy, under `message_id` (None: a fresh one under the sender's domain, for a letter
-    outside the outbox); `thread_id` is the first letter a follow-up answers, `proof` marks a copy sent to the
-    campaigner before the real send."""
+    outside the outbox); `unsubscribe_token` is the signed token of its one-click URL (contacts/tokens.py),
+    `thread_id` the first letter a follow-up answers, `proof` marks a copy sent to the campaigner before the real
+    send."""
     if sender.mailbox is None:
         raise ConfigError("no sender: OUTREACH_FROM is not set", hint='add OUTREACH_FROM="Name <address>" to .env')
     message_id = message_id or make_message_id(sender.domain)
@@ -89,7 +93,8 @@ def compose(
     headers: list[tuple[str, str]] = []
     if thread_id:  # a follow-up threads under the first letter (RFC 5322 3.6.4)
         headers += [("In-Reply-To", thread_id), ("References", thread_id)]
-    headers += unsubscribe_headers(sender.unsubscribe_mailto, sender.unsubscribe_url, token)
+    one_click = one_click_url(sender.public_url, unsubscribe_token) if sender.public_url else ""
+    headers += unsubscribe_headers(sender.unsubscribe_mailto, one_click)
     if proof:
         copy = replace(copy, subject=PROOF_PREFIX + copy.subject)
     data = build_message(
@@ -105,11 +110,17 @@ def dated(data: bytes, when: datetime) -> bytes:
     return f"Date: {format_datetime(when)}\r\n".encode("ascii") + data
 
 
-def unsubscribe_headers(mailto: str, url: str, token: str) -> list[tuple[str, str]]:
-    """Return the List-Unsubscribe headers for one message: the URL (one-click) first, then the mailto."""
+def one_click_url(public_url: str, token: str) -> str:
+    """The one-click unsubscribe URL of a token, where `outreach serve` answers it: PUBLIC_URL/u/TOKEN (the token
+    is URL-safe base64, nothing in it needs quoting)."""
+    return f"{public_url}/u/{token}"
+
+
+def unsubscribe_headers(mailto: str, url: str) -> list[tuple[str, str]]:
+    """Return the List-Unsubscribe headers for one message: the one-click URL first, then the mailto."""
     links: list[str] = []
     if url:
-        links.append(f"<{_with_token(url, token)}>")
+        links.append(f"<{url}>")
     if mailto:
         links.append(f"<mailto:{mailto}?subject=unsubscribe>")
     if not links:
@@ -121,16 +132,6 @@ def unsubscribe_headers(mailto: str, url: str, token: str) -> list[tuple[str, st
     return headers
 
 
-def _with_token(url: str, token: str) -> str:
-    """Put the URL-quoted token in place of `{token}`, or add it as the query parameter `token`."""
-    quoted = quote(token, safe="")
-    if "{token}" in url:
-        return url.replace("{token}", quoted)
-    parts = urlsplit(url)
-    query = f"{parts.query.rstrip('&')}&token={quoted}" if parts.query.rstrip("&") else f"token={quoted}"
-    return urlunsplit(parts._replace(query=query))
-
-
 def mailbox_of(recipient: Recipient) -> Mailbox:
     """Where a recipient's letter goes: their address (its domain in the IDNA form) and name."""
     return Mailbox(ascii_domain_form(recipient.email), recipient.name)
@@ -138,10 +139,12 @@ def mailbox_of(recipient: Recipient) -> Mailbox:
 
 def letter_for(
     template: CompiledTemplate, recipient: Recipient, head: Letterhead, sender: Sender, message_id: str | None, *,
-    thread_id: str | None = None, extra: Mapping[str, Any] | None = None, proof_to: Mailbox | None = None,
+    unsubscribe_token: str, thread_id: str | None = None, extra: Mapping[str, Any] | None = None,
+    proof_to: Mailbox | None = None,
 ) -> Letter:  # fmt: skip
     """Render one recipient's copy and make it into their letter: the one way every letter is made. With
     `proof_to`, the letter goes there instead, marked as a proof."""
     copy = template.render(recipient, head, extra)
     to = proof_to or mailbox_of(recipient)
-    return compose(copy, to, sender, message_id, thread_id=thread_id, proof=proof_to is not None)
+    return compose(copy, to, sender, message_id, unsubscribe_token=unsubscribe_token, thread_id=thread_id,
+                   proof=proof_to is not None)  # fmt: skip
