@@ -291,7 +291,7 @@ def _record(
     for response_id, row in zip(ids, rows, strict=True):
         facts = _Facts(response_id, row["kind"], row["contact_id"], row["sender"], row["status"])
         if facts.kind in _SUPPRESSES or facts.kind == "soft_bounce":
-            _apply_effects(session, facts, inbox.soft_bounce_limit, now)
+            apply_effects(session, facts, inbox.soft_bounce_limit, now)
         recorded.append(facts)
     return recorded
 
@@ -444,8 +444,9 @@ def _about(session: Session, response: _Facts | Response) -> str | None:
     return _key(response.sender) if response.kind not in _ABOUT_RECIPIENT else None
 
 
-def _apply_effects(session: Session, response: _Facts | Response, soft_bounce_limit: int, now: datetime) -> None:
-    """Suppress the address as the response's kind says (a soft bounce only once there are enough of them)."""
+def apply_effects(session: Session, response: _Facts | Response, soft_bounce_limit: int, now: datetime) -> None:
+    """Suppress the address as the response's kind says (a soft bounce only once there are enough of them): the
+    one way a response takes effect, whether it came by mail, by a correction or by a one-click unsubscribe."""
     reason = _SUPPRESSES.get(response.kind)
     if response.kind == "soft_bounce" and response.contact_id is not None:
         soft = session.scalar(select(func.count()).select_from(Response).where(
@@ -486,7 +487,7 @@ def reclassify(
         if response.kind == "soft_bounce" and response.contact_id is not None:
             _settle_soft_bounces(session, response, soft_bounce_limit, now)
         response.kind = kind
-        _apply_effects(session, response, soft_bounce_limit, now)
+        apply_effects(session, response, soft_bounce_limit, now)
         session.flush()
         return _views(session, [response])[0]
 
