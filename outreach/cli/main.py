@@ -39,7 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
             "Queue follow-ups as they fall due, send what is due and read the inbox, until stopped (SIGTERM, "
             "Ctrl-C)."),
     "doctor": ("outreach.cli.doctor:doctor",
-               "Check the settings, the database, the templates, the SMTP server and the inbox; say what is wrong."),
+               "Check the settings, the database, the templates, the SMTP server, the inbox and the public URL; say "
+               "what is wrong."),
     "report": ("outreach.cli.report:report",
                "Per campaign and step: sent, bounced, replied, response rate and time to first reply, by role and "
                "country."),
@@ -51,6 +52,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "responses": ("outreach.cli.responses:app",
                   "Responses: read the inbox; who replied, bounced, unsubscribed; outcomes."),
     "db": ("outreach.cli.db:app", "The database's schema."),
+    "serve": ("outreach.cli.serve:serve",
+              "Serve the response desk and one-click unsubscribe (RFC 8058) until stopped (Ctrl-C, SIGTERM)."),
     "users": ("outreach.cli.users:app", "Campaigners who may log in to the browser desk (`outreach serve`)."),
 }  # fmt: skip
 

@@ -38,6 +38,7 @@ from outreach.db.models import (
     Campaign,
     Contact,
     InboxCursor,
+    OutboxBody,
     OutboxMessage,
     Response,
     ResponseMessage,
@@ -46,6 +47,7 @@ from outreach.db.models import (
 )
 from outreach.db.queries import find_campaign
 from outreach.errors import InvalidValueError, NotFoundError, OutreachError
+from outreach.responses.inbound import body_text, read_message
 from outreach.responses.reading import Understood, Unreadable, describe, fingerprint, understand_all
 from outreach.responses.sources import Checkpoint, Fetched, Source
 from outreach.untrusted import storable
@@ -627,6 +629,30 @@ def show_response(sessions: sessionmaker[Session], response_id: int) -> Response
     """One response with what it answered and what it caused."""
     with sessions() as session:
         return _views(session, [_get(session, response_id)])[0]
+
+
+@dataclass(frozen=True)
+class AnsweredLetter:
+    """The letter of ours a response answers, as it was sent: to whom, when, its subject and its plain text."""
+
+    message_id: str
+    recipient: str
+    subject: str
+    sent_at: datetime | None
+    text: str
+
+
+def answered_letter(sessions: sessionmaker[Session], response_id: int) -> AnsweredLetter | None:
+    """The letter a response answers, read back from the outbox's bytes (None: it answers none we know)."""
+    with sessions() as session:
+        response = _get(session, response_id)
+        if response.outbox_message_id is None:
+            return None
+        row = session.get_one(OutboxMessage, response.outbox_message_id)
+        data = session.scalar(select(OutboxBody.letter).where(OutboxBody.message_id == row.message_id))
+    text = body_text(read_message(data)) if data else ""
+    sent = as_utc(row.sent_at) if row.sent_at else None
+    return AnsweredLetter(row.message_id, row.recipient, row.subject, sent, text)
 
 
 def raw_message(sessions: sessionmaker[Session], response_id: int) -> bytes | None:
