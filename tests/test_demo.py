@@ -11,9 +11,11 @@ import mailbox
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -100,6 +102,11 @@ def test_the_demo_runs_the_whole_job_and_leaves_nothing_running(tmp_path: Path) 
     assert page.lstrip().lower().startswith("<!doctype html")
     assert "appeal-heads" in page
     assert "der Herr Bundespräsident" in page
+    # Without a terminal, the desk is not served but offered: its address, and a campaigner to log in as.
+    offered = re.search(r"outreach serve --port (\d+), then open (\S+) and log in as demo with the password (\S+)\.",
+                        said)  # fmt: skip
+    assert offered is not None, said
+    assert f'OUTREACH_PUBLIC_URL="{offered.group(2)}"' in (folder / ".env").read_text()
     # Nothing left running: no process it started, and the sink's port is closed and free.
     assert still_running(children) == []
     port = re.search(r"SMTP sink on 127\.0\.0\.1:(\d+)", said)
@@ -122,3 +129,46 @@ def test_the_demo_wants_a_new_folder(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert f"{tmp_path} is not empty" in result.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["something.txt"]
+
+
+def test_the_demo_serves_its_desk_and_the_letters_one_click_links_work(tmp_path: Path) -> None:
+    import httpx
+
+    folder = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OUTREACH_")} | {"COLUMNS": "200"}
+    log = tmp_path / "demo.log"
+    with log.open("w") as written, subprocess.Popen(
+        [sys.executable, "-m", "outreach", "demo", "--dir", str(folder), "--desk"], stdout=written,
+        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=env,
+    ) as process:  # fmt: skip
+        try:
+            began = time.monotonic()
+            while (served := re.search(r"desk answers at (\S+): log in as demo", log.read_text())) is None:
+                assert process.poll() is None and time.monotonic() - began < 60, log.read_text()
+                time.sleep(0.1)
+            url = served.group(1)
+            sent = email.message_from_bytes((folder / "appeal-elysee.eml").read_bytes())
+            assert sent["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+            with sqlite(folder) as db:
+                letter = db.execute(
+                    "SELECT letter FROM outbox_bodies JOIN outbox_messages USING (message_id) WHERE recipient = ?",
+                    ("taoiseach@example.org",),
+                ).fetchone()[0]
+            link = re.search(r"<(http[^>]+/u/[^>]+)>", email.message_from_bytes(letter)["List-Unsubscribe"])
+            assert link is not None and link.group(1).startswith(url + "/u/")
+            assert httpx.post(link.group(1), data={"List-Unsubscribe": "One-Click"}).status_code == 200
+            with sqlite(folder) as db:
+                status = db.execute("SELECT status FROM contacts WHERE email = 'taoiseach@example.org'").fetchone()
+            assert status == ("unsubscribed",)
+        finally:
+            process.terminate()
+        assert process.wait(timeout=20) == 0
+
+
+@contextlib.contextmanager
+def sqlite(folder: Path) -> Iterator[sqlite3.Connection]:
+    connection = sqlite3.connect(folder / "outreach.db")
+    try:
+        yield connection
+    finally:
+        connection.close()

@@ -8,6 +8,8 @@ log, marks one reply as signed, prints the report and writes its HTML page, and 
 
 from __future__ import annotations
 
+import secrets
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 DEMO_SENDER = "European Appeal (demo) <appeal@example.org>"
 CAMPAIGN = "appeal-heads"
 HEADS = "role:head_of_state,monarch,head_of_government"
+DESK_USER = "demo"
 # Only who the letters come from may be taken from the environment; everything else is the demo's own.
 _FROM_ENVIRONMENT = ("OUTREACH_FROM", "OUTREACH_REPLY_TO", "OUTREACH_ORGANIZATION")
 
@@ -46,9 +49,15 @@ def demo(
         Path | None,
         typer.Option("--dir", help="Where to create the demo workspace (default: a new temporary folder)."),
     ] = None,
+    desk: Annotated[
+        bool | None,
+        typer.Option("--desk/--no-desk", help="Then serve the response desk until Ctrl-C (default: on a terminal)."),
+    ] = None,
 ) -> None:
     """Run the whole job on embedded defaults: import, render, queue, send to a local SMTP sink, read the answers."""
     from outreach.config import process_environment
+    from outreach.desk.server import DEFAULT_PORT, listening_socket
+    from outreach.errors import ConfigError
     from outreach.sandbox import UNSUBSCRIBE_MAILBOX, SmtpSink, answer
     from outreach.workspace import init_workspace, open_workspace
 
@@ -61,6 +70,13 @@ def demo(
     environ.setdefault("OUTREACH_FROM", DEMO_SENDER)
     report = init_workspace(root, environ)
     err.print(f"[bold]1. outreach init[/bold] {report.root}: {len(report.created)} files and a SQLite database")
+    serving = desk if desk is not None else sys.stdin.isatty() and err.is_terminal
+    # The desk's port is taken first, so that the letters' one-click links (OUTREACH_PUBLIC_URL/u/TOKEN) name it.
+    try:
+        desk_socket = listening_socket("127.0.0.1", DEFAULT_PORT)
+    except ConfigError:  # another desk, or another program, has it
+        desk_socket = listening_socket("127.0.0.1", 0)
+    desk_url = f"http://127.0.0.1:{desk_socket.getsockname()[1]}"
     sink = SmtpSink()
     workspace: Workspace | None = None
     try:
@@ -70,7 +86,7 @@ def demo(
             "OUTREACH_SMTP_CONNECTIONS": "4",
             # No pace: the sink is ours. (A real server gets the polite defaults of .env.)
             "OUTREACH_RATE_LIMIT": "", "OUTREACH_DOMAIN_RATE_LIMIT": "",
-            "OUTREACH_UNSUBSCRIBE_MAILTO": UNSUBSCRIBE_MAILBOX,
+            "OUTREACH_UNSUBSCRIBE_MAILTO": UNSUBSCRIBE_MAILBOX, "OUTREACH_PUBLIC_URL": desk_url,
         }  # fmt: skip
         _remember_sender(root, environ)
         workspace = open_workspace(root, environ)
@@ -80,20 +96,53 @@ def demo(
         err.print(f"[bold]12. The world answers[/bold] into inbox/ (a Maildir): {answers}")
         signed = _read_answers(workspace)
         html = _report(workspace)
+        password = _campaigner(workspace)
+    except BaseException:
+        desk_socket.close()
+        raise
     finally:
         sink.stop()
         if workspace is not None:
             workspace.close()
-    err.print(f"\nDone in {time.monotonic() - started:.1f} s; nothing is left running. The demo workspace is {root}, "
-              f"and the HTML report {html}: open it in a browser.")  # fmt: skip
+    err.print(f"\nDone in {time.monotonic() - started:.1f} s. The demo workspace is {root}, and the HTML report "
+              f"{html}: open it in a browser.")  # fmt: skip
     err.print(f"Try: cd {root} && outreach report {CAMPAIGN}; outreach responses list; "
               f"outreach responses show {signed}; outreach campaigns show {CAMPAIGN}")  # fmt: skip
+    login = f"log in as {DESK_USER} with the password {password}"
+    if not serving:
+        port = desk_socket.getsockname()[1]
+        desk_socket.close()
+        err.print(f"The response desk: cd {root} && outreach serve --port {port}, then open {desk_url} and {login}. "
+                  "Nothing is left running.")  # fmt: skip
+        return
+    from outreach.desk.server import serve
+
+    workspace = open_workspace(root, environ)
+    try:
+        serve(
+            workspace,
+            desk_socket,
+            on_ready=lambda address: err.print(
+                f"[bold]17. outreach serve[/bold]: the response desk answers at {address}: {login}. Ctrl-C stops it."
+            ),
+        )
+    finally:
+        workspace.close()
+
+
+def _campaigner(workspace: Workspace) -> str:
+    """Step 17's campaigner, who may log in to the desk; return their new password."""
+    from outreach.desk.accounts import add_user
+
+    password = secrets.token_urlsafe(12)
+    add_user(workspace.sessions, DESK_USER, password, now=datetime.now(UTC))
+    return password
 
 
 def _remember_sender(root: Path, environ: dict[str, str]) -> None:
     """Write who the letters come from into the workspace's .env, so that the commands tried next in the demo's
     workspace (queueing a follow-up, `outreach run`) have a sender; the SMTP sink's settings die with the demo."""
-    keys = (*_FROM_ENVIRONMENT, "OUTREACH_UNSUBSCRIBE_MAILTO")
+    keys = (*_FROM_ENVIRONMENT, "OUTREACH_UNSUBSCRIBE_MAILTO", "OUTREACH_PUBLIC_URL")
     lines = [f'{key}="{environ[key]}"' for key in keys if environ.get(key)]
     with (root / ".env").open("a", encoding="utf-8") as env:
         env.write("\n# Set by `outreach demo`\n" + "\n".join(lines) + "\n")

@@ -3,8 +3,11 @@ SIGINT or SIGTERM. `outreach serve` and `outreach demo` both serve this way."""
 
 from __future__ import annotations
 
+import signal
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from outreach.desk.guard import is_loopback
@@ -53,4 +56,21 @@ def serve(workspace: Workspace, sock: socket.socket, *, on_ready: Callable[[str]
     if on_ready is not None:
         shown = f"[{host}]" if ":" in host else host
         on_ready(f"http://{shown}:{port}")
-    server.run(sockets=[sock])
+    with _stopped_quietly():
+        server.run(sockets=[sock])
+
+
+@contextmanager
+def _stopped_quietly() -> Iterator[None]:
+    """uvicorn stops gracefully on SIGINT or SIGTERM, then raises the signal again for the handler that was there
+    before it: let that be one that ignores it, so that a desk asked to stop exits 0, as `outreach run` does, rather
+    than die of the signal or print a KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
