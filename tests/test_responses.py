@@ -115,9 +115,10 @@ def test_each_message_is_recorded_once_matched_and_its_effects_applied(queued: E
     views = {v.sender: v for v in list_responses(queued.sessions)}
     answer = views[mp[0]]
     assert (answer.kind, answer.contact, answer.campaign, answer.answered, answer.matched_by) == (
-        "reply", mp[0], "wave", sent[mp[0]], "message-id")  # fmt: skip
+        "reply", mp[0], "wave", sent[mp[0]], "in-reply-to")  # fmt: skip
     assert answer.text == "Yes, I will sign. Where do I put my name?", "the quoted original is left out"
-    assert answer.received_at == datetime(2026, 12, 1, 8, 0, tzinfo=UTC), "the Date header, in UTC"
+    assert answer.date_header == datetime(2026, 12, 1, 8, 0, tzinfo=UTC), "the Date header, in UTC"
+    assert abs(answer.received_at - datetime.now(UTC)) < timedelta(minutes=10), "when it came into the Maildir"
     assert "stops follow-ups" in answer.effects
 
     hard = next(v for v in views.values() if v.kind == "hard_bounce")
@@ -226,6 +227,47 @@ def test_signed_for_someone_already_a_signatory_by_name_says_so(queued: Env, sen
     with queued.sessions() as session:
         rows = session.scalars(select(Signatory).where(Signatory.name == draft["name"])).all()
     assert [row.contact_id is not None for row in rows] == [True]
+
+
+def test_a_reply_whose_date_lies_is_timed_by_its_arrival_in_a_maildir(queued: Env, sent: dict[str, str]) -> None:
+    """Its Date says a year before the letter it answers (a wrong clock, or a quoted old letter's header): the log,
+    the report and "time to first reply" go by when it arrived, the Maildir file's delivery time."""
+    mp = sorted(sent)
+    raw = reply(mp[0], sent[mp[0]], "Yes.").replace(b"Tue, 01 Dec 2026 09:00", b"Sun, 01 Dec 2025 09:00")
+    folder = maildir(queued.root, [])
+    arrived = datetime(2026, 12, 2, 14, 30, 5, tzinfo=UTC)
+    name = f"{int(arrived.timestamp())}.M1P1Q1.mail.example"
+    (folder / "new" / name).write_bytes(raw)
+    poll(queued.sessions, MaildirSource(folder), INBOX, now=lambda: LATER + timedelta(days=5))
+    [view] = list_responses(queued.sessions)
+    assert view.received_at == arrived
+    assert view.date_header == datetime(2025, 12, 1, 8, 0, tzinfo=UTC)
+    exact = json.loads(queued.run("responses", "show", str(view.id), "--json").stdout)
+    assert (exact["received_at"], exact["date_header"]) == (arrived.isoformat(), "2025-12-01T08:00:00+00:00")
+    assert exact["source"] == {"maildir": str(folder), "key": name}
+    report = json.loads(queued.run("report", "wave", "--json").stdout)["campaigns"][0]
+    assert report["responses_by_day"][0]["day"] == "2026-12-02"
+
+
+def test_a_reply_whose_date_lies_is_timed_by_its_imap_internaldate(
+    queued: Env, sent: dict[str, str], dovecot: Dovecot
+) -> None:
+    mp = sorted(sent)
+    raw = reply(mp[0], sent[mp[0]], "Yes.").replace(b"Tue, 01 Dec 2026 09:00", b"Sun, 01 Dec 2025 09:00")
+    arrived = datetime(2026, 12, 2, 14, 30, 5, tzinfo=UTC)
+    with dovecot.new_folder("lying") as (client, folder):
+        client.append(folder, raw, msg_time=arrived)
+        settings = ImapSettings(dovecot.host, dovecot.port, "none", dovecot.username, dovecot.password)
+        source = ImapSource(settings, folder)
+        try:
+            poll(queued.sessions, source, INBOX, now=lambda: LATER + timedelta(days=5))
+        finally:
+            source.close()
+        validity = str(client.select_folder(folder)[b"UIDVALIDITY"])
+    [view] = list_responses(queued.sessions)
+    assert (view.received_at, view.date_header) == (arrived, datetime(2025, 12, 1, 8, 0, tzinfo=UTC))
+    assert view.source is not None and view.source["uid"] == 1 and view.source["folder"] == folder
+    assert view.source["uidvalidity"] == validity and view.source["mailbox"].startswith("imap://")
 
 
 def test_the_commands_poll_list_show_and_reclassify_with_json(queued: Env, sent: dict[str, str]) -> None:

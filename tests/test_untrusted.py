@@ -134,8 +134,8 @@ def test_what_a_stranger_wrote_is_shown_not_obeyed_and_names_keep_their_letters(
     [entry] = json.loads(queued.run("responses", "list", "--json").stdout)["responses"]
     shown = queued.run("responses", "show", str(entry["id"])).stdout
     assert "\x1b" not in shown and RLO not in shown and PDF not in shown
-    assert f"     from: {visible(sender)}\n" in shown and "\\x1b[2J\\x1b[31m" in visible(sender)
-    assert "  subject: Re: \\x1b[2J\\x1b[31mAppeal\\u202e\n" in shown
+    assert f"      from: {visible(sender)}\n" in shown and "\\x1b[2J\\x1b[31m" in visible(sender)
+    assert "   subject: Re: \\x1b[2J\\x1b[31mAppeal\\u202e\n" in shown
     # (rich writes a tab as the blanks up to the terminal's next tab stop)
     assert "\nYes\\x1b[2J\\x1b[31m I will sign \\u202eti ngis\\u202c.\nBest,\n\tAlexandros".expandtabs() in shown
 

@@ -209,7 +209,7 @@ def test_the_migration_to_users_adds_the_table_to_a_database_at_0008_and_takes_i
         command.downgrade(config, "0008")
         assert current_revision(engine) == "0008"
         assert not inspect(engine).has_table("users")
-        command.upgrade(config, "head")
+        command.upgrade(config, "0009")
         assert current_revision(engine) == "0009"
         with engine.begin() as connection:
             connection.execute(text("INSERT INTO users (name, password_hash, created_at, password_changed_at) "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -128,12 +129,17 @@ def show_command(
     ctx: typer.Context,
     response_id: Annotated[int, typer.Argument(help="The response (see `responses list`).")],
     raw: Annotated[bool, typer.Option(help="Print the raw message as it arrived instead.")] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="With --raw: write the message's exact bytes to FILE.")
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """One response: its text, what it answered, and what it caused."""
     from outreach.responses.recording import raw_message, show_response
 
     sessions = ctx.obj.workspace().sessions
+    if output is not None and not raw:
+        raise InvalidValueError("--output writes the raw message: give --raw too")
     if raw:
         data = raw_message(sessions, response_id)
         if data is None:
@@ -141,7 +147,14 @@ def show_command(
             if ERASED in (shown.sender, shown.text):
                 raise InvalidValueError(f"response {response_id} was erased (`contacts forget`): its message is gone")
             raise InvalidValueError(f"response {response_id} was logged by hand: it has no message")
-        if sys.stdout.isatty():  # a stranger's bytes: shown, not obeyed (ESC sequences, bidi overrides)
+        if output is not None:  # the stored bytes exactly, whatever they hold
+            try:
+                output.write_bytes(data)
+            except OSError as error:
+                raise InvalidValueError(f"cannot write {output}: {error.strerror or error}") from None
+            err.print(f"Wrote the {len(data)} bytes of response {response_id}'s message to {output}.", markup=False,
+                      highlight=False)  # fmt: skip
+        elif sys.stdout.isatty():  # a stranger's bytes: shown, not obeyed (ESC sequences, bidi overrides)
             typer.echo(visible(data.decode("utf-8", "replace"), lines=True))
         else:  # into a file or a pipe: the message exactly as it arrived
             sys.stdout.buffer.write(data)
@@ -159,15 +172,22 @@ def _print(view: ResponseView) -> None:
     kind = view.kind + (f" (detected as {view.detected_kind})" if view.detected_kind not in (None, view.kind) else "")
     lines = [
         ("response", f"{view.id}, {view.channel}, received {view.received_at:%Y-%m-%d %H:%M} UTC"),
-        ("kind", kind + (f", status {view.status}" if view.status else "")),
+        ("kind", kind + (f", status {view.status}" if view.status else "")
+         + (f", told by {view.sub_kind}" if view.sub_kind else "")),
         ("why", view.reason), ("from", view.sender), ("contact", view.contact), ("campaign", view.campaign),
         ("answers", view.answered and f"{view.answered} (matched by {view.matched_by})"),
+        ("names", view.original and not view.answered
+         and f"{view.original['message_id']} (in {view.original['found_in']}), not a letter of ours"),
+        ("bounced", "; ".join(f"{b['address']} ({', '.join(filter(None, (b['action'], b['status'])))})"
+                              for b in view.bounced)),
+        ("dated", view.date_header and f"{view.date_header:%Y-%m-%d %H:%M} UTC (its Date header)"),
+        ("read from", view.source and ", ".join(f"{key} {value}" for key, value in view.source.items())),
         ("subject", view.subject), ("outcome", view.outcome), ("effects", "; ".join(view.effects) or "none"),
     ]  # fmt: skip
     # What a stranger wrote reaches the terminal shown, not obeyed: escape sequences and bidi overrides made visible.
     for label, value in lines:
         if value:
-            out.print(f"{label:>9}: {visible(value)}", markup=False, highlight=False)
+            out.print(f"{label:>10}: {visible(value)}", markup=False, highlight=False)
     if view.text:
         out.print("", visible(view.text, lines=True), sep="\n", markup=False, highlight=False)
 

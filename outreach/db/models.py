@@ -327,8 +327,15 @@ class Response(Base):
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
     outcome: Mapped[str | None] = mapped_column(_choice(OUTCOMES, "response_outcome"))
-    received_at: Mapped[datetime] = mapped_column(Instant, index=True)
+    received_at: Mapped[datetime] = mapped_column(Instant, index=True)  # when it arrived (or was logged)
     recorded_at: Mapped[datetime] = mapped_column(Instant)
+    # What the message's Date header said: the sender's clock, or a quoted old letter's (None: none that parses).
+    date_header: Mapped[datetime | None] = mapped_column(Instant)
+    sub_kind: Mapped[str | None] = mapped_column(String(32))  # how the kind was told: dsn, free-text, arf, rfc3834...
+    # The Message-ID of ours the message names, and where: in-reply-to, references, report, quoted-text.
+    original_message_id: Mapped[str | None] = mapped_column(String(500))
+    original_found_in: Mapped[str | None] = mapped_column(String(32))
+    bounced: Mapped[list[dict[str, Any]] | None] = mapped_column(Json)  # address, action, status, diagnostic
 
 
 class ResponseMessage(Base):

@@ -41,6 +41,13 @@ class Clues:
     message_ids: tuple[str, ...]  # candidate Message-IDs of ours as `<local@domain>`, domain lower-cased
     tokens: tuple[str, ...]  # the `{token}` parts of the plus (VERP) addresses it was sent to
     sender: str | None  # the From address, domain lower-cased
+    # Where each of `message_ids` was found first: in-reply-to, references, report (an attached original's
+    # headers) or quoted-text (a "Message-ID:" line in a bounce's text).
+    places: tuple[str, ...] = ()
+
+    def place_of(self, message_id: str) -> str | None:
+        """Where a Message-ID of `message_ids` was found."""
+        return dict(zip(self.message_ids, self.places, strict=False)).get(message_id)
 
 
 def normalize_message_id(value: str) -> str | None:
@@ -76,15 +83,17 @@ def clues(message: Message, *, token_address: str | None = None) -> Clues:
     The body of a plain-text bounce is searched for a quoted "Message-ID:" line only when nothing else names one.
     `token_address` is the pattern of our plus address, such as `bounces+{token}@appeal.example.org`.
     """
-    ids = [
-        *(found for value in _values(message, "In-Reply-To") for found in message_ids(value)),
-        *(found for value in _values(message, "References") for found in reversed(message_ids(value))),
-        *(found for headers in _reported_headers(message) for found in _ids_in(headers)),
+    found = [
+        *((one, "in-reply-to") for value in _values(message, "In-Reply-To") for one in message_ids(value)),
+        *((one, "references") for value in _values(message, "References") for one in reversed(message_ids(value))),
+        *((one, "report") for headers in _reported_headers(message) for one in _ids_in(headers)),
     ]
-    if not ids:
-        ids = [found for text in _texts(message) for found in _quoted_ids(text)]
+    if not found:
+        found = [(one, "quoted-text") for text in _texts(message) for one in _quoted_ids(text)]
+    places = dict(reversed(found))  # each id with the first place it was found
+    ids = _unique(one for one, _ in found)
     tokens = _tokens(message, token_address) if token_address else []
-    return Clues(message_ids=_unique(ids), tokens=_unique(tokens), sender=_sender(message))
+    return Clues(message_ids=ids, tokens=_unique(tokens), sender=_sender(message), places=tuple(places[i] for i in ids))
 
 
 def _values(message: Message, name: str) -> list[str]:

@@ -29,7 +29,7 @@ class Understood:
     message_id: str | None
     sender: str | None
     subject: str
-    received_at: datetime | None  # from its Date header; None when it has none that parses
+    date_header: datetime | None  # what its Date header says (the sender's clock); None when none parses
     classification: Classification
     clues: Clues
     text: str  # a reply's new text; for a bounce, the remote server's words
@@ -66,7 +66,7 @@ def understand(
         message_id=header_text(message, "Message-ID")[:500] or None,
         sender=senders[0][:320] if senders else None,
         subject=header_text(message, "Subject"),
-        received_at=_date(header_text(message, "Date")),
+        date_header=_date(header_text(message, "Date")),
         classification=classification,
         clues=clues(message, token_address=token_address),
         text=text,

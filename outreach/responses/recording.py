@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from datetime import datetime
 from itertools import islice
 from multiprocessing import get_context
@@ -49,7 +49,7 @@ from outreach.db.queries import find_campaign
 from outreach.errors import InvalidValueError, NotFoundError, OutreachError
 from outreach.responses.inbound import body_text, read_message
 from outreach.responses.reading import Understood, Unreadable, describe, fingerprint, understand_all
-from outreach.responses.sources import Checkpoint, Fetched, Source
+from outreach.responses.sources import Checkpoint, Fetched, Source, source_of
 from outreach.untrusted import storable
 from outreach.vocabulary import CHANNELS, OUTCOMES, RESPONSE_KINDS
 
@@ -105,13 +105,29 @@ class ResponseView:
     outcome: str | None
     status: str | None
     reason: str | None
-    matched_by: str | None
+    matched_by: str | None  # how: in-reply-to, references, report, quoted-text, token (VERP), address, by hand
     answered: str | None  # the Message-ID of the message of ours it answers
     effects: tuple[str, ...] = ()
+    # What makes the log auditable against the mailbox: the message's own Message-ID, what its Date said, where it
+    # was read, what the classifier found inside, which letter of ours it names (matched or not) and where.
+    sub_kind: str | None = None
+    message_id: str | None = None
+    date_header: datetime | None = None
+    source: dict[str, Any] | None = None
+    original: dict[str, Any] | None = None
+    bounced: tuple[dict[str, Any], ...] = ()
+    contact_id: int | None = None
+    outbox_message_id: int | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """JSON-ready values."""
-        return {**self.__dict__, "received_at": self.received_at.isoformat(), "effects": list(self.effects)}
+        """JSON-ready values: the flat fields as before, then the same facts grouped for a script that checks the log
+        against the mailbox."""
+        return {
+            **self.__dict__, "received_at": self.received_at.isoformat(), "effects": list(self.effects),
+            "date_header": self.date_header.isoformat() if self.date_header else None, "bounced": list(self.bounced),
+            "matched": {"method": self.matched_by, "outbox_message_id": self.outbox_message_id,
+                        "message_id": self.answered, "contact_id": self.contact_id, "contact": self.contact},
+        }  # fmt: skip
 
 
 def poll(
@@ -332,21 +348,24 @@ def _known(session: Session, fingerprints: list[str]) -> set[str]:
     return set(session.scalars(select(Response.fingerprint).where(Response.fingerprint.in_(fingerprints))))
 
 
+_LETTER_COLUMNS = (OutboxMessage.id, OutboxMessage.campaign_id, OutboxMessage.contact_id, OutboxMessage.message_id)
+
+
 class _Letter(NamedTuple):
     """A message of ours that a response answers."""
 
     id: int
     campaign_id: int
     contact_id: int
+    message_id: str
 
 
 def _letters(session: Session, message_ids: list[str]) -> dict[str, _Letter]:
     """Our messages by Message-ID, for a batch of responses in one query."""
     if not message_ids:
         return {}
-    query = select(OutboxMessage.message_id, OutboxMessage.id, OutboxMessage.campaign_id, OutboxMessage.contact_id)
-    return {row[0]: _Letter(*row[1:]) for row in session.execute(
-        query.where(OutboxMessage.message_id.in_(set(message_ids))))}  # fmt: skip
+    query = select(*_LETTER_COLUMNS).where(OutboxMessage.message_id.in_(set(message_ids)))
+    return {row.message_id: _Letter(*row) for row in session.execute(query)}
 
 
 def _response(
@@ -356,15 +375,28 @@ def _response(
     """The values of a response row for one inbound message, matched to what it answers."""
     found = understood.classification
     letter, contact_id, matched_by = _match(session, understood, letters)
+    original, found_in = _original(understood, letter, matched_by)
     return {
         "channel": "email", "kind": found.kind, "detected_kind": found.kind, "reason": found.reason[:2000],
         "status": found.status, "fingerprint": understood.fingerprint, "source": source,
         "source_key": storable(fetched.key)[:500], "message_id": understood.message_id, "sender": understood.sender,
         "subject": understood.subject, "text": understood.text, "matched_by": matched_by,
         "outbox_message_id": letter.id if letter else None, "campaign_id": letter.campaign_id if letter else None,
-        "contact_id": contact_id, "received_at": understood.received_at or now, "recorded_at": now,
-        "outcome": None,
+        "contact_id": contact_id, "received_at": fetched.arrived or now, "recorded_at": now,
+        "date_header": understood.date_header, "outcome": None, "sub_kind": found.sub_kind,
+        "original_message_id": original, "original_found_in": found_in,
+        "bounced": [asdict(one) for one in found.bounced] or None,
     }  # fmt: skip
+
+
+def _original(understood: Understood, letter: _Letter | None, matched_by: str | None) -> tuple[str | None, str | None]:
+    """The Message-ID of ours a message names and where it was found: the one matched, else the first it names."""
+    clues = understood.clues
+    if letter is not None and matched_by == "token":
+        return letter.message_id, "verp"
+    chosen = letter.message_id if letter is not None and matched_by != "address" else None
+    chosen = chosen or (clues.message_ids[0] if clues.message_ids else None)
+    return (chosen[:500], clues.place_of(chosen)) if chosen else (None, None)
 
 
 def _unreadable(source: str, fetched: Fetched, unreadable: Unreadable, now: datetime) -> dict[str, Any]:
@@ -398,8 +430,8 @@ def _match(
     that bounced, or the sender) and that contact's last message."""
     for message_id in understood.clues.message_ids:
         if message_id in letters:
-            return letters[message_id], letters[message_id].contact_id, "message-id"
-    columns = (OutboxMessage.id, OutboxMessage.campaign_id, OutboxMessage.contact_id)
+            return letters[message_id], letters[message_id].contact_id, understood.clues.place_of(message_id)
+    columns = _LETTER_COLUMNS
     for token in understood.clues.tokens:
         row = session.execute(
             select(*columns).where(OutboxMessage.message_id.startswith(f"<{token}@", autoescape=True))
@@ -692,6 +724,16 @@ def _views(session: Session, responses: Iterable[Response]) -> list[ResponseView
             matched_by=r.matched_by,
             answered=answered.get(r.outbox_message_id),
             effects=tuple(effects.get(r.id, [])) + (("stops follow-ups",) if r.kind == "reply" else ()),
+            sub_kind=r.sub_kind,
+            message_id=r.message_id,
+            date_header=as_utc(r.date_header) if r.date_header else None,
+            source=source_of(r.source, r.source_key),
+            original={"message_id": r.original_message_id, "found_in": r.original_found_in}
+            if r.original_message_id
+            else None,
+            bounced=tuple(r.bounced or ()),
+            contact_id=r.contact_id,
+            outbox_message_id=r.outbox_message_id,
         )
         for r in rows
     ]

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast
 
@@ -43,6 +44,9 @@ class Fetched:
 
     key: str
     raw: bytes
+    # When it arrived in this mailbox (IMAP INTERNALDATE, the Maildir file's delivery time, the mbox From_ line's
+    # date), in UTC; None when the source does not say. Not its Date header, which the sender's clock sets.
+    arrived: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -128,13 +132,14 @@ class ImapSource:
         for start in range(0, len(uids), BATCH):
             batch = uids[start : start + BATCH]
             with self._errors(f"read the folder {self.folder!r}"):
-                found = client.fetch(batch, ["BODY.PEEK[]"])
+                found = client.fetch(batch, ["BODY.PEEK[]", "INTERNALDATE"])
             for uid in batch:
                 data = found.get(uid)
                 if data is None:  # expunged since the search
                     continue
                 raw = cast(bytes, data[b"BODY[]"])
-                yield Fetched(f"imap:{self.folder}:{validity}:{uid}", raw), Checkpoint(validity, str(uid))
+                arrived = _utc(data.get(b"INTERNALDATE"))
+                yield Fetched(f"imap:{self.folder}:{validity}:{uid}", raw, arrived), Checkpoint(validity, str(uid))
 
     def probe(self) -> tuple[int, int]:
         """Log in and look at the folder without reading anything: how many messages it holds and how many of
@@ -322,9 +327,10 @@ class MaildirSource:
         for key in sorted(self._files):
             try:
                 raw = self._files[key].read_bytes()
+                arrived = _delivered(key, self._files[key])
             except FileNotFoundError:  # moved or deleted by a mail client since the listing
                 continue
-            yield Fetched(f"maildir:{key}", raw), Checkpoint("", "")
+            yield Fetched(f"maildir:{key}", raw, arrived), Checkpoint("", "")
 
     def done(self, fetched: Fetched) -> None:
         """Move the message's file into the `move_to` subfolder (created if missing), keeping its name and flags."""
@@ -367,9 +373,10 @@ class MboxSource:
             head = file.read(IDENTITY_BYTES)
             offset = self._resume_at(file, inode, head, checkpoint)
             file.seek(offset)
-            for start, raw, end in _mbox_messages(file, offset):
+            for start, from_line, raw, end in _mbox_messages(file, offset):
                 digest = hashlib.sha256(raw).hexdigest()[:16]
-                yield Fetched(f"mbox:{start}:{digest}", raw), Checkpoint(_identity(inode, head, end), str(end))
+                fetched = Fetched(f"mbox:{start}:{digest}", raw, _from_line_date(from_line))
+                yield fetched, Checkpoint(_identity(inode, head, end), str(end))
 
     def done(self, fetched: Fetched) -> None:
         """Nothing: an mbox is only read."""
@@ -415,26 +422,63 @@ def _identity(inode: int, head: bytes, offset: int) -> str:
     return f"{inode}:{len(known)}:{hashlib.sha256(known).hexdigest()[:16]}"
 
 
-def _mbox_messages(file: BinaryIO, offset: int) -> Iterator[tuple[int, bytes, int]]:
-    """Yield (start, message, end) for each message from `offset` on: `start` is its From_ line's offset, `end` the
-    next one's (or the end of the file). A line starting with "From " starts a message (mboxo and mboxrd writers
-    quote such lines in bodies as ">From ", which stays as it is). The blank line that separates a message from
-    the next is not part of it, as in Python's mailbox.mbox."""
+def _mbox_messages(file: BinaryIO, offset: int) -> Iterator[tuple[int, bytes, bytes, int]]:
+    """Yield (start, From_ line, message, end) for each message from `offset` on: `start` is its From_ line's
+    offset, `end` the next one's (or the end of the file). A line starting with "From " starts a message (mboxo and
+    mboxrd writers quote such lines in bodies as ">From ", which stays as it is). The blank line that separates a
+    message from the next is not part of it, as in Python's mailbox.mbox."""
     start: int | None = None
+    from_line = b""
     lines: list[bytes] = []
     position = offset
     for line in file:
         if line.startswith(b"From "):
             if start is not None:
-                yield start, _without_separator(lines), position
-            start, lines = position, []
+                yield start, from_line, _without_separator(lines), position
+            start, from_line, lines = position, line, []
         elif start is not None:
             lines.append(line)
         elif line.strip():
             raise InputError("not an mbox file: it does not start with a From line", where=str(file.name))
         position += len(line)
     if start is not None:
-        yield start, _without_separator(lines), position
+        yield start, from_line, _without_separator(lines), position
+
+
+# The date a delivery agent writes on the From_ line, in asctime's form: `From sender Thu Dec  3 10:00:00 2026`,
+# sometimes with a zone or offset before or after the year.
+_FROM_LINE_DATE = re.compile(
+    rb"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) +((?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} +"
+    rb"\d{1,2}:\d{2}(?::\d{2})?)(?: +[A-Z]{3,5}| +[+-]\d{4})? +(\d{4})"
+)
+
+
+def _from_line_date(line: bytes) -> datetime | None:
+    """When an mbox message was delivered, from its From_ line (UTC, which delivery agents write; None: no date)."""
+    found = _FROM_LINE_DATE.search(line)
+    if found is None:
+        return None
+    text = f"{' '.join(found[1].decode('ascii').split())} {found[2].decode('ascii')}"
+    for layout in ("%b %d %H:%M:%S %Y", "%b %d %H:%M %Y"):
+        with suppress(ValueError):
+            return datetime.strptime(text, layout).replace(tzinfo=UTC)
+    return None
+
+
+def _delivered(key: str, path: Path) -> datetime | None:
+    """When a Maildir message was delivered: the seconds its unique name begins with (`1764846000.M…`, the Maildir
+    convention), else the file's modification time, which delivery sets."""
+    seconds, _, _ = key.partition(".")
+    if seconds.isascii() and seconds.isdigit() and 9 <= len(seconds) <= 11:
+        return datetime.fromtimestamp(int(seconds), UTC)
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+
+
+def _utc(value: object) -> datetime | None:
+    """An IMAP INTERNALDATE as imapclient gives it (a datetime in the server's zone, or naive local time) in UTC."""
+    if not isinstance(value, datetime):
+        return None
+    return value.astimezone(UTC) if value.tzinfo else value.astimezone().astimezone(UTC)
 
 
 def _without_separator(lines: list[bytes]) -> bytes:
@@ -442,6 +486,20 @@ def _without_separator(lines: list[bytes]) -> bytes:
     if lines and lines[-1] in (b"\n", b"\r\n"):
         lines = lines[:-1]
     return b"".join(lines)
+
+
+def source_of(name: str | None, key: str | None) -> dict[str, Any] | None:
+    """Where a recorded message was read, as a script checks it against the mailbox: the IMAP mailbox with the
+    folder, UIDVALIDITY and UID, or the Maildir or mbox file with the message's key there (None: logged by hand)."""
+    if not name:
+        return None
+    parts = (key or "").split(":")
+    if parts[0] == "imap" and len(parts) >= 4 and parts[-1].isdigit():
+        return {"mailbox": name, "folder": ":".join(parts[1:-2]), "uidvalidity": parts[-2], "uid": int(parts[-1])}
+    kind, _, path = name.partition(":")
+    if kind in ("maildir", "mbox") and len(parts) >= 2:
+        return {kind: path, "key": ":".join(parts[1:])}
+    return {"source": name, "key": key}
 
 
 SPEC = re.compile(r"(?P<kind>imap|maildir|mbox)(?::(?P<path>.+))?\Z")
