@@ -5,6 +5,7 @@ from __future__ import annotations
 import mailbox
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
@@ -421,3 +422,24 @@ def test_imap_settings_come_from_the_environment(tmp_path: Path) -> None:
         load_settings(tmp_path, {"OUTREACH_IMAP_SECURITY": "ssl"})
     with pytest.raises(ConfigError, match="OUTREACH_IMAP_PORT"):
         load_settings(tmp_path, {"OUTREACH_IMAP_PORT": "imap"})
+
+
+def test_each_source_says_when_a_message_arrived(tmp_path: Path) -> None:
+    """Not the Date header: the mbox From_ line's date (UTC, as delivery agents write it), and the Maildir file's
+    delivery time (the seconds its unique name starts with, else when the file was written)."""
+    box = tmp_path / "box.mbox"
+    box.write_bytes(
+        b"From MAILER-DAEMON Wed Dec  2 14:30:05 2026\nDate: Sun, 01 Dec 2025 09:00:00 +0000\nSubject: a\n\nA\n\n"
+        b"From someone@example.org  Thu Dec 3 08:01 2026\nSubject: b\n\nB\n\n"
+        b"From someone@example.org\nSubject: c\n\nC\n"
+    )
+    arrived = [fetched.arrived for fetched, _ in MboxSource(box).fetch(None)]
+    assert arrived == [datetime(2026, 12, 2, 14, 30, 5, tzinfo=UTC), datetime(2026, 12, 3, 8, 1, tzinfo=UTC), None]
+    folder = mailbox.Maildir(tmp_path / "Maildir")
+    folder.add(b"Subject: named\n\nA\n")
+    (tmp_path / "Maildir" / "new" / "1796300000.M1P1Q1.host").write_bytes(b"Subject: b\n\nB\n")
+    (tmp_path / "Maildir" / "cur" / "handmade:2,S").write_bytes(b"Subject: c\n\nC\n")
+    found = {fetched.key: fetched.arrived for fetched, _ in MaildirSource(tmp_path / "Maildir").fetch(None)}
+    assert found["maildir:1796300000.M1P1Q1.host"] == datetime.fromtimestamp(1796300000, UTC)
+    assert all(moment is not None and abs(moment - datetime.now(UTC)) < timedelta(minutes=10)
+               for key, moment in found.items() if key != "maildir:1796300000.M1P1Q1.host")  # fmt: skip
