@@ -3,13 +3,15 @@ unsubscribe and replies, each sample as a server or client sends it (tests/sampl
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from outreach.responses.classify import Classification, classify
+from outreach.responses.classify import BouncedRecipient, Classification, classify
 from outreach.responses.inbound import (
     addresses,
     body_text,
@@ -87,12 +89,17 @@ def test_sample(name: str, kind: str, status: str | None, recipients: tuple[str,
 
 
 def test_a_bounce_carries_the_remote_servers_words_on_one_line() -> None:
+    said = (
+        "550 5.1.1 <m.mustermann@bundestag.example>: Recipient address rejected: User unknown in virtual mailbox table"
+    )
     assert sample("bounce-postfix-user-unknown.eml") == Classification(
         "hard_bounce",
         "DSN Action failed, Status 5.1.1",
         "5.1.1",
-        "550 5.1.1 <m.mustermann@bundestag.example>: Recipient address rejected: User unknown in virtual mailbox table",
+        said,
         ("m.mustermann@bundestag.example",),
+        sub_kind="dsn",
+        bounced=(BouncedRecipient("m.mustermann@bundestag.example", "failed", "5.1.1", said),),
     )
     gmail = sample("bounce-gmail-address-not-found.eml").diagnostic or ""
     assert gmail.startswith("550-5.1.1 The email account that you tried to reach does not exist.")
@@ -375,3 +382,63 @@ def test_samples_cut_anywhere_are_still_classified(name: str, percent: int) -> N
     raw = (SAMPLES / name).read_bytes()
     found = classify(read_message(raw[: len(raw) * percent // 100]))
     assert found.kind in RESPONSE_KINDS
+
+
+def test_each_recipient_of_a_report_keeps_its_own_action_and_status() -> None:
+    report = (
+        b"From: MAILER-DAEMON@mx.example\r\nTo: appeal@example.org\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nTwo recipients could not be reached.\r\n"
+        b"--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n\r\n"
+        b"Final-Recipient: rfc822; a@parliament.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        b"Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n\r\n"
+        b"Final-Recipient: rfc822; b@parliament.example\r\nAction: failed\r\nStatus: 5.2.2\r\n"
+        b"Diagnostic-Code: smtp; 552 5.2.2 mailbox full\r\n\r\n"
+        b"Final-Recipient: rfc822; c@parliament.example\r\nAction: delayed\r\nStatus: 4.4.1\r\n\r\n--b--\r\n"
+    )
+    found = classify(read_message(report))
+    assert (found.kind, found.sub_kind, found.recipients) == (
+        "hard_bounce", "dsn", ("a@parliament.example", "b@parliament.example"))  # fmt: skip
+    assert found.bounced == (
+        BouncedRecipient("a@parliament.example", "failed", "5.1.1", "550 5.1.1 no such user"),
+        BouncedRecipient("b@parliament.example", "failed", "5.2.2", "552 5.2.2 mailbox full"),
+    )
+
+
+# The corpus of real bounces, delay warnings, automatic replies and complaints (tests/corpus/README.md): each
+# message is read as a person who read it said. The few outreach still reads wrong are listed with why, and fail
+# the test when they start to pass, so that this list only shrinks.
+CORPUS = Path(__file__).parent / "corpus"
+KNOWN_MISSES = {
+    "messages/bounce_email/tt_1234241664.eml": "a bulk message: read as a person's reply",
+    "messages/bounceparser/spam-bogus-email-in-report.eml": "spam: read as a person's reply",
+    "messages/bounceparser/spam-with-image.eml": "spam: read as a person's reply",
+    "messages/bounceparser/bluebottle.eml": "a challenge-response notice without automatic headers",
+    "messages/bounceparser/boxbe-cr2.eml": "a challenge-response notice sent as a DSN saying failed",
+    "messages/bounceparser/no-message-collected.eml": "a report cut off before its first part: Auto-Submitted wins",
+    "messages/bounceparser/misidentified-recipient.eml": "names the forwarded-to address, not the one written to",
+    "messages/bounceparser/spam-rejection15.eml": "a broken Content-Type hides the report: no recipient found",
+    "messages/bounceparser/warning-9.eml": "names the forwarded-to address beside the one written to",
+    "messages/flufl.bounce/sendmail_01.eml": "names the expanded address beside the one written to",
+    "messages/php-bounce-handler/arf2.eml": "an ARF opt-out whose boundary line is not folded: read as abuse",
+}
+BOUNCE_KINDS = ("hard_bounce", "soft_bounce", "delayed")
+
+
+def _corpus_cases() -> list[Any]:
+    cases = []
+    for line in (CORPUS / "expected-bounces.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        miss = KNOWN_MISSES.get(record["file"])
+        marks = [pytest.mark.xfail(reason=miss, strict=True)] if miss else []
+        cases.append(pytest.param(record, id=record["file"].removeprefix("messages/"), marks=marks))
+    return cases
+
+
+@pytest.mark.parametrize("record", _corpus_cases())
+def test_the_corpus_is_read_as_a_person_read_it(record: dict[str, Any]) -> None:
+    classification = classify(read_message((CORPUS / record["file"]).read_bytes()))
+    assert classification.kind == record["kind"], classification.reason
+    if record["kind"] in BOUNCE_KINDS and record["recipients"]:
+        assert sorted(classification.recipients) == sorted(record["recipients"])
+        assert [bounced.address for bounced in classification.bounced] == list(classification.recipients)

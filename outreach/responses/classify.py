@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import Message
 
 from flufl.bounce import all_failures
@@ -45,23 +45,67 @@ class Classification:
     diagnostic: str | None = None  # the remote server's text, on one line
     recipients: tuple[str, ...] = ()  # the addresses that bounced or complained, lower-cased
     text: str | None = None  # a person's own words, apart from the quote, where the classifier read them
+    # How the kind was told: dsn, free-text, arf, mdn, rfc3834, header, exchange, subject, mailbox, short-reply.
+    sub_kind: str | None = None
+    bounced: tuple[BouncedRecipient, ...] = ()  # each recipient a bounce names, with what it says of them
+
+
+@dataclass(frozen=True)
+class BouncedRecipient:
+    """One recipient of a bounce: the address, the DSN Action (failed, delayed) and Status, and the remote server's
+    words, as the report gives them for this recipient (a free-text bounce gives one status for all)."""
+
+    address: str
+    action: str | None
+    status: str | None
+    diagnostic: str | None
 
 
 # Tables are written in normalized text (see `_normalized`): case folded, accents stripped, `ł` as `l`.
 
 # Senders and subjects of delivery reports in the languages we write to. Only messages that look like one are
 # searched for a free-text bounce, because running flufl.bounce's detectors costs more than the rest together.
-_BOUNCE_SENDER = re.compile(r"mailer-daemon|postmaster|mail delivery (subsystem|system)|microsoftexchange")
+_BOUNCE_SENDER = re.compile(
+    r"mailer-daemon|postmaster|mail delivery (subsystem|system|service)|delivery subsystem|microsoftexchange|mdaemon"
+)
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|delivery status notification|delivery (has )?failed|delivery failure|failure notice|returned mail"
     r"|mail delivery failed|could not send message|delayed mail|delivery delayed|unzustellbar|nicht zustellbar"
     r"|non remis|non distribuable|no se puede entregar|no entregado|non recapitat|niedostarczon|nedorucitel"
+    r"|could not be delivered|not (been )?delivered|non-delivery|mail error|failed mail|automatically rejected"
+    r"|user unknown|olevererbar|onbestelbaar|niet bezorgd|nao (pode ser )?entregue|kan ikke leveres"
+    r"|konnte nicht zugestellt|nedoruceno|nedorucena|не доставлен|недоставлен"
 )
 _DELAY_SUBJECT = re.compile(r"\(delay\)|delayed|could not send message for past|still being retried")
+# What a free-text bounce says when it names no SMTP code: that a letter was not delivered (in the report's own
+# words, before the copy of the original), and, for a soft bounce, that the server gave up on a temporary failure
+# after retrying (RFC 3463 4.x.x reached its time limit) rather than being refused. Written in normalized text.
+_FAILURE_TEXT = re.compile(
+    r"could not be delivered|cannot be delivered|can ?not deliver|was not delivered|not been delivered|undeliverable"
+    r"|unable to deliver|did not reach the following|delivery (to the following recipients? )?failed|has failed"
+    r"|failed permanently|permanent (fatal )?error|not a valid (user|address)|(user|mailbox|recipient) (not found"
+    r"|unknown|unavailable)|no such (user|mailbox|address)|does not exist|address rejected|not listed in"
+    r"|ne peut pas etre remis|n'a pas pu etre (remis|delivre)|konnte nicht zugestellt|nicht zugestellt werden"
+    r"|no (pudo|se pudo|puede) ser entregado|non (e stato|puo essere) (recapitato|consegnato)|nie (mog|moz)\w* "
+    r"dostarcz|nelze dorucit|nebylo doruceno|nao pode ser (enviada|entregue)|kon niet worden bezorgd"
+    r"|не может быть доставлено|невозможно доставить"
+)
+_GAVE_UP_TEXT = re.compile(
+    r"temp_failure|failed \d+ attempts|maximum (number of )?delivery attempts|after \d+ attempt|numerous attempts"
+    r"|not reachable within|queue period|not delivered within|in the queue too long|aborted after"
+    r"|(hosts? ha(ve|s) been|all hosts) (failing|unreachable)|connection (was )?(dropped|timed out|refused)"
+    r"|timed out|delivery time expired"
+)
+# A free-text bounce names the failed addresses in its report, before the copy: `<jane@example.org>:` (qmail),
+# `  jane@example.org` on a line of its own, `Recipient: [SMTP:jane@example.org]` (MailEnable) ...
+_QUOTED_HEADERS = re.compile(r"^(received|return-path|message-id|delivered-to):", re.I | re.M)
+_SENDER_LINE = re.compile(r"^\W*(from|sender|reply-to|return-path|envelope-from)\s*:|.*\bmail from\s*:", re.I)
+_ADDRESS_IN_TEXT = re.compile(r"(?<![\w.+=-])([\w.+=-]+@[\w-]+(?:\.[\w-]+)+)")
 # Where the copy of the original begins inside a free-text bounce: codes after this point are not the report's.
 _COPY_MARKER = re.compile(
     r"^.*(copy of (the|your) message|original message|returned message|message headers follow|returned mail follows"
-    r"|original-nachricht|message d'origine)",
+    r"|original-nachricht|message d'origine|(header|copy) of the (source|original) (mail|message)"
+    r"|mensaje original|original message follows)",
     re.I | re.M,
 )
 # RFC 3463 enhanced status codes and RFC 5321 reply codes of failures, not parts of addresses, numbers or dates.
@@ -91,6 +135,21 @@ _AUTO_REPLY_SUBJECTS = {
     "it": r"risposta automatica|fuori (sede|ufficio)|^assen(te|za)\b|in ferie\b",
     "pl": r"odpowiedz automatyczna|autoodpowiedz|nieobecnosc|poza biurem|^urlop\b",
     "cs": r"automaticka odpoved|nepritomnost|mimo (kancelar|urad)|^dovolena\b",
+    "nl": r"automatisch antwoord|afwezigheidsbericht|niet (aanwezig|op kantoor)|^afwezig\b",
+    "pt": r"resposta automatica|fora do escritorio|^ausente\b",
+    "sv": r"autosvar|fravarande|franvaro|inte pa kontoret",
+    "da": r"automatisk svar|fravaersbesked|ikke pa kontoret",
+    "fi": r"automaattinen vastaus|poissaoloviesti|^poissa\b",
+    "hu": r"automatikus valasz|hazon kivul|^szabadsag",
+    "ro": r"raspuns automat|in afara biroului|^concediu\b",
+    "sk": r"automaticka odpoved|mimo kancelarie|^neprit",
+    "lv": r"automatiska atbilde|arpus biroja|^atvalinajum",
+    "lt": r"automatinis atsakymas|ne biure|^atostog",
+    "et": r"automaatne vastus|kontorist eemal|^puhkusel\b",
+    "sl": r"samodejni odgovor|odsotnost|izven pisarne",
+    "hr": r"automatski odgovor|izvan ureda|^odsutan\b",
+    "el": r"αυτοματη απαντηση|εκτος γραφειου",
+    "bg": r"автоматичен отговор|извън офиса",
 }
 # Requests to be taken off the list by language.
 _UNSUBSCRIBE_PHRASES = {
@@ -207,6 +266,11 @@ def _from_delivery_status(message: Message, reports: list[Message]) -> Classific
     blocks = [block for block in blocks if block.action or block.address]  # the per-message block has neither
     if not blocks:
         return None
+    # Some reporters (Boxbe) put the Action in the per-message block and leave it out of the recipient's: the
+    # recipient then takes it, and the stray block, which names nobody, goes.
+    stray = [block for block in blocks if block.action and not block.address]
+    if stray and (named := [block for block in blocks if block.address]) and not any(b.action for b in named):
+        blocks = [replace(block, action=stray[0].action) for block in named]
     failed = [block for block in blocks if block.action in ("failed", "failure", "error")]  # opensmtpd: `error`
     hard = [block for block in failed if block.status_class != "4"]
     if hard:
@@ -217,11 +281,20 @@ def _from_delivery_status(message: Message, reports: list[Message]) -> Classific
         kind, chosen = "delayed", delayed
     else:  # relayed, delivered, expanded: a success notice
         actions = ", ".join(sorted({block.action or "none" for block in blocks}))
-        return Classification("unknown", f"DSN Action {actions}: a notice of success, not a failure")
+        return Classification("unknown", f"DSN Action {actions}: a notice of success, not a failure", sub_kind="dsn")
     first = chosen[0]
     recipients = tuple(dict.fromkeys(block.address for block in chosen if block.address))
     reason = f"DSN Action {first.action}, Status {first.status}" if first.status else f"DSN Action {first.action}"
-    return Classification(kind, reason, first.status, first.diagnostic, recipients or _original_recipients(message))
+    first_blocks = {block.address: block for block in reversed(chosen) if block.address}  # one per address
+    bounced = tuple(
+        BouncedRecipient(address, first_blocks[address].action, first_blocks[address].status,
+                         first_blocks[address].diagnostic)
+        for address in recipients
+    )  # fmt: skip
+    if not recipients:  # a report that names no recipient: the original's To, as a free-text bounce gives them
+        recipients = _original_recipients(message)
+        bounced = tuple(BouncedRecipient(a, first.action, first.status, first.diagnostic) for a in recipients)
+    return Classification(kind, reason, first.status, first.diagnostic, recipients, sub_kind="dsn", bounced=bounced)
 
 
 def _failures(message: Message) -> tuple[frozenset[str], frozenset[str]]:
@@ -257,18 +330,42 @@ def _from_free_text(message: Message) -> Classification | None:
     found = _reply_code(text[: marker.start()] if marker else text)
     status_class, status, diagnostic = found if found else ("", None, None)
     delay_subject = _DELAY_SUBJECT.search(header_text(message, "Subject").lower())
+    report = _normalized(text[: marker.start()] if marker else text)
+    gave_up = status_class != "5" and _GAVE_UP_TEXT.search(report)
     if status_class == "5":
         kind, reason = "hard_bounce", f"free-text bounce, SMTP {status or 'reply 5xx'}"
     elif (temporary and not permanent) or (delay_subject and not permanent):
         kind, reason = "delayed", "free-text warning: delivery still being tried"
     elif status_class == "4":
         kind, reason = "soft_bounce", f"free-text bounce, SMTP {status or 'reply 4xx'}"
+    elif gave_up and (permanent or _FAILURE_TEXT.search(report) or _looks_like_bounce(message)):
+        kind, reason = "soft_bounce", f"free-text bounce: gave up on a temporary failure ({gave_up.group(0)})"
     elif permanent:
         kind, reason = "hard_bounce", "free-text bounce, permanent failure (flufl.bounce)"
+    elif failure := _FAILURE_TEXT.search(report):
+        kind, reason = "hard_bounce", f"free-text bounce: {failure.group(0)}"
     else:
         return None
-    recipients = tuple(sorted(permanent | temporary)) or _original_recipients(message)
-    return Classification(kind, reason, status, diagnostic, recipients)
+    recipients = tuple(sorted(permanent | temporary)) or _named_in_report(
+        message, text[: marker.start()] if marker else text
+    )
+    action = "delayed" if kind == "delayed" else "failed"
+    bounced = tuple(BouncedRecipient(address, action, status, diagnostic) for address in recipients)
+    return Classification(kind, reason, status, diagnostic, recipients, sub_kind="free-text", bounced=bounced)
+
+
+def _named_in_report(message: Message, report: str) -> tuple[str, ...]:
+    """The addresses a free-text report names, less the sender's and ours; else the To of the original it returns."""
+    ours = {address.lower() for address in addresses(message, "From", "To", "Reply-To", "Return-Path", "Sender")}
+    original = _returned_original(message)
+    if original is not None:
+        ours |= {address.lower() for address in addresses(original, "From", "Sender", "Reply-To", "Return-Path")}
+    report = _QUOTED_HEADERS.split(report, 1)[0]  # a header block quoted without a marker starts the copy
+    lines = (line for line in report.splitlines() if not _SENDER_LINE.match(line))  # "From: ...", "mail from: ..."
+    named = (found.group(1).lower().rstrip(".") for line in lines for found in _ADDRESS_IN_TEXT.finditer(line))
+    found = tuple(dict.fromkeys(address for address in named if address not in ours and "postmaster" not in address
+                                and "mailer-daemon" not in address))  # fmt: skip
+    return found or _original_recipients(message)
 
 
 def _complaint(message: Message) -> Classification:
@@ -276,8 +373,14 @@ def _complaint(message: Message) -> Classification:
     fields = [block for report in parts_of_type(message, "message/feedback-report") for block in field_blocks(report)]
     feedback_type = next((header_text(block, "Feedback-Type") for block in fields if "Feedback-Type" in block), "")
     reported = [address.lower() for block in fields for address in addresses(block, "Original-Rcpt-To")]
+    if feedback_type.lower() in ("opt-out", "opt-out-list"):  # RFC 6650 / ARF: the reader asks to be taken off
+        removal = [address.lower() for block in fields for address in addresses(block, "Removal-Recipient")]
+        recipients = tuple(dict.fromkeys(removal or reported)) or _original_recipients(message)
+        return Classification("unsubscribe", f"ARF feedback report: {feedback_type}", recipients=recipients,
+                              sub_kind="arf")  # fmt: skip
     recipients = tuple(dict.fromkeys(reported)) or _original_recipients(message)
-    return Classification("complaint", f"ARF feedback report: {feedback_type or 'abuse'}", recipients=recipients)
+    return Classification("complaint", f"ARF feedback report: {feedback_type or 'abuse'}", recipients=recipients,
+                          sub_kind="arf")  # fmt: skip
 
 
 def _looks_like_bounce(message: Message) -> bool:
@@ -287,6 +390,7 @@ def _looks_like_bounce(message: Message) -> bool:
         message.get_content_type() == "multipart/report"
         or "X-Failed-Recipients" in message
         or _BOUNCE_SENDER.search(sender)
+        or (bool(sender) and not addresses(message, "From"))  # `From: "Jetmail System" <>`: a report's null sender
         or _BOUNCE_SUBJECT.search(_normalized(header_text(message, "Subject")))
     )
 
@@ -299,34 +403,35 @@ def _null_return_path(message: Message) -> bool:
 # Automatic replies and requests to unsubscribe.
 
 
-def _auto_reply_reason(message: Message) -> str | None:
-    """Why the message is an automatic reply (a header or its subject), or None."""
+def _auto_reply_reason(message: Message) -> tuple[str, str] | None:
+    """Why the message is an automatic reply (a header or its subject) and how that was told, or None."""
     for name, automatic in _AUTO_REPLY_HEADERS:
         value = header_text(message, name)
         if value and automatic.match(value):
-            return f"{name}: {value}"
+            return f"{name}: {value}", "rfc3834" if name.lower() == "auto-submitted" else "header"
     found = _AUTO_REPLY_SUBJECT.search(_normalized(header_text(message, "Subject")))
     if found is None:
         return None
     if "X-Auto-Response-Suppress" in message:  # Exchange marks its automatic replies so
-        return f"X-Auto-Response-Suppress and an automatic reply's subject ({found.lastgroup})"
-    return f"an automatic reply's subject ({found.lastgroup})"
+        return f"X-Auto-Response-Suppress and an automatic reply's subject ({found.lastgroup})", "exchange"
+    return f"an automatic reply's subject ({found.lastgroup})", "subject"
 
 
-def _unsubscribe_reason(message: Message, wanted: Collection[str], own: str) -> str | None:
-    """Why the message asks to unsubscribe (where it went, its subject or its short new text `own`), or None."""
+def _unsubscribe_reason(message: Message, wanted: Collection[str], own: str) -> tuple[str, str] | None:
+    """Why the message asks to unsubscribe (where it went, its subject or its short new text `own`) and how that
+    was told, or None."""
     mailboxes = {address.strip().lower() for address in wanted}
     fields = ("To", "Cc", "Delivered-To", "X-Original-To")
     seen = " ".join(str(value) for name in fields for value in message.get_all(name, [])).lower()
     if any(mailbox in seen for mailbox in mailboxes):  # parsing the address lists costs more than looking first
         for address in addresses(message, *fields):
             if address.lower() in mailboxes:
-                return f"sent to {address.lower()}"
+                return f"sent to {address.lower()}", "mailbox"
     subject = _normalized(_REPLY_PREFIX.sub("", header_text(message, "Subject")))
     if len(subject) <= _SHORT_SUBJECT and (found := _UNSUBSCRIBE.search(subject)):
-        return f"the subject asks to unsubscribe ({found.lastgroup})"
+        return f"the subject asks to unsubscribe ({found.lastgroup})", "subject"
     if len(own) <= _SHORT_REPLY and (found := _UNSUBSCRIBE.search(_normalized(own))):
-        return f"a short reply asks to unsubscribe ({found.lastgroup})"
+        return f"a short reply asks to unsubscribe ({found.lastgroup})", "short-reply"
     return None
 
 
@@ -337,7 +442,12 @@ def classify(message: Message, *, unsubscribe_addresses: Collection[str] = ()) -
     if report_type == "feedback-report":
         return _complaint(message)
     if report_type == "disposition-notification":  # a read receipt (RFC 8098): sent by software, not a person
-        return Classification("auto_reply", "disposition notification (read receipt)")
+        # Some servers send their refusals in this form ("Automatically rejected mail" from a mail delivery
+        # subsystem, "Quota exceeded"): a receipt from a delivery system that says so is a bounce.
+        sender, subject = header_text(message, "From").lower(), _normalized(header_text(message, "Subject"))
+        if (_BOUNCE_SENDER.search(sender) or _BOUNCE_SUBJECT.search(subject)) and (found := _from_free_text(message)):
+            return found
+        return Classification("auto_reply", "disposition notification (read receipt)", sub_kind="mdn")
     auto_reply = _auto_reply_reason(message)
     looks_like_bounce = _looks_like_bounce(message)
     # RFC 3834 3.3 asks automatic replies to use an empty envelope sender too: that alone is no reason to search.
@@ -347,14 +457,14 @@ def classify(message: Message, *, unsubscribe_addresses: Collection[str] = ()) -
         if found is not None:
             return found
     if auto_reply is not None:
-        return Classification("auto_reply", auto_reply)
+        return Classification("auto_reply", auto_reply[0], sub_kind=auto_reply[1])
     if looks_like_bounce:
         return Classification("unknown", "looks like a delivery report, but names no failure")
     text = body_text(message)
     own = new_text(text)  # kept with the classification: the response log records these words
     unsubscribe = _unsubscribe_reason(message, unsubscribe_addresses, own)
     if unsubscribe is not None:
-        return Classification("unsubscribe", unsubscribe, text=own)
+        return Classification("unsubscribe", unsubscribe[0], text=own, sub_kind=unsubscribe[1])
     if not addresses(message, "From"):
         return Classification("unknown", "no sender address")
     if not text.strip():
