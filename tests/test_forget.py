@@ -24,8 +24,10 @@ from outreach.contacts.erasing import forget_contact
 from outreach.contacts.signatories import add_signatory
 from outreach.db.models import Base, Contact, OutboxMessage, Signatory, Suppression
 from outreach.errors import InvalidValueError, NotFoundError
-from outreach.responses.recording import Inbox, list_responses, mark_outcome, poll
+from outreach.responses.polling import Inbox, poll
+from outreach.responses.recording import mark_outcome
 from outreach.responses.sources import MaildirSource
+from outreach.responses.views import list_responses
 from outreach.workspace import read_secret
 
 from .conftest import Env

@@ -169,12 +169,18 @@ def _message(sample: str) -> Message:
 @pytest.mark.parametrize(
     ("sample", "expected"),
     [
-        ("reply_threaded.eml", Clues((OURS, FIRST_STEP), (), "Jane.Roe@parliament.example")),
-        ("reply_sloppy.eml", Clues((OURS,), (), "jan@starosta.example")),
-        ("dsn_rfc822.eml", Clues((OURS,), (), "MAILER-DAEMON@mx.appeal.example.org")),
-        ("arf_headers.eml", Clues((OURS,), ("3f9a1c2e7b.20250410",), "abuse@mail.provider.example")),
-        ("qmail_bounce.eml", Clues((OURS,), (), "MAILER-DAEMON@mail.town.example")),
-        ("verp_bounce.eml", Clues((OURS,), ("3f9a1c2e7b.20250410",), "Mailer-Daemon@mx.region.example")),
+        (
+            "reply_threaded.eml",
+            Clues((OURS, FIRST_STEP), (), "Jane.Roe@parliament.example", ("in-reply-to", "references")),
+        ),
+        ("reply_sloppy.eml", Clues((OURS,), (), "jan@starosta.example", ("in-reply-to",))),
+        ("dsn_rfc822.eml", Clues((OURS,), (), "MAILER-DAEMON@mx.appeal.example.org", ("report",))),
+        ("arf_headers.eml", Clues((OURS,), ("3f9a1c2e7b.20250410",), "abuse@mail.provider.example", ("report",))),
+        ("qmail_bounce.eml", Clues((OURS,), (), "MAILER-DAEMON@mail.town.example", ("quoted-text",))),
+        (
+            "verp_bounce.eml",
+            Clues((OURS,), ("3f9a1c2e7b.20250410",), "Mailer-Daemon@mx.region.example", ("quoted-text",)),
+        ),
     ],
 )
 def test_the_clues_of_an_inbound_message(sample: str, expected: Clues) -> None:

@@ -19,8 +19,10 @@ from outreach.db.models import Contact, OutboxMessage, Response, Signatory
 from outreach.reports.collect import collect_report
 from outreach.reports.figures import CSV_COLUMNS, Counts, GrowthPoint, Report
 from outreach.reports.html import render_html
-from outreach.responses.recording import add_response, list_responses, mark_outcome, poll
+from outreach.responses.polling import poll
+from outreach.responses.recording import add_response, mark_outcome
 from outreach.responses.sources import MaildirSource
+from outreach.responses.views import list_responses
 
 from .conftest import Env
 from .smtp_server import FaultyHandler

@@ -17,20 +17,11 @@ from sqlalchemy import select
 from outreach.contacts.signatories import add_signatory
 from outreach.db.models import Contact, OutboxMessage, Signatory, Suppression
 from outreach.errors import InvalidValueError, NotFoundError
-from outreach.responses import reading, recording
-from outreach.responses.recording import (
-    BATCH,
-    Inbox,
-    add_response,
-    list_responses,
-    mark_outcome,
-    poll,
-    raw_message,
-    reclassify,
-    show_response,
-    signatory_draft,
-)
+from outreach.responses import polling, reading
+from outreach.responses.polling import BATCH, Inbox, poll
+from outreach.responses.recording import add_response, mark_outcome, reclassify, signatory_draft
 from outreach.responses.sources import Checkpoint, Fetched, ImapError, ImapSettings, ImapSource, MaildirSource
+from outreach.responses.views import list_responses, raw_message, show_response
 
 from .conftest import Env
 from .imap_server import Dovecot
@@ -430,7 +421,7 @@ def test_a_nul_in_a_header_or_body_read_from_a_maildir_stops_nothing(
     queued: Env, sent: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Batches of two: the NULs fall in the first and second batches, read by the second process.
-    monkeypatch.setattr(recording, "BATCH", 2)
+    monkeypatch.setattr(polling, "BATCH", 2)
     inbox = with_nul(sent)
     folder = maildir(queued.root, inbox)
     report = poll(queued.sessions, MaildirSource(folder), INBOX, now=lambda: LATER)
@@ -477,14 +468,14 @@ def test_a_message_that_cannot_be_read_is_recorded_as_unreadable_and_the_poll_go
 
         monkeypatch.setattr(reading, "classify", broken_classify)
     else:  # a bug in matching, which runs where the batch is recorded
-        match = recording._match
+        match = polling.match
 
         def broken_match(session: Any, understood: Any, letters: Any) -> Any:
             if understood.text == "Count me in.":
                 raise ValueError("matching broke")
             return match(session, understood, letters)
 
-        monkeypatch.setattr(recording, "_match", broken_match)
+        monkeypatch.setattr(polling, "match", broken_match)
     inbox = with_nul(sent)
     folder = maildir(queued.root, inbox)
     report = poll(queued.sessions, MaildirSource(folder), INBOX, now=lambda: LATER)
@@ -506,7 +497,7 @@ def test_a_message_the_database_refuses_is_recorded_as_unreadable(
 ) -> None:
     if not queued.url.startswith("postgresql"):
         pytest.skip("SQLite holds a NUL in text: only PostgreSQL refuses the uncleaned message")
-    monkeypatch.setattr(recording, "_storable", lambda read: read)  # as before the fix: NULs go to the database
+    monkeypatch.setattr(polling, "_storable", lambda read: read)  # as before the fix: NULs go to the database
     inbox = with_nul(sent)
     folder = maildir(queued.root, inbox)
     report = poll(queued.sessions, MaildirSource(folder), INBOX, now=lambda: LATER)

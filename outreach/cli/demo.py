@@ -238,8 +238,10 @@ def _read_answers(workspace: Workspace) -> int:
     """Steps 13 to 15: poll the Maildir with the real response log, list what it recorded, mark a signature;
     return the response marked signed."""
     from outreach.contacts.signatories import list_signatories
-    from outreach.responses.recording import list_responses, mark_outcome, poll
+    from outreach.responses.polling import poll
+    from outreach.responses.recording import mark_outcome
     from outreach.responses.sources import MaildirSource
+    from outreach.responses.views import list_responses
     from outreach.sandbox import SIGNER
 
     sessions = workspace.sessions

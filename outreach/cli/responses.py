@@ -17,7 +17,8 @@ from outreach.untrusted import visible
 from outreach.vocabulary import CHANNELS, ERASED, OUTCOMES, RESPONSE_KINDS
 
 if TYPE_CHECKING:
-    from outreach.responses.recording import Inbox, ResponseView
+    from outreach.responses.polling import Inbox
+    from outreach.responses.views import ResponseView
     from outreach.workspace import Workspace
 
 # The services are imported inside each command: reading mail pulls in the classifiers, flufl.bounce and
@@ -33,7 +34,7 @@ def _now() -> datetime:
 def inbox_of(workspace: Workspace) -> Inbox:
     """Our List-Unsubscribe mailbox (mail to it is an unsubscribe request), the VERP return path whose token
     names the message a bounce is about, and the soft-bounce limit."""
-    from outreach.responses.recording import Inbox
+    from outreach.responses.polling import Inbox
 
     settings = workspace.settings
     mailto = settings.unsubscribe_mailto.strip().removeprefix("mailto:").split("?", 1)[0]
@@ -54,7 +55,7 @@ def poll_command(
     json_output: JsonOption = False,
 ) -> None:
     """Read what is new in the inbox and record each message once: run it again at any time."""
-    from outreach.responses.recording import PollReport, poll
+    from outreach.responses.polling import PollReport, poll
     from outreach.responses.sources import source_for
 
     workspace: Workspace = ctx.obj.workspace()
@@ -101,7 +102,7 @@ def list_command(
     json_output: JsonOption = False,
 ) -> None:
     """The response log, newest first."""
-    from outreach.responses.recording import count_responses, list_responses
+    from outreach.responses.views import count_responses, list_responses
 
     sessions = ctx.obj.workspace().sessions
     narrowed: dict[str, Any] = {"campaign": campaign, "kind": kind, "contact": contact, "since": _date(since)}
@@ -135,7 +136,7 @@ def show_command(
     json_output: JsonOption = False,
 ) -> None:
     """One response: its text, what it answered, and what it caused."""
-    from outreach.responses.recording import raw_message, show_response
+    from outreach.responses.views import raw_message, show_response
 
     sessions = ctx.obj.workspace().sessions
     if output is not None and not raw:

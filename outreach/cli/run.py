@@ -80,7 +80,7 @@ def _jobs(workspace: Workspace, sent: _Sent) -> Jobs:
     """The scheduler's jobs, as calls into the services with the workspace's settings."""
     from outreach.campaigns.queueing import queue_followups
     from outreach.outbox.sending import drain_outbox
-    from outreach.responses.recording import poll
+    from outreach.responses.polling import poll
     from outreach.responses.sources import source_for
     from outreach.scheduler import Jobs
 

@@ -301,7 +301,7 @@ class _Desk:
 
     async def responses(self, request: Request) -> Response:
         from outreach.campaigns.catalog import list_campaigns
-        from outreach.responses.recording import count_responses, list_responses
+        from outreach.responses.views import count_responses, list_responses
 
         async def show() -> Response:
             kind = request.query_params.get("kind") or None
@@ -322,7 +322,7 @@ class _Desk:
         return await self.guarded(request, show)
 
     async def response(self, request: Request) -> Response:
-        from outreach.responses.recording import answered_letter, show_response
+        from outreach.responses.views import answered_letter, show_response
 
         async def show() -> Response:
             response_id = request.path_params["id"]
@@ -360,7 +360,8 @@ class _Desk:
 
     async def sign(self, request: Request) -> Response:
         """Marking signed publishes a name in every later letter: the line is shown, edited and confirmed first."""
-        from outreach.responses.recording import mark_outcome, show_response, signatory_draft
+        from outreach.responses.recording import mark_outcome, signatory_draft
+        from outreach.responses.views import show_response
 
         async def confirm() -> Response:
             response_id = request.path_params["id"]

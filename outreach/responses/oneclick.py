@@ -7,7 +7,7 @@ token (`read_unsubscribe_token`), changing nothing (mail scanners follow links),
 `unsubscribe_by_token` here.
 
 A click is recorded as a response of kind `unsubscribe`, matched "one-click", and takes effect as an unsubscribe
-request that came by mail does (recording.apply_effects: the address suppressed as unsubscribed, the contact's
+request that came by mail does (effects.apply_effects: the address suppressed as unsubscribed, the contact's
 status with it), in one transaction. A click on a contact already unsubscribed or suppressed changes nothing and
 records nothing, however often it comes; a token this workspace did not sign, or whose contact is gone (erased,
 or the no-one token of a sample letter), changes nothing and raises UnknownTokenError.
@@ -30,7 +30,7 @@ from outreach.contacts.tokens import read_unsubscribe_token
 from outreach.db.engine import workspace_secret
 from outreach.db.models import Campaign, Contact, OutboxMessage, Response
 from outreach.errors import NotFoundError
-from outreach.responses.recording import SOFT_BOUNCE_LIMIT, apply_effects
+from outreach.responses.effects import SOFT_BOUNCE_LIMIT, apply_effects
 
 MATCHED_BY = "one-click"
 REASON = "one-click unsubscribe (RFC 8058)"

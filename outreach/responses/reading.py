@@ -1,7 +1,7 @@
 """What one inbound message says, from its raw bytes: its identity, its kind, its clues and its new text.
 
 Pure: the caller reads the bytes (outreach/responses/sources.py) and records what this returns
-(outreach/responses/recording.py).
+(outreach/responses/polling.py).
 """
 
 from __future__ import annotations
