@@ -421,6 +421,9 @@ KNOWN_MISSES = {
     "messages/bounceparser/warning-9.eml": "names the forwarded-to address beside the one written to",
     "messages/flufl.bounce/sendmail_01.eml": "names the expanded address beside the one written to",
     "messages/php-bounce-handler/arf2.eml": "an ARF opt-out whose boundary line is not folded: read as abuse",
+    "messages/sisimai/activehunter-01.eml": "Active!Hunter: the failed address after '>>>', read as naming no failure",
+    "messages/sisimai/email-zoho-01.eml": "Zoho: the quoted original's Message-ID and sender taken as recipients too",
+    "messages/sisimai/lhost-ezweb-01.eml": "EZweb: 'rejected by a remote mail server', no code: read as no failure",
 }
 BOUNCE_KINDS = ("hard_bounce", "soft_bounce", "delayed")
 
