@@ -131,6 +131,7 @@ def test_outside_text_is_escaped_and_made_visible(with_contact: tuple[Env, int])
     with serving(env.root, env.environ()) as desk, logged_in(desk.url, "alice", PASSWORD) as client:
         listed = client.get("/responses")
         assert listed.status_code == 200 and "1\u20131 of 1" in listed.text
+        assert "Ana Member<br>" in listed.text, "the contact's name, above the address"
         response_id = re.search(r'href="/responses/(\d+)"', listed.text)
         assert response_id is not None
         page = client.get(f"/responses/{response_id.group(1)}").text

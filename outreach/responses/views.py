@@ -57,6 +57,7 @@ class ResponseView:
     original: dict[str, Any] | None = None
     bounced: tuple[dict[str, Any], ...] = ()
     contact_id: int | None = None
+    contact_name: str | None = None  # the contact's name as the list shows it
     outbox_message_id: int | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -156,6 +157,7 @@ def views_of(session: Session, responses: Iterable[Response]) -> list[ResponseVi
     """Plain views of responses, with names looked up in a few queries rather than one a row."""
     rows = list(responses)
     contacts = _lookup(session, Contact.id, Contact.email, {r.contact_id for r in rows})
+    names = _lookup(session, Contact.id, Contact.name, {r.contact_id for r in rows})
     campaigns = _lookup(session, Campaign.id, Campaign.name, {r.campaign_id for r in rows})
     answered = _lookup(session, OutboxMessage.id, OutboxMessage.message_id, {r.outbox_message_id for r in rows})
     effects: dict[int | None, list[str]] = {}
@@ -173,6 +175,7 @@ def views_of(session: Session, responses: Iterable[Response]) -> list[ResponseVi
             received_at=as_utc(r.received_at),
             sender=r.sender,
             contact=contacts.get(r.contact_id),
+            contact_name=names.get(r.contact_id),
             campaign=campaigns.get(r.campaign_id),
             subject=r.subject,
             text=r.text,
