@@ -8,6 +8,7 @@ and by `outreach doctor`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import stat
@@ -454,6 +455,17 @@ class _Reader:
                         hint="letters, digits, hyphens and dots, as in outreach2026")  # fmt: skip
             return KNOWN["OUTREACH_DKIM_SELECTOR"]
         return text
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (an IPv6 one with or without its brackets): what only this
+    machine reaches, where AUTH without encryption harms no one and the desk may serve plain HTTP."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _shown(value: str) -> str:

@@ -20,13 +20,14 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from outreach.config import is_loopback
 from outreach.contacts.directory import count_contacts
 from outreach.contacts.segments import Segment
 from outreach.db.engine import SCHEMA_HEAD
 from outreach.db.models import OutboxMessage
 from outreach.errors import ConfigError, OutreachError, SettingsError
 from outreach.outbox.signing import DkimSigner
-from outreach.outbox.smtp import SmtpConnection, SmtpError, SmtpSettings, is_loopback
+from outreach.outbox.smtp import SmtpConnection, SmtpError, SmtpSettings
 from outreach.outbox.states import State
 from outreach.rendering.environment import RenderLimits
 from outreach.rendering.folders import FALLBACK_LANGUAGE, SUBJECT, first_letter_of, template_names

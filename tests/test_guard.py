@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from outreach.desk.guard import RateLimit, derived_key, is_loopback, local_path, new_csrf_token, same_token
+from outreach.config import is_loopback
+from outreach.desk.guard import RateLimit, derived_key, local_path, new_csrf_token, same_token
 from outreach.desk.server import secure_cookies
 
 

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from outreach.outbox.smtp import SmtpConnection, SmtpError, SmtpSettings, is_loopback
+from outreach.config import is_loopback
+from outreach.outbox.smtp import SmtpConnection, SmtpError, SmtpSettings
 from outreach.outbox.states import Verdict, classify_reply
 
 from .smtp_server import FaultyHandler, PipeliningHandler, start_server

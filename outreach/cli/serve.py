@@ -17,8 +17,8 @@ def serve(
     port: Annotated[int, typer.Option(help="The port to listen on.")] = 8025,
 ) -> None:
     """Serve the response desk and one-click unsubscribe (RFC 8058) until stopped (Ctrl-C, SIGTERM)."""
+    from outreach.config import is_loopback
     from outreach.desk.accounts import list_users
-    from outreach.desk.guard import is_loopback
     from outreach.desk.server import listening_socket, serve
 
     workspace = ctx.obj.workspace()

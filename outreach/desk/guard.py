@@ -14,7 +14,6 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
-from ipaddress import ip_address
 
 # Every page: nothing but the desk's own stylesheet and forms posting back to the desk. No script at all, so no
 # inline script either; no frames, so no clickjacking; no referrer, so an unsubscribe token in a URL stays there.
@@ -48,16 +47,6 @@ def same_token(given: str | None, expected: str | None) -> bool:
     if not given or not expected:
         return False
     return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
-
-
-def is_loopback(host: str) -> bool:
-    """True for an address or name that only this machine can reach."""
-    if host == "localhost":
-        return True
-    try:
-        return ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def local_path(target: str | None, default: str) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from outreach.desk.guard import is_loopback
+from outreach.config import is_loopback
 from outreach.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -9,13 +9,13 @@ database; the caller's `before_commit` writes that state.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import smtplib
 import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from outreach.config import is_loopback
 from outreach.errors import OutreachError
 from outreach.scrubbing import Scrubber
 
@@ -59,16 +59,6 @@ class Reply:
     def ok(self) -> bool:
         """True for a 2xx reply."""
         return self.code is not None and 200 <= self.code < 300
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost and loopback addresses, where AUTH without encryption harms no one."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class SmtpConnection:

@@ -21,8 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast
 
+from outreach.config import is_loopback
 from outreach.errors import ConfigError, InputError, InvalidValueError, OutreachError
-from outreach.outbox.smtp import SECURITIES, is_loopback
+from outreach.outbox.smtp import SECURITIES
 from outreach.scrubbing import Scrubber
 
 BATCH = 200  # UIDs per FETCH: one round trip for many small messages, a bounded reply for large ones
