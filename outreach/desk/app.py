@@ -164,7 +164,6 @@ class _Desk:
 
     def __init__(self, workspace: Workspace, options: DeskOptions) -> None:
         self.workspace = workspace
-        self.options = options
         self.templates = _templates()
         self.logins = RateLimit(options.login_attempts, 300)
         self.unsubscribes = RateLimit(options.unsubscribe_requests, 60)
@@ -203,9 +202,7 @@ class _Desk:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
 
-    async def guarded(
-        self, request: Request, handler: Callable[[], Awaitable[Response]], *, post: bool = False
-    ) -> Response:
+    async def guarded(self, request: Request, handler: Callable[[], Awaitable[Response]]) -> Response:
         """A page for signed-in campaigners only; the service's own refusals become one-line pages."""
         if self.signed_in(request) is None:
             return self.to_login(request)
@@ -274,12 +271,12 @@ class _Desk:
         from outreach.contacts.tokens import read_unsubscribe_token
         from outreach.responses.oneclick import UnknownTokenError, unsubscribe_by_token
 
-        token = request.path_params["token"]
-        if not self.unsubscribes.allow(_client(request)):
+        token, client = request.path_params["token"], _client(request)
+        if not self.unsubscribes.allow(client):
             return PlainTextResponse(
                 "Too many requests: try again in a minute.",
                 status_code=429,
-                headers={"Retry-After": str(self.unsubscribes.retry_after(_client(request)))},
+                headers={"Retry-After": str(self.unsubscribes.retry_after(client))},
             )
         if read_unsubscribe_token(self.workspace.secret, token) is None:
             return self.page(request, "unsubscribe.html", 404, state="unknown")
@@ -312,12 +309,20 @@ class _Desk:
             views = await self.call(list_responses, self.sessions, **narrowed, limit=PAGE_SIZE,
                                     offset=(page - 1) * PAGE_SIZE)  # fmt: skip
             campaigns = await self.call(list_campaigns, self.sessions)
-            return self.page(request, "responses.html", responses=views, total=total, page=page,
-                             pages=max(1, -(-total // PAGE_SIZE)), first=(page - 1) * PAGE_SIZE + 1, kind=kind,
-                             campaign=campaign, kinds=RESPONSE_KINDS, campaigns=[c.name for c in campaigns],
-                             query=lambda **changed: urlencode({k: v for k, v in
-                                                                ({"kind": kind, "campaign": campaign} | changed).items()
-                                                                if v}))  # fmt: skip
+            return self.page(
+                request,
+                "responses.html",
+                responses=views,
+                total=total,
+                page=page,
+                pages=max(1, -(-total // PAGE_SIZE)),
+                first=(page - 1) * PAGE_SIZE + 1,
+                kind=kind,
+                campaign=campaign,
+                kinds=RESPONSE_KINDS,
+                campaigns=[c.name for c in campaigns],
+                query=lambda **changed: urlencode({k: v for k, v in (narrowed | changed).items() if v}),
+            )
 
         return await self.guarded(request, show)
 

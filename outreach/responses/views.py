@@ -156,10 +156,10 @@ def raw_message(sessions: sessionmaker[Session], response_id: int) -> bytes | No
 def views_of(session: Session, responses: Iterable[Response]) -> list[ResponseView]:
     """Plain views of responses, with names looked up in a few queries rather than one a row."""
     rows = list(responses)
-    contacts = _lookup(session, Contact.id, Contact.email, {r.contact_id for r in rows})
-    names = _lookup(session, Contact.id, Contact.name, {r.contact_id for r in rows})
-    campaigns = _lookup(session, Campaign.id, Campaign.name, {r.campaign_id for r in rows})
-    answered = _lookup(session, OutboxMessage.id, OutboxMessage.message_id, {r.outbox_message_id for r in rows})
+    people = _lookup(session, Contact.id, {r.contact_id for r in rows}, Contact.email, Contact.name)
+    nobody = (None, None)
+    campaigns = _lookup(session, Campaign.id, {r.campaign_id for r in rows}, Campaign.name)
+    answered = _lookup(session, OutboxMessage.id, {r.outbox_message_id for r in rows}, OutboxMessage.message_id)
     effects: dict[int | None, list[str]] = {}
     caused = select(Suppression.response_id, Suppression.reason).where(
         Suppression.response_id.in_([r.id for r in rows])
@@ -174,8 +174,8 @@ def views_of(session: Session, responses: Iterable[Response]) -> list[ResponseVi
             channel=r.channel,
             received_at=as_utc(r.received_at),
             sender=r.sender,
-            contact=contacts.get(r.contact_id),
-            contact_name=names.get(r.contact_id),
+            contact=people.get(r.contact_id, nobody)[0],
+            contact_name=people.get(r.contact_id, nobody)[1],
             campaign=campaigns.get(r.campaign_id),
             subject=r.subject,
             text=r.text,
@@ -200,8 +200,10 @@ def views_of(session: Session, responses: Iterable[Response]) -> list[ResponseVi
     ]
 
 
-def _lookup(session: Session, key: Any, value: Any, ids: set[int | None]) -> dict[int | None, Any]:
+def _lookup(session: Session, key: Any, ids: set[int | None], *values: Any) -> dict[int | None, Any]:
+    """The `values` of the rows whose `key` is among `ids`, in one query: each row's one value, or its tuple."""
     wanted = [i for i in ids if i is not None]
     if not wanted:
         return {}
-    return {row[0]: row[1] for row in session.execute(select(key, value).where(key.in_(wanted)))}
+    found = session.execute(select(key, *values).where(key.in_(wanted)))
+    return {row[0]: row[1] if len(values) == 1 else tuple(row[1:]) for row in found}
