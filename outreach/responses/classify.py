@@ -389,8 +389,16 @@ def _looks_like_bounce(message: Message) -> bool:
     return bool(
         message.get_content_type() == "multipart/report"
         or "X-Failed-Recipients" in message
-        or _BOUNCE_SENDER.search(sender)
         or (bool(sender) and not addresses(message, "From"))  # `From: "Jetmail System" <>`: a report's null sender
+        or _from_delivery_system(message)
+    )
+
+
+def _from_delivery_system(message: Message) -> bool:
+    """True when the sender (a mailer daemon, a postmaster) or the subject ("Undeliverable") names a delivery
+    report."""
+    return bool(
+        _BOUNCE_SENDER.search(header_text(message, "From").lower())
         or _BOUNCE_SUBJECT.search(_normalized(header_text(message, "Subject")))
     )
 
@@ -444,8 +452,7 @@ def classify(message: Message, *, unsubscribe_addresses: Collection[str] = ()) -
     if report_type == "disposition-notification":  # a read receipt (RFC 8098): sent by software, not a person
         # Some servers send their refusals in this form ("Automatically rejected mail" from a mail delivery
         # subsystem, "Quota exceeded"): a receipt from a delivery system that says so is a bounce.
-        sender, subject = header_text(message, "From").lower(), _normalized(header_text(message, "Subject"))
-        if (_BOUNCE_SENDER.search(sender) or _BOUNCE_SUBJECT.search(subject)) and (found := _from_free_text(message)):
+        if _from_delivery_system(message) and (found := _from_free_text(message)):
             return found
         return Classification("auto_reply", "disposition notification (read receipt)", sub_kind="mdn")
     auto_reply = _auto_reply_reason(message)
