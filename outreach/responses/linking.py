@@ -65,13 +65,18 @@ def match(
     for address in candidates:
         contact_id = contact_for(session, address)
         if contact_id is not None:
-            last = session.execute(
-                select(*columns)
-                .where(OutboxMessage.contact_id == contact_id, OutboxMessage.sent_at.is_not(None))
-                .order_by(OutboxMessage.sent_at.desc())
-            ).first()  # fmt: skip
-            return (Letter(*last) if last else None), contact_id, "address"
+            return last_letter(session, contact_id), contact_id, "address"
     return None, None, None
+
+
+def last_letter(session: Session, contact_id: int, campaign_id: int | None = None) -> Letter | None:
+    """The newest letter sent to a contact (of one campaign, if given): what an answer that names no letter of
+    ours answers (None: none went)."""
+    query = select(*LETTER_COLUMNS).where(OutboxMessage.contact_id == contact_id, OutboxMessage.sent_at.is_not(None))
+    if campaign_id is not None:
+        query = query.where(OutboxMessage.campaign_id == campaign_id)
+    row = session.execute(query.order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc()).limit(1)).first()
+    return Letter(*row) if row else None
 
 
 def contact_for(session: Session, address: str | None) -> int | None:

@@ -22,15 +22,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.contacts.directory import suppression_reason
 from outreach.contacts.tokens import read_unsubscribe_token
 from outreach.db.engine import workspace_secret
-from outreach.db.models import Campaign, Contact, OutboxMessage, Response
+from outreach.db.models import Campaign, Contact, Response
 from outreach.errors import NotFoundError
 from outreach.responses.effects import SOFT_BOUNCE_LIMIT, apply_effects
+from outreach.responses.linking import last_letter
 
 MATCHED_BY = "one-click"
 REASON = "one-click unsubscribe (RFC 8058)"
@@ -74,7 +75,7 @@ def unsubscribe_by_token(sessions: sessionmaker[Session], token: str, *, now: da
         response = Response(
             channel="email", kind="unsubscribe", detected_kind=None, reason=REASON, sender=contact.email,
             matched_by=MATCHED_BY, contact_id=contact_id, campaign_id=campaign_id,
-            outbox_message_id=_last_letter(session, contact_id, campaign_id), received_at=now, recorded_at=now,
+            outbox_message_id=_answered(session, contact_id, campaign_id), received_at=now, recorded_at=now,
         )  # fmt: skip
         session.add(response)
         session.flush()
@@ -82,14 +83,7 @@ def unsubscribe_by_token(sessions: sessionmaker[Session], token: str, *, now: da
         return OneClick(contact_id, campaign_id, done=True, response_id=response.id)
 
 
-def _last_letter(session: Session, contact_id: int, campaign_id: int | None) -> int | None:
+def _answered(session: Session, contact_id: int, campaign_id: int | None) -> int | None:
     """The newest letter of the campaign sent to the contact, which the click answers (None: none went)."""
-    if campaign_id is None:
-        return None
-    return session.scalar(
-        select(OutboxMessage.id)
-        .where(OutboxMessage.contact_id == contact_id, OutboxMessage.campaign_id == campaign_id,
-               OutboxMessage.sent_at.is_not(None))
-        .order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc())
-        .limit(1)
-    )  # fmt: skip
+    letter = last_letter(session, contact_id, campaign_id) if campaign_id is not None else None
+    return letter.id if letter else None

@@ -12,18 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.contacts.directory import find_contact
 from outreach.contacts.signatories import Enrolled, SignatoryView, checked_line, draft_for, enrol
 from outreach.db.models import (
     Contact,
-    OutboxMessage,
     Response,
 )
 from outreach.errors import InvalidValueError
 from outreach.responses.effects import SOFT_BOUNCE_LIMIT, apply_effects, settle_soft_bounces, undo_effects
+from outreach.responses.linking import last_letter
 from outreach.responses.views import ResponseView, get_response, views_of
 from outreach.vocabulary import CHANNELS, OUTCOMES, RESPONSE_KINDS
 
@@ -57,10 +56,7 @@ def add_response(
         raise InvalidValueError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
     with sessions.begin() as session:
         contact = find_contact(session, address)
-        last = session.scalars(
-            select(OutboxMessage).where(OutboxMessage.contact_id == contact.id, OutboxMessage.sent_at.is_not(None))
-            .order_by(OutboxMessage.sent_at.desc())
-        ).first()  # fmt: skip
+        last = last_letter(session, contact.id)
         response = Response(
             channel=channel, kind="reply", detected_kind=None, reason=f"logged by hand ({channel})",
             sender=contact.email, text=note.strip(), matched_by="by hand", contact_id=contact.id,
