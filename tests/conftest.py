@@ -10,7 +10,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,18 +48,14 @@ def postgres_url() -> Iterator[str]:
     except ImportError:
         _unavailable("psycopg is not installed (pip install -e '.[dev]')")
     name = f"outreach_test_{os.getpid()}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    _admin("DROP DATABASE IF EXISTS", name)
+    _admin("CREATE DATABASE", name)
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
     yield url
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    _admin("DROP DATABASE IF EXISTS", name, " WITH (FORCE)")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -75,6 +71,34 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     with engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], str]]:
+    """A maker of new, empty databases: SQLite files, or PostgreSQL databases of this worker dropped at the end."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"outreach_empty_{os.getpid()}_{len(made)}"
+        made.append(name)
+        if request.param == "sqlite":
+            return f"sqlite:///{tmp_path / name}.db"
+        request.getfixturevalue("postgres_url")  # skips, or fails in CI, without a server
+        _admin("DROP DATABASE IF EXISTS", name)
+        _admin("CREATE DATABASE", name)
+        return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+    yield make
+    for name in made if request.param == "postgresql" else ():
+        _admin("DROP DATABASE IF EXISTS", name, " WITH (FORCE)")
+
+
+def _admin(statement: str, database: str, options: str = "") -> None:
+    """Create or drop a database on this machine's PostgreSQL."""
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'{statement} "{database}"{options}'))
+    admin.dispose()
 
 
 @dataclass

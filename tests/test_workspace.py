@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dotenv import dotenv_values
+from sqlalchemy import inspect
 
 from outreach.config import KNOWN, load_settings
-from outreach.db.engine import SCHEMA_HEAD, head_revision, make_engine, upgrade
+from outreach.db.engine import SCHEMA_HEAD, head_revision, make_engine, migrate, upgrade
 from outreach.db.models import Base
 from outreach.errors import ConfigError, WorkspaceError
 from outreach.scrubbing import redact_url
@@ -92,13 +95,62 @@ def test_a_sending_setting_that_cannot_work_is_named(tmp_path: Path, line: str, 
         load_settings(tmp_path, {})
 
 
-def test_the_migrations_build_exactly_the_tables_the_models_describe(database_url: str) -> None:
+def test_the_migrations_build_exactly_the_tables_the_models_describe(empty_databases: Callable[[], str]) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    engine = make_engine(database_url)
-    upgrade(engine)
+    engine = make_engine(empty_databases())
+    migrate(engine)
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     engine.dispose()
     assert differences == [], "models.py and the migrations disagree: write a migration (alembic autogenerate)"
+
+
+def _schema(url: str) -> dict[str, dict[str, Any]]:
+    """Everything the database says of its tables, in an order that does not depend on how they were built:
+    columns with their types, nullability and server defaults, keys, indexes (partial ones with their condition),
+    unique and CHECK constraints."""
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        found = inspect(connection)
+        schema = {
+            table: {
+                "columns": {column["name"]: (str(column["type"]), column["nullable"], column.get("default"))
+                            for column in found.get_columns(table)},
+                "primary key": found.get_pk_constraint(table)["constrained_columns"],
+                "foreign keys": sorted(
+                    (key["constrained_columns"], key["referred_table"], key["referred_columns"],
+                     sorted((key.get("options") or {}).items())) for key in found.get_foreign_keys(table)
+                ),
+                "indexes": sorted(
+                    (index["name"], index["column_names"], bool(index["unique"]),
+                     sorted((option, str(value)) for option, value in (index.get("dialect_options") or {}).items()))
+                    for index in found.get_indexes(table)
+                ),
+                "unique": sorted((unique["name"], unique["column_names"])
+                                 for unique in found.get_unique_constraints(table)),
+                "checks": sorted((check["name"], " ".join(check["sqltext"].split()))
+                                 for check in found.get_check_constraints(table)),
+            }
+            for table in found.get_table_names()
+        }  # fmt: skip
+    engine.dispose()
+    return schema
+
+
+def test_a_new_database_is_made_in_one_step_with_the_schema_the_migrations_build(
+    empty_databases: Callable[[], str],
+) -> None:
+    migrated, made = empty_databases(), empty_databases()
+    engine = make_engine(migrated)
+    migrate(engine)
+    engine.dispose()
+    engine = make_engine(made)
+    assert upgrade(engine) == (None, SCHEMA_HEAD)
+    assert upgrade(engine) == (SCHEMA_HEAD, SCHEMA_HEAD)  # at the newest revision already: nothing to do
+    engine.dispose()
+    built, expected = _schema(made), _schema(migrated)
+    assert set(built) == set(expected) and len(built) > 10
+    for table, description in expected.items():
+        assert built[table] == description, f"table {table} differs from what the migrations build"

@@ -102,12 +102,48 @@ def _alembic_config(engine: Engine | None = None) -> Config:
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:
-    """Apply every migration not yet applied; return the revisions before and after."""
+    """Bring the database to the newest schema; return the revisions before and after.
+
+    A database already there is left alone without loading Alembic. An empty one gets the tables as the models
+    describe them, and is marked as at the newest revision: Alembic's own recipe for a new database ("building an up
+    to date database from scratch"), one step instead of every migration in turn (0.25 s on SQLite). Any other runs
+    the migrations it has not had. tests/test_workspace.py checks that both ways build the same schema.
+    """
+    before = current_revision(engine)
+    if before == SCHEMA_HEAD:
+        return before, before
+    if before is None and _is_empty(engine):
+        return before, _create_schema(engine)
+    migrate(engine)
+    return before, head_revision()
+
+
+def migrate(engine: Engine) -> None:
+    """Apply, one by one, every migration the database has not had."""
     from alembic import command
 
-    before = current_revision(engine)
     command.upgrade(_alembic_config(engine), "head")
-    return before, head_revision()
+
+
+def _is_empty(engine: Engine) -> bool:
+    with engine.connect() as connection:
+        return not inspect(connection).get_table_names()
+
+
+def _create_schema(engine: Engine) -> str:
+    """Create every table of the models and record the newest revision, in one transaction; return it."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from outreach.db.models import Base
+
+    scripts = ScriptDirectory.from_config(_alembic_config())
+    with engine.begin() as connection:
+        Base.metadata.create_all(connection)
+        MigrationContext.configure(connection).stamp(scripts, "head")
+    head = scripts.get_current_head()
+    assert head is not None
+    return head
 
 
 def head_revision() -> str:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -181,7 +182,7 @@ class Campaign(Base):
     time_zone: Mapped[str | None] = mapped_column(String(64))
     local_time: Mapped[str | None] = mapped_column(String(5))
     window: Mapped[str | None] = mapped_column(String(11))
-    weekdays_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    weekdays_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class CampaignStep(Base):
@@ -195,8 +196,10 @@ class CampaignStep(Base):
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(Integer)
     template: Mapped[str] = mapped_column(String(200))
-    delay_seconds: Mapped[int] = mapped_column(Integer, default=0)
-    unless: Mapped[str] = mapped_column(String(100), default="replied,bounced,unsubscribed")
+    delay_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    unless: Mapped[str] = mapped_column(
+        String(100), default="replied,bounced,unsubscribed", server_default="replied,bounced,unsubscribed"
+    )
     created_at: Mapped[datetime] = mapped_column(Instant)
 
 
