@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from outreach.db.engine import make_engine, make_session_factory, upgrade
 from outreach.db.models import Base
 from outreach.workspace import init_workspace, read_secret
+from tests.cli_server import ForkServer
 from tests.imap_server import Dovecot, dovecot_binary, start_dovecot
 
+RUNS = ForkServer()  # this test process's runs of `outreach`
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_ADMIN_URL = os.environ.get("OUTREACH_TEST_PG_ADMIN", f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/postgres")
@@ -34,6 +35,12 @@ def _unavailable(reason: str, tests: str = "PostgreSQL") -> None:
     if IN_CI:
         pytest.fail(f"{reason} (CI must run the {tests} tests)", pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fork_server() -> Iterator[None]:
+    yield
+    RUNS.stop()
 
 
 @pytest.fixture(scope="session")
@@ -116,12 +123,9 @@ class Env:
         return env
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run `python -m outreach ARGS` in the workspace, as a user would."""
-        result = subprocess.run(
-            [sys.executable, "-m", "outreach", *args],
-            cwd=self.root, env=self.environ(), capture_output=True, text=True, stdin=subprocess.DEVNULL,
-            timeout=120,
-        )  # fmt: skip
+        """Run `python -m outreach ARGS` in the workspace, as a user would: a process of its own (forked from one
+        that has imported the libraries, tests/cli_server.py)."""
+        result = RUNS.run(list(args), self.environ(), self.root, timeout=120)
         if check and result.returncode != 0:
             raise AssertionError(f"outreach {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
         return result
