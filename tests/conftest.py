@@ -125,7 +125,7 @@ class Env:
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run `python -m outreach ARGS` in the workspace, as a user would: a process of its own (forked from one
         that has imported the libraries, tests/cli_server.py)."""
-        result = RUNS.run(list(args), self.environ(), self.root, timeout=120)
+        result = RUNS.run(args, cwd=self.root, env=self.environ(), text=True, timeout=120)
         if check and result.returncode != 0:
             raise AssertionError(f"outreach {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
         return result

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.conftest import RUNS
 from tests.smtp_server import free_port
 
 CHROMIUM = os.environ.get("OUTREACH_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -33,8 +33,8 @@ def serving(root: Path, environ: Mapping[str, str], *extra: str) -> Iterator[Des
     """Start `outreach serve` in the workspace at `root`, wait until it answers, and stop it at the end."""
     port = free_port()
     log = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - closed with the process, below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "outreach", "serve", "--port", str(port), *extra],
+    process = RUNS.popen(
+        ["serve", "--port", str(port), *extra],
         cwd=root, env=dict(environ), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

@@ -1,8 +1,11 @@
 """The tests' runs of `outreach` (tests/cli_server.py) are what a new process gives: the same output, exit code and
-streams, nothing carried from one run to the next, and a run that hangs is killed at its timeout."""
+streams, nothing carried from one run to the next, a run that hangs killed at its timeout, and a run in the
+background a process that signals reach."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -52,9 +55,9 @@ def test_a_run_that_does_not_end_is_killed_at_its_timeout_and_the_next_one_runs(
     server = ForkServer()
     try:
         with pytest.raises(subprocess.TimeoutExpired) as waited:
-            server.run(["serve", "--port", str(free_port())], env.environ(), env.root, timeout=3)
+            server.run(["serve", "--port", str(free_port())], cwd=env.root, env=env.environ(), timeout=3)
         assert waited.value.timeout == 3
-        after = server.run(["contacts", "list", "--json"], env.environ(), env.root, timeout=60)
+        after = server.run(["contacts", "list", "--json"], cwd=env.root, env=env.environ(), text=True)
         assert after.returncode == 0 and after.stdout.strip() == "[]"
     finally:
         server.stop()
@@ -63,7 +66,20 @@ def test_a_run_that_does_not_end_is_killed_at_its_timeout_and_the_next_one_runs(
 def test_a_run_with_other_interpreter_settings_is_started_afresh(env: Env, tmp_path: Path) -> None:
     (tmp_path / "sitecustomize.py").write_text("import sys\nprint('a new interpreter', file=sys.stderr)\n")
     environ = {**env.environ(), "PYTHONPATH": str(tmp_path)}  # read as an interpreter starts, and only then
-    result = RUNS.run(["contacts", "list", "--json"], environ, env.root, timeout=60)
+    result = RUNS.run(["contacts", "list", "--json"], cwd=env.root, env=environ, text=True)
     assert result.returncode == 0 and result.stdout.strip() == "[]"
     assert result.stderr.startswith("a new interpreter")
     assert "a new interpreter" not in env.run("contacts", "list", "--json").stderr
+
+
+def test_a_background_run_is_a_process_of_its_own_that_signals_reach(env: Env) -> None:
+    serve = ["serve", "--port", str(free_port())]
+    process = RUNS.popen(serve, cwd=env.root, env=env.environ(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    with process:
+        assert process.poll() is None and process.pid != os.getpid()
+        with pytest.raises(subprocess.TimeoutExpired):
+            process.wait(timeout=0.5)
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL
+    assert process.stdout is not None and process.stdout.closed

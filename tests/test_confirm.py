@@ -8,7 +8,6 @@ import os
 import pty
 import re
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -22,7 +21,7 @@ from outreach.errors import NotConfirmedError
 from outreach.rendering.letters import Sender
 from outreach.rendering.mime import Mailbox
 
-from .conftest import Env
+from .conftest import RUNS, Env
 from .smtp_server import FaultyHandler
 from .test_import import do_import
 from .test_sending import configure, server, states
@@ -160,8 +159,8 @@ def test_on_a_terminal_cancel_asks_and_a_no_changes_nothing(
 ) -> None:
     controller, terminal = pty.openpty()
     try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "outreach", "campaigns", "cancel", "wave"], cwd=wave.root, env=wave.environ(),
+        process = RUNS.popen(
+            ["campaigns", "cancel", "wave"], cwd=wave.root, env=wave.environ(),
             stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         os.write(controller, f"{answer}\n".encode())

@@ -18,7 +18,7 @@ from outreach.contacts.tokens import unsubscribe_token
 from outreach.db.models import Contact, Response, Suppression
 from outreach.workspace import read_secret
 
-from .conftest import Env
+from .conftest import RUNS, Env
 from .desk_server import csrf_of, logged_in, serving
 
 PASSWORD = "correct horse battery staple"
@@ -26,11 +26,8 @@ ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
 
 def add_user(env: Env, name: str = "alice", password: str = PASSWORD) -> None:
-    import subprocess
-    import sys
-
-    subprocess.run([sys.executable, "-m", "outreach", "users", "add", name, "--password-stdin"], input=password + "\n",
-                   cwd=env.root, env=env.environ(), check=True, capture_output=True, text=True, timeout=60)  # fmt: skip
+    RUNS.run(["users", "add", name, "--password-stdin"], input=password + "\n", cwd=env.root, env=env.environ(),
+             check=True, text=True, timeout=60)  # fmt: skip
 
 
 @pytest.fixture

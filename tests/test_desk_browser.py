@@ -5,14 +5,12 @@ next letter rendered; a wrong password and a form without its CSRF token are ref
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import _unavailable
+from .conftest import RUNS, _unavailable
 from .desk_server import CHROMIUM, Desk, serving
 from .test_demo import run_demo
 
@@ -28,8 +26,8 @@ def demo_desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     result, _, _ = run_demo(folder)
     assert result.returncode == 0, result.stderr
     environ = {k: v for k, v in os.environ.items() if not k.startswith("OUTREACH_")} | {"COLUMNS": "200"}
-    subprocess.run([sys.executable, "-m", "outreach", "users", "add", "alice", "--password-stdin"],
-                   input=PASSWORD, cwd=folder, env=environ, check=True, capture_output=True, text=True)  # fmt: skip
+    RUNS.run(["users", "add", "alice", "--password-stdin"], input=PASSWORD, cwd=folder, env=environ, check=True,
+             text=True)  # fmt: skip
     with serving(folder, environ) as desk:
         yield folder, desk
 
@@ -89,9 +87,8 @@ def test_log_in_open_a_reply_and_publish_a_signatory_after_editing_the_line(
     page.close()
     # The next letter rendered prints the new signatory with the edited line.
     environ = {k: v for k, v in os.environ.items() if not k.startswith("OUTREACH_")}
-    letter = subprocess.run([sys.executable, "-m", "outreach", "templates", "render", "appeal", "-c",
-                             "elysee@example.org"], cwd=folder, env=environ, check=True, capture_output=True,
-                            text=True).stdout  # fmt: skip
+    letter = RUNS.run(["templates", "render", "appeal", "-c", "elysee@example.org"], cwd=folder, env=environ,
+                      check=True, text=True).stdout  # fmt: skip
     assert f"{name}, Taoiseach, Government of Ireland" in letter
 
 

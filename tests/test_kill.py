@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from outreach.db.models import OutboxMessage
 from outreach.rendering.letters import Sender
 from outreach.rendering.mime import Mailbox
 
-from .conftest import Env
+from .conftest import RUNS, Env
 from .smtp_server import FaultyHandler, start_server
 from .test_import import do_import
 
@@ -42,8 +41,8 @@ def test_a_killed_sender_restarted_sends_everything_once(env: Env) -> None:
         )
         kills = 0
         for _ in range(3):  # kill it a few times at different moments, then let it finish
-            process = subprocess.Popen(
-                [sys.executable, "-m", "outreach", "send", "--yes"], cwd=env.root, env=env.environ(),
+            process = RUNS.popen(
+                ["send", "--yes"], cwd=env.root, env=env.environ(),
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
             )  # fmt: skip
             target = len(handler.received) + 150 + 97 * kills

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import mailbox
-import subprocess
-import sys
 from pathlib import Path
 
-from .conftest import Env
+from .conftest import RUNS, Env
 
 SAMPLES = Path(__file__).parent / "samples" / "inbound"
 FILES = ("bounce-postfix-user-unknown.eml", "bounce-qmail-no-mailbox.eml", "complaint-arf-abuse.eml",
@@ -96,8 +94,8 @@ def test_raw_is_the_stored_bytes_exactly_in_a_non_utf8_charset(env: Env) -> None
     written = env.root / "message.eml"
     env.run("responses", "show", str(entry["id"]), "--raw", "-o", str(written))
     assert written.read_bytes() == raw
-    piped = subprocess.run([sys.executable, "-m", "outreach", "responses", "show", str(entry["id"]), "--raw"],
-                           cwd=env.root, env=env.environ(), capture_output=True, check=True, timeout=60)  # fmt: skip
+    piped = RUNS.run(["responses", "show", str(entry["id"]), "--raw"], cwd=env.root, env=env.environ(), check=True,
+                     timeout=60)  # fmt: skip
     assert piped.stdout == raw
     refused = env.run("responses", "show", str(entry["id"]), "-o", str(written), check=False)
     assert refused.returncode != 0 and "give --raw too" in refused.stderr

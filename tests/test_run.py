@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from outreach.errors import ConfigError
 from outreach.rendering.letters import Sender
 from outreach.rendering.mime import Mailbox
 
-from .conftest import Env
+from .conftest import RUNS, Env
 from .imap_server import Dovecot
 from .smtp_server import FaultyHandler, start_server
 from .test_import import do_import
@@ -63,8 +62,8 @@ class Scheduler:
     def __init__(self, env: Env, *args: str) -> None:
         self.log = env.root / f"run-{time.monotonic_ns()}.log"
         with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "outreach", "run", *args], cwd=env.root, env=env.environ(),
+            self.process = RUNS.popen(
+                ["run", *args], cwd=env.root, env=env.environ(),
                 stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
             )  # fmt: skip
 

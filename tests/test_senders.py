@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -15,7 +14,7 @@ from outreach.campaigns.queueing import queue_step
 from outreach.rendering.letters import Sender
 from outreach.rendering.mime import Mailbox
 
-from .conftest import Env
+from .conftest import RUNS, Env
 from .smtp_server import FaultyHandler, start_server
 from .test_import import do_import
 
@@ -36,8 +35,8 @@ def _queue(env: Env, port: int) -> None:
 
 
 def _start(env: Env, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "outreach", "send", "--yes", "--json", *args], cwd=env.root, env=env.environ(),
+    return RUNS.popen(
+        ["send", "--yes", "--json", *args], cwd=env.root, env=env.environ(),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
     )  # fmt: skip
 

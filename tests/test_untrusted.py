@@ -9,7 +9,6 @@ import json
 import os
 import pty
 import subprocess
-import sys
 import unicodedata
 
 from hypothesis import example, given
@@ -19,7 +18,7 @@ from sqlalchemy import select
 from outreach.db.models import Contact
 from outreach.untrusted import storable, visible
 
-from .conftest import Env
+from .conftest import RUNS, Env
 from .test_responses import maildir, reply, sent
 from .test_sending import queued, server
 
@@ -99,8 +98,7 @@ def test_bytes_kept_by_surrogateescape_are_stored_as_utf8_reads_them(data: bytes
 def on_a_terminal(env: Env, *args: str) -> bytes:
     """What `outreach ARGS` writes to its stdout when that is a terminal (a pseudo-terminal here)."""
     leader, follower = pty.openpty()
-    command = [sys.executable, "-m", "outreach", *args]
-    with subprocess.Popen(command, cwd=env.root, env=env.environ(), stdin=subprocess.DEVNULL, stdout=follower,
+    with RUNS.popen(args, cwd=env.root, env=env.environ(), stdin=subprocess.DEVNULL, stdout=follower,
                           stderr=subprocess.DEVNULL) as process:  # fmt: skip
         os.close(follower)  # (the child holds its own copy: reading ends when it exits)
         written = b""

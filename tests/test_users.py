@@ -26,7 +26,7 @@ from outreach.desk.accounts import add_user, check_login, list_users, remove_use
 from outreach.desk.passwords import hash_password, needs_rehash, unmatchable_hash, verify_password
 from outreach.errors import InvalidValueError, NotConfirmedError, NotFoundError
 
-from .conftest import Env
+from .conftest import RUNS, Env
 
 NOW = datetime(2026, 12, 8, 9, 30, tzinfo=UTC)
 PASSWORD = "correct horse battery staple"
@@ -41,10 +41,7 @@ def stored_hash(env: Env, name: str) -> str:
 
 def feed(env: Env, text: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run `outreach ARGS` in the workspace with `text` on its stdin (a pipe: no terminal)."""
-    return subprocess.run(
-        [sys.executable, "-m", "outreach", *args], cwd=env.root, env=env.environ(), input=text,
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    return RUNS.run(args, cwd=env.root, env=env.environ(), input=text, text=True, timeout=120)
 
 
 # Passwords: pure, no database.
