@@ -1,18 +1,19 @@
 """A fork server for the tests' runs of `outreach`: each run is a process of its own, forked from this one.
 
 Most of a short command's second goes to importing its libraries (SQLAlchemy, Typer with pydantic, Rich, Jinja2,
-Babel), and the suite runs `python -m outreach` well over a thousand times. This process imports those libraries
-once, none of outreach's own modules, then for each request forks a child that becomes the run: its own process
-and pid, its standard streams (the descriptors the test passed), working folder, environment and arguments,
-`python -m outreach ARGS` as runpy runs it, and a normal interpreter exit (atexit included). The same idea as
-multiprocessing's "forkserver" with its preload list.
+Babel), and the suite runs `python -m outreach` hundreds of times. This process imports those libraries once (and
+outreach's ORM models, which read nothing), then for each request forks a child that becomes the run: its own
+process and pid, its standard streams (the descriptors the test passed), working folder, environment and
+arguments, `python -m outreach ARGS` as runpy runs it, and a normal interpreter exit (atexit included). The same
+idea as multiprocessing's "forkserver" with its preload list.
 
 The client (`ForkServer`, one per test process) talks to it over a Unix socket of packets: a request carries JSON
 (args, env, cwd) and the three descriptors of the child's stdin, stdout and stderr; the server answers
 "started PID", and "exited PID CODE" when the child ends (CODE negative: the signal that ended it). `ForkServer.popen`
 gives a `subprocess.Popen` for such a child (pipes, files, wait, poll, signals, communicate, as Popen does them), and
 `ForkServer.run` what `subprocess.run` gives. A run whose interpreter settings (PYTHON*, LANG, LC_*) differ from the
-server's is started afresh instead: those are read as an interpreter starts.
+server's is started afresh instead: those are read as an interpreter starts. So is a run that asks Popen for more
+than streams, folder and environment (a new session, a preexec_fn), and every run on a system other than Linux.
 """
 
 from __future__ import annotations
@@ -33,18 +34,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-# Third-party libraries only: they read no settings when imported. outreach's modules are imported by each run.
+# Third-party libraries, which read no settings when imported, and the ORM models (tables made of the vocabulary,
+# nothing else). The rest of outreach is imported by each run.
 PRELOAD = (
     "sqlalchemy", "sqlalchemy.orm", "sqlalchemy.dialects.sqlite", "sqlalchemy.dialects.postgresql", "psycopg",
     "typer", "typer.main", "typer._adapters", "pydantic", "click", "rich.console", "rich.table", "rich.progress",
     "rich.markup", "dotenv", "email_validator", "jinja2", "jinja2.sandbox", "babel.dates", "babel.numbers",
     "babel.languages", "pycountry", "email.message", "email.policy", "email.parser", "smtplib", "imapclient",
     "dkim", "alembic", "alembic.command", "zoneinfo", "markupsafe", "flufl.bounce", "httpx", "starlette",
-    "starlette.applications", "uvicorn", "filelock",
+    "starlette.applications", "uvicorn", "filelock", "outreach.db.models",
 )  # fmt: skip
 _PACKET = 1 << 16
 _INTERPRETER = ("PYTHON", "LANG", "LC_")
 # What a forked child can be given as Popen gives it; anything else (a new session, a preexec_fn) starts afresh.
+# Linux: fork without exec is safe there for a process with one thread, and Unix sockets carry packets.
+_CAN_FORK = sys.platform.startswith("linux")
 _FORKABLE = {"cwd", "env", "stdin", "stdout", "stderr", "text", "encoding", "errors", "universal_newlines", "bufsize"}
 
 
@@ -144,7 +148,8 @@ class ForkServer:
         """`subprocess.Popen([python, -m, outreach, *args], **options)`, forked from the server."""
         command = [sys.executable, "-m", "outreach", *args]
         env = options.get("env")
-        if set(options) - _FORKABLE or env is None or _interpreter_settings(env) != _interpreter_settings(os.environ):
+        if (not _CAN_FORK or set(options) - _FORKABLE or env is None
+                or _interpreter_settings(env) != _interpreter_settings(os.environ)):  # fmt: skip
             return subprocess.Popen(command, **options)  # a new session, a preexec_fn ...: as Popen does them
         return _Forked(self, command, **options)
 
