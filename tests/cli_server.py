@@ -1,8 +1,8 @@
 """A fork server for the tests' runs of `outreach`: each run is a process of its own, forked from this one.
 
 Most of a short command's second goes to importing its libraries (SQLAlchemy, Typer with pydantic, Rich, Jinja2,
-Babel), and the suite runs `python -m outreach` hundreds of times. This process imports those libraries once (and
-outreach's ORM models, which read nothing), then for each request forks a child that becomes the run: its own
+Babel), and the suite runs `python -m outreach` hundreds of times. This process imports those libraries once, and
+outreach's modules below the CLI, then for each request forks a child that becomes the run: its own
 process and pid, its standard streams (the descriptors the test passed), working folder, environment and
 arguments, `python -m outreach ARGS` as runpy runs it, and a normal interpreter exit (atexit included). The same
 idea as multiprocessing's "forkserver" with its preload list.
@@ -23,6 +23,7 @@ import gc
 import importlib
 import json
 import os
+import pkgutil
 import runpy
 import selectors
 import signal
@@ -34,16 +35,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-# Third-party libraries, which read no settings when imported, and the ORM models (tables made of the vocabulary,
-# nothing else). The rest of outreach is imported by each run.
+# Third-party libraries, which read no settings when imported; then every module of outreach below the CLI (`below`).
 PRELOAD = (
     "sqlalchemy", "sqlalchemy.orm", "sqlalchemy.dialects.sqlite", "sqlalchemy.dialects.postgresql", "psycopg",
     "typer", "typer.main", "typer._adapters", "pydantic", "click", "rich.console", "rich.table", "rich.progress",
     "rich.markup", "dotenv", "email_validator", "jinja2", "jinja2.sandbox", "babel.dates", "babel.numbers",
     "babel.languages", "pycountry", "email.message", "email.policy", "email.parser", "smtplib", "imapclient",
     "dkim", "alembic", "alembic.command", "zoneinfo", "markupsafe", "flufl.bounce", "httpx", "starlette",
-    "starlette.applications", "uvicorn", "filelock", "outreach.db.models",
+    "starlette.applications", "uvicorn", "filelock",
 )  # fmt: skip
+# Not preloaded: the CLI makes its Rich consoles, which read the terminal and the environment, as it is imported;
+# `python -m outreach` is the run itself; the migrations' env.py runs Alembic as it is imported.
+_NOT_PRELOADED = ("outreach.cli", "outreach.__main__", "outreach.db.migrations")
 _PACKET = 1 << 16
 _INTERPRETER = ("PYTHON", "LANG", "LC_")
 # What a forked child can be given as Popen gives it; anything else (a new session, a preexec_fn) starts afresh.
@@ -121,10 +124,28 @@ def serve(channel: socket.socket) -> None:
             channel.send(f"exited {pid} {os.waitstatus_to_exitcode(status)}".encode())
 
 
+def below() -> list[str]:
+    """outreach's modules below the CLI. They read no settings as they are imported (settings are read by
+    `outreach.config.load_settings`, when called) and know no terminal (the import contracts in pyproject.toml)."""
+    import outreach
+
+    found, packages = [], [(outreach.__path__, "outreach.")]
+    while packages:
+        path, prefix = packages.pop()
+        for module in pkgutil.iter_modules(path, prefix):
+            if not module.name.startswith(_NOT_PRELOADED):
+                found.append(module.name)
+                if module.ispkg:
+                    packages.append(([str(Path(path[0], module.name.rsplit(".", 1)[1]))], f"{module.name}."))
+    return found
+
+
 def main() -> None:
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    for name in below():
+        importlib.import_module(name)
     gc.freeze()  # what is loaded stays out of the children's collections (and their pages shared)
     serve(socket.socket(fileno=int(sys.argv[1])))
 
