@@ -64,13 +64,8 @@ def _stream(fd: int, template: TextIO, *, line_buffering: bool) -> TextIO:
                 errors=template.errors, closefd=False)  # fmt: skip
 
 
-def _become(request: dict[str, Any], fds: list[int], servers: list[int]) -> None:
-    """In the child: become `python -m outreach ARGS` with the request's streams, folder and environment, and
-    nothing of the server's (its descriptors `servers`, its signal handling)."""
-    signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    for fd in servers:
-        os.close(fd)
+def _become(request: dict[str, Any], fds: list[int]) -> None:
+    """In the child: become `python -m outreach ARGS` with the request's streams, folder and environment."""
     for fd, passed in enumerate(fds):
         os.dup2(passed, fd)
     for passed in set(fds) - {0, 1, 2}:
@@ -110,8 +105,14 @@ def serve(channel: socket.socket) -> None:
                         os.kill(pid, signal.SIGKILL)
                 return
             pid = os.fork()
-            if pid == 0:  # never returns: the child exits as the run ends
-                _become(json.loads(data), fds, [channel.detach(), events.fileno(), wakeup_read, wakeup_write])
+            if pid == 0:  # the child keeps nothing of the server's (closed through their owners, closed once)
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                events.close()
+                channel.close()
+                os.close(wakeup_read)
+                os.close(wakeup_write)
+                _become(json.loads(data), fds)  # never returns: the child exits as the run ends
             for fd in fds:
                 os.close(fd)
             children.add(pid)
