@@ -55,14 +55,12 @@ def postgres_url() -> Iterator[str]:
     except ImportError:
         _unavailable("psycopg is not installed (pip install -e '.[dev]')")
     name = f"outreach_test_{os.getpid()}"
-    _admin("DROP DATABASE IF EXISTS", name)
-    _admin("CREATE DATABASE", name)
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    url = _new_database(name)
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
     yield url
-    _admin("DROP DATABASE IF EXISTS", name, " WITH (FORCE)")
+    _drop_database(name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -91,20 +89,30 @@ def empty_databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
         if request.param == "sqlite":
             return f"sqlite:///{tmp_path / name}.db"
         request.getfixturevalue("postgres_url")  # skips, or fails in CI, without a server
-        _admin("DROP DATABASE IF EXISTS", name)
-        _admin("CREATE DATABASE", name)
-        return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+        return _new_database(name)
 
     yield make
     for name in made if request.param == "postgresql" else ():
-        _admin("DROP DATABASE IF EXISTS", name, " WITH (FORCE)")
+        _drop_database(name)
 
 
-def _admin(statement: str, database: str, options: str = "") -> None:
-    """Create or drop a database on this machine's PostgreSQL."""
+def _new_database(name: str) -> str:
+    """Make an empty database on this machine's PostgreSQL (dropping one of that name first); return its URL."""
+    _admin(f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _drop_database(name: str) -> None:
+    """Drop a database of this machine's PostgreSQL, and end the connections still open to it."""
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _admin(*statements: str) -> None:
+    """Run statements on this machine's PostgreSQL as its administrator, one connection for all."""
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text(f'{statement} "{database}"{options}'))
+        for statement in statements:
+            connection.execute(text(statement))
     admin.dispose()
 
 
