@@ -269,6 +269,8 @@ class _Forked(subprocess.Popen):  # type: ignore[type-arg]
     def _wait(self, timeout: float | None) -> int:
         if self.returncode is None:
             self.returncode = self._server.exit_code(self.pid, timeout)
+            if self.returncode is None and self._server.gone:
+                raise RuntimeError(f"the fork server ended before its child {self.pid} did")
             if self.returncode is None:
                 raise subprocess.TimeoutExpired(self.args, timeout or 0)
         return self.returncode
