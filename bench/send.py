@@ -5,6 +5,9 @@
     .venv/bin/python bench/send.py --json
 
 (a) `outreach campaigns queue` of N copies of the shipped appeal, from start to exit, in copies per second.
+    Also, on a copy of the same workspace, the same queueing as a campaigner runs it at a terminal: without
+    --yes it makes and checks every letter, shows what it will queue, asks, and queues on a "y" (the answer is
+    typed at once, so the time is the command's own). Linux and macOS only (a pseudo-terminal).
 (b) `outreach send` of those N messages through one connection to an SMTP sink on loopback that answers at once
     (`bench/sink.py`, a process of its own), from start to exit, against the baseline: smtplib's `sendmail()` in a
     loop over one connection, with the same messages rendered beforehand (`outreach send --dry-run`). Measured
@@ -33,6 +36,7 @@ import email
 import email.policy
 import importlib.util
 import json
+import os
 import shutil
 import signal
 import smtplib
@@ -194,6 +198,29 @@ def make_workspace(tools: ModuleType, folder: Path, count: int, database_url: st
         db.execute(text("UPDATE contacts SET status = 'do_not_contact' WHERE id > :last"), {"last": ids[count - 1]})
     run("campaigns", "create", "everyone", "--template", "appeal", cwd=workspace)
     return workspace
+
+
+def time_asked(workspace: Path, expected: int) -> float | None:
+    """Seconds `outreach campaigns queue everyone` takes at a terminal, answered "y" at once (None: no pty)."""
+    try:
+        import pty
+    except ImportError:
+        return None
+    controller, terminal = pty.openpty()
+    try:
+        started = time.perf_counter()
+        process = subprocess.Popen([str(OUTREACH), "campaigns", "queue", "everyone"], cwd=workspace, stdin=terminal,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env=import_tools().child_env())  # fmt: skip
+        os.write(controller, b"y\n")
+        _, stderr = process.communicate(timeout=600)
+        seconds = time.perf_counter() - started
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    if process.returncode != 0 or f"{expected} letters queued" not in stderr:
+        raise SystemExit(f"outreach campaigns queue at a terminal exited {process.returncode}: {stderr.strip()}")
+    return seconds
 
 
 def _send(tools: ModuleType, workspace: Path, port: int, connections: int, count: int, limit: int | None) -> Any:
@@ -373,12 +400,18 @@ def main() -> int:
     result: dict[str, Any] = {"benchmark": "send", "count": args.count}
     try:
         workspace = make_workspace(tools, folder, args.count)
+        shutil.copytree(workspace, folder / "asked")
+        asked = time_asked(folder / "asked", args.count)
+        shutil.rmtree(folder / "asked")
         started = time.perf_counter()
         queued = json.loads(run("campaigns", "queue", "everyone", "--json", "--yes", cwd=workspace).stdout)["queued"]
         seconds = queue_seconds = time.perf_counter() - started
         assert queued == args.count, f"queued {queued}, expected {args.count}"
         result["queue"] = {"seconds": round(seconds, 2), "per_second": round(queued / seconds)}
         say(f"(a) campaigns queue: {queued} copies in {seconds:.2f} s: {queued / seconds:,.0f} copies/s")
+        if asked is not None:
+            result["queue"]["asked_seconds"] = round(asked, 2)
+            say(f"(a) the same at a terminal, asked and answered yes: {asked:.2f} s")
 
         with_baseline = not args.no_baseline
         if with_baseline:

@@ -7,18 +7,21 @@ import email.policy
 import json
 import shutil
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from outreach.campaigns import queueing
 from outreach.campaigns.catalog import create_campaign, set_status, show_campaign
 from outreach.campaigns.queueing import queue_step
+from outreach.campaigns.spool import LetterSpool
 from outreach.contacts import directory
 from outreach.db.models import OutboxBody, OutboxMessage
 from outreach.errors import InvalidValueError
 from outreach.rendering.copies import TemplateRenderError
-from outreach.rendering.letters import Sender
+from outreach.rendering.letters import Letter, Sender, letter_for
 from outreach.rendering.mime import Mailbox
 
 from .conftest import Env
@@ -85,6 +88,77 @@ def test_one_broken_copy_queues_none_and_names_contact_file_and_line(ws: Env) ->
     assert caught.value.contact in {"elysee@example.org", "matignon@example.org", "palais-grand-ducal@example.org",
                                     "ministere-etat@example.org"}  # fmt: skip
     assert outbox(ws) == []
+
+
+def _letters_made(monkeypatch: pytest.MonkeyPatch) -> list[Letter]:
+    """Every letter queueing makes from here on (the list fills as they are made)."""
+    made: list[Letter] = []
+
+    def making(*args: Any, **kwargs: Any) -> Letter:
+        made.append(letter_for(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(queueing, "letter_for", making)
+    return made
+
+
+def queued_letters(env: Env) -> dict[str, bytes]:
+    with env.sessions() as session:
+        return {body.message_id: body.letter or b"" for body in session.scalars(select(OutboxBody))}
+
+
+def test_the_letters_checked_before_the_question_are_the_letters_queued(
+    ws: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = _letters_made(monkeypatch)
+    with LetterSpool() as spool:
+        plan = queue_step(ws.sessions, ws.root / "templates", "heads", SENDER, now=NOW, dry_run=True, spool=spool)
+        checked = {letter.message_id: letter.data for letter in made}
+        made.clear()
+        report = queue_step(ws.sessions, ws.root / "templates", "heads", SENDER, now=NOW, spool=spool)
+    assert plan.queued == report.queued == 59 and plan.languages == report.languages
+    assert made == [], "no letter was made a second time"
+    assert queued_letters(ws) == checked, "the bytes queued are the bytes checked, Message-IDs included"
+
+
+def _add_head(env: Env) -> None:
+    env.write("new-head.csv", "email,name,role,country,language\nnew-head@example.org,Ana Nova,head_of_state,PT,pt\n")
+    do_import(env, env.root / "new-head.csv")
+
+
+@pytest.mark.parametrize(("change", "made_again"), [
+    ("a contact suppressed and another added", 1),
+    ("the template edited", 59),
+    ("a signatory added", 59),
+])  # fmt: skip
+def test_what_changed_after_the_look_is_decided_and_made_again(
+    ws: Env, monkeypatch: pytest.MonkeyPatch, change: str, made_again: int
+) -> None:
+    made = _letters_made(monkeypatch)
+    with LetterSpool() as spool:
+        queue_step(ws.sessions, ws.root / "templates", "heads", SENDER, now=NOW, dry_run=True, spool=spool)
+        checked = {letter.recipient: letter.data for letter in made}
+        made.clear()
+        if change.startswith("a contact"):
+            directory.suppress_contact(ws.sessions, "elysee@example.org", "unsubscribed", None, now=NOW)
+            _add_head(ws)
+        elif change.startswith("the template"):
+            body = ws.root / "templates" / "appeal" / "en" / "body.txt"
+            body.write_text(body.read_text(encoding="utf-8") + "\nP.S. Edited after the look.\n", encoding="utf-8")
+        else:
+            ws.run("signatories", "add", "Ada Later", "--line", "Signed after the look")
+        report = queue_step(ws.sessions, ws.root / "templates", "heads", SENDER, now=NOW, spool=spool)
+    assert len(made) == made_again
+    letters = {message.recipient: queued_letters(ws)[message.message_id] for message in outbox(ws)}
+    assert report.queued == len(letters) == 59
+    if change.startswith("a contact"):
+        assert "elysee@example.org" not in letters and b"Ana Nova" not in checked.get("new-head@example.org", b"")
+        assert [letter.recipient for letter in made] == ["new-head@example.org"]
+        assert all(data == checked[recipient] for recipient, data in letters.items() if recipient in checked)
+    else:
+        assert all(letters[recipient] != data for recipient, data in checked.items()), "every letter made anew"
+        marker = b"Edited after the look" if change.startswith("the template") else b"Ada Later"
+        assert sum(marker in data for data in letters.values()) == (39 if marker.startswith(b"Edited") else 59)
 
 
 def test_cancelling_withdraws_what_has_not_gone_and_refuses_more(ws: Env) -> None:

@@ -56,6 +56,20 @@ def wave(env: Env) -> Env:
     return env
 
 
+def answered(env: Env, args: list[str], answer: str) -> tuple[int, str]:
+    """Run `outreach ARGS` on a terminal that types `answer` to its question: the exit code and what it said."""
+    controller, terminal = pty.openpty()
+    try:
+        process = RUNS.popen(args, cwd=env.root, env=env.environ(), stdin=terminal, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)  # fmt: skip
+        os.write(controller, f"{answer}\n".encode())
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    return process.returncode, stderr
+
+
 def refused(result: subprocess.CompletedProcess[str]) -> str:
     """The one error line of a command that would not go ahead without a yes."""
     assert result.returncode == NotConfirmedError.exit_code, result.stderr
@@ -157,18 +171,26 @@ def test_cancel_without_a_terminal_refuses_and_changes_nothing_with_yes_it_withd
 def test_on_a_terminal_cancel_asks_and_a_no_changes_nothing(
     wave: Env, answer: str, code: int, left: dict[str, int]
 ) -> None:
-    controller, terminal = pty.openpty()
-    try:
-        process = RUNS.popen(
-            ["campaigns", "cancel", "wave"], cwd=wave.root, env=wave.environ(),
-            stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        os.write(controller, f"{answer}\n".encode())
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        os.close(controller)
-        os.close(terminal)
-    assert process.returncode == code, stderr
+    returncode, stderr = answered(wave, ["campaigns", "cancel", "wave"], answer)
+    assert returncode == code, stderr
     assert "Cancel campaign 'wave'? [y/N]" in stderr
     assert ("No: nothing was changed." in stderr) == (answer == "n")
     assert states(wave) == left
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(("answer", "code", "queued"), [("n", 1, 0), ("y", 0, 24)])
+def test_on_a_terminal_queue_shows_the_letters_it_made_asks_and_queues_them_on_a_yes(
+    env: Env, answer: str, code: int, queued: int
+) -> None:
+    rows = "".join(f"{email},Person {n},{role},{country},{language}\n"
+                   for n, (email, role, country, language) in enumerate(MEPS + HEADS))  # fmt: skip
+    do_import(env, env.write("list.csv", "email,name,role,country,language\n" + rows))
+    env.run("campaigns", "create", "wave", "--template", "appeal", "--from", "European Appeal <appeal@example.org>")
+    returncode, stderr = answered(env, ["campaigns", "queue", "wave"], answer)
+    assert returncode == code, stderr
+    assert "wave step 0: 24 letters would be queued" in stderr and "in 10 fr, 8 de, 6 en" in stderr
+    assert "Queue these 24 letters? [y/N]" in stderr
+    assert ("wave step 0: 24 letters queued" in stderr) == (answer == "y")
+    with env.sessions() as session:
+        assert len(session.scalars(select(OutboxMessage)).all()) == queued

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.campaigns.catalog import FollowUp, campaign_sender, find_step, follow_ups, schedule_of
 from outreach.campaigns.plan import first_send_time, zone_for
+from outreach.campaigns.spool import LetterSpool, MadeFrom
 from outreach.contacts.segments import parse_segment
 from outreach.contacts.selecting import streamed_contacts
 from outreach.contacts.tokens import unsubscribe_token
@@ -89,16 +90,28 @@ class _Copies:
         self.secret = workspace_secret(session)  # signs each letter's one-click unsubscribe token
         self.rows: list[tuple[Any, ...]] = []
         self.bodies: list[tuple[Any, ...]] = []
+        self.keeping: LetterSpool | None = None  # where the letters made are kept (a look before queueing)
+        self.taking: LetterSpool | None = None  # where letters made before are taken from, instead of made again
+
+    @property
+    def made_from(self) -> MadeFrom:
+        """What these letters are made from, besides each contact's details."""
+        return MadeFrom(self.digest, self.head, self.sender)
 
     def add(self, contact: Contact, due: datetime, thread_id: str | None = None,
             extra: dict[str, str] | None = None) -> None:  # fmt: skip
         """Make one letter (an error leaves the session: nothing is kept) and queue it, due at `due`; `extra`
         adds variables for this contact alone (what a follow-up says of the first letter)."""
         assert contact.email is not None
-        token = f"outreach.{self.campaign.id}.{self.step.id}.{contact.id}.{secrets.token_hex(4)}"
-        letter = letter_for(self.template, recipient_of(contact), self.head, self.sender,
-                            make_message_id(self.sender.domain, token), thread_id=thread_id, extra=extra,
-                            unsubscribe_token=unsubscribe_token(self.secret, contact.id, self.campaign.id))  # fmt: skip
+        letter = self.taking.take(contact.id) if self.taking else None
+        if letter is None:
+            token = f"outreach.{self.campaign.id}.{self.step.id}.{contact.id}.{secrets.token_hex(4)}"
+            signed = unsubscribe_token(self.secret, contact.id, self.campaign.id)
+            letter = letter_for(self.template, recipient_of(contact), self.head, self.sender,
+                                make_message_id(self.sender.domain, token), thread_id=thread_id, extra=extra,
+                                unsubscribe_token=signed)  # fmt: skip
+        if self.keeping:
+            self.keeping.keep(contact.id, letter)
         self.report.count(letter, contact, due)
         self.rows.append((
             self.campaign.id, self.step.id, contact.id, "queued", letter.message_id, letter.recipient, contact.name,
@@ -110,10 +123,12 @@ class _Copies:
             self.flush()
 
     def flush(self) -> None:
-        """Insert the letters so far (in a dry run too: the rollback at the end undoes it, after the database has
-        checked its constraints)."""
+        """Insert the letters so far. A dry run inserts their messages too, which the rollback at the end undoes
+        after the database has checked their constraints, but not the letters' bytes: there is nothing in them to
+        check, and they are most of what a queue writes."""
         insert_many(self.session, OutboxMessage.__table__, _COLUMNS, self.rows)  # type: ignore[arg-type]
-        insert_many(self.session, OutboxBody.__table__, _BODY_COLUMNS, self.bodies)  # type: ignore[arg-type]
+        if not self.report.dry_run:
+            insert_many(self.session, OutboxBody.__table__, _BODY_COLUMNS, self.bodies)  # type: ignore[arg-type]
         self.rows.clear()
         self.bodies.clear()
 
@@ -142,9 +157,13 @@ def queue_step(
     allow_repeat: bool = False,
     progress: Callable[[int], None] | None = None,
     limits: RenderLimits | None = None,
+    spool: LetterSpool | None = None,
 ) -> QueueReport:
     """Render and queue one step of a campaign for every active contact of its segment not yet queued, and not
-    written to with the same template by another campaign unless `allow_repeat`."""
+    written to with the same template by another campaign unless `allow_repeat`.
+
+    With `spool`, a dry run keeps every letter it makes there, and the run that queues takes from there the
+    letters a dry run made from the same template, letterhead and sender, instead of making them again."""
     report = QueueReport(name, position, dry_run=dry_run)
     with sessions() as session:
         campaign = find_campaign(session, name)
@@ -152,6 +171,11 @@ def queue_step(
             raise InvalidValueError(f"campaign {name!r} is cancelled", hint="create a new campaign instead")
         step = find_step(session, campaign, position)
         copies = _copies(session, campaign, step, templates, default_sender, report, now, limits)
+        if spool is not None and dry_run:
+            spool.start(copies.made_from)
+            copies.keeping = spool
+        elif spool is not None and spool.usable(copies.made_from):
+            copies.taking = spool
         placement, fallback = schedule_of(campaign)
         report.time_zone = campaign.time_zone or "UTC"
         done = set(session.scalars(

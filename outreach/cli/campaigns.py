@@ -220,20 +220,24 @@ def queue_command(
     """Render every letter of the first step into the outbox, once per contact; one broken copy queues none. Says
     what it will do and asks first."""
     from outreach.campaigns.queueing import queue_step
+    from outreach.campaigns.spool import LetterSpool
     from outreach.campaigns.staleness import stale_steps
 
     workspace = ctx.obj.workspace()
 
-    def queue(dry: bool) -> QueueReport:
+    def queue(dry: bool, spool: LetterSpool | None = None) -> QueueReport:
         return queue_step(workspace.sessions, workspace.templates, name, workspace.sender(), now=datetime.now(UTC),
-                          dry_run=dry, allow_repeat=allow_repeat, limits=workspace.render_limits())  # fmt: skip
+                          dry_run=dry, allow_repeat=allow_repeat, limits=workspace.render_limits(),
+                          spool=spool)  # fmt: skip
 
-    if not (yes or dry_run):
-        # Every letter is made and checked first, and nothing is kept: only then is there something to show.
-        plan = queue(True)
-        if plan.queued:
-            confirm(_queue_summary(plan, workspace.settings), f"Queue these {plan.queued} letters?", yes=False)
-    report = queue(dry_run)
+    with LetterSpool() as spool:
+        if not (yes or dry_run):
+            # Every letter is made and checked first, and nothing is kept in the outbox: only then is there
+            # something to show. The letters made are kept aside, and queued after the yes as they were checked.
+            plan = queue(True, spool)
+            if plan.queued:
+                confirm(_queue_summary(plan, workspace.settings), f"Queue these {plan.queued} letters?", yes=False)
+        report = queue(dry_run, None if dry_run else spool)
     stale = stale_steps(workspace.sessions, workspace.templates, name)
     if json_output:
         emit_json({**report.as_json(), "stale": [step.as_json() for step in stale]})
