@@ -7,6 +7,7 @@ its own PostgreSQL database, dovecot and free ports, so workers never share a se
 from __future__ import annotations
 
 import os
+import pty
 import socket
 import subprocess
 from collections.abc import Callable, Iterator
@@ -170,3 +171,24 @@ def dovecot() -> Iterator[Dovecot]:
         return
     yield server
     server.stop()
+
+
+def on_a_terminal(env: Env, *args: str, stream: str = "stdout") -> bytes:
+    """What `outreach ARGS` writes to its stdout (or its stderr) when that is a terminal (a pseudo-terminal, which
+    is its stdin too), progress bars included; the other stream is dropped."""
+    leader, follower = pty.openpty()
+    streams = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, stream: follower}
+    with RUNS.popen(args, cwd=env.root, env=env.environ(), stdin=follower, **streams) as process:
+        os.close(follower)  # (the child holds its own copy: reading ends when it exits)
+        written = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the other end is closed and everything was read
+                break
+            if not chunk:
+                break
+            written += chunk
+        os.close(leader)
+        assert process.wait(timeout=120) == 0, written.decode(errors="replace")
+    return written

@@ -21,7 +21,7 @@ from outreach.errors import NotConfirmedError
 from outreach.rendering.letters import Sender
 from outreach.rendering.mime import Mailbox
 
-from .conftest import RUNS, Env
+from .conftest import RUNS, Env, on_a_terminal
 from .smtp_server import FaultyHandler
 from .test_import import do_import
 from .test_sending import configure, server, states
@@ -194,3 +194,19 @@ def test_on_a_terminal_queue_shows_the_letters_it_made_asks_and_queues_them_on_a
     assert ("wave step 0: 24 letters queued" in stderr) == (answer == "y")
     with env.sessions() as session:
         assert len(session.scalars(select(OutboxMessage)).all()) == queued
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_on_a_terminal_queueing_and_sending_show_their_progress(env: Env, server: tuple[FaultyHandler, int]) -> None:
+    handler, port = server
+    configure(env, port, "OUTREACH_RATE_LIMIT=\nOUTREACH_DOMAIN_RATE_LIMIT=\n")
+    rows = "".join(f"{email},Person {n},{role},{country},{language}\n"
+                   for n, (email, role, country, language) in enumerate(MEPS + HEADS))  # fmt: skip
+    do_import(env, env.write("list.csv", "email,name,role,country,language\n" + rows))
+    env.run("campaigns", "create", "wave", "--template", "appeal")
+    queued = on_a_terminal(env, "campaigns", "queue", "wave", "--yes", stream="stderr").decode()
+    assert "Queueing" in queued and "24/24" in queued
+    assert "wave step 0: 24 letters queued" in queued
+    sent = on_a_terminal(env, "send", "--yes", stream="stderr").decode()
+    assert "Sending" in sent and "24/24" in sent and "24 sent, 0 failed" in sent
+    assert len(handler.received) == 24

@@ -6,9 +6,6 @@ terminal or a browser would obey (escape sequences, bidi overrides, zero-width c
 from __future__ import annotations
 
 import json
-import os
-import pty
-import subprocess
 import unicodedata
 
 from hypothesis import example, given
@@ -18,7 +15,7 @@ from sqlalchemy import select
 from outreach.db.models import Contact
 from outreach.untrusted import storable, visible
 
-from .conftest import RUNS, Env
+from .conftest import Env, on_a_terminal
 from .test_responses import maildir, reply, sent
 from .test_sending import queued, server
 
@@ -93,26 +90,6 @@ def test_storable_text_holds_no_nul_nor_lone_surrogate_and_changes_nothing_else(
 def test_bytes_kept_by_surrogateescape_are_stored_as_utf8_reads_them(data: bytes) -> None:
     escaped = data.decode("utf-8", "surrogateescape")  # how a file name or a CSV field keeps undecodable bytes
     assert storable(escaped) == data.decode("utf-8", "replace").replace("\x00", "\ufffd")
-
-
-def on_a_terminal(env: Env, *args: str) -> bytes:
-    """What `outreach ARGS` writes to its stdout when that is a terminal (a pseudo-terminal here)."""
-    leader, follower = pty.openpty()
-    with RUNS.popen(args, cwd=env.root, env=env.environ(), stdin=subprocess.DEVNULL, stdout=follower,
-                          stderr=subprocess.DEVNULL) as process:  # fmt: skip
-        os.close(follower)  # (the child holds its own copy: reading ends when it exits)
-        written = b""
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the other end is closed and everything was read
-                break
-            if not chunk:
-                break
-            written += chunk
-        os.close(leader)
-        assert process.wait(timeout=120) == 0
-    return written
 
 
 def test_what_a_stranger_wrote_is_shown_not_obeyed_and_names_keep_their_letters(

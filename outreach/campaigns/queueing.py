@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from outreach.campaigns.catalog import FollowUp, campaign_sender, find_step, follow_ups, schedule_of
 from outreach.campaigns.plan import first_send_time, zone_for
 from outreach.campaigns.spool import LetterSpool, MadeFrom
+from outreach.contacts.directory import count_contacts
 from outreach.contacts.segments import parse_segment
 from outreach.contacts.selecting import streamed_contacts
 from outreach.contacts.tokens import unsubscribe_token
@@ -38,6 +39,7 @@ from outreach.rendering.mime import make_message_id
 from outreach.rendering.previewing import compile_template, letterhead, recipient_of
 
 BATCH = 500
+_EVERY = 50  # contacts between two words to a progress bar
 _COLUMNS = (
     "campaign_id", "step_id", "contact_id", "state", "message_id", "recipient", "recipient_name", "language",
     "subject", "attempts", "next_attempt_at", "thread_id", "sender", "envelope_sender", "template_digest",
@@ -155,7 +157,7 @@ def queue_step(
     position: int = 0,
     dry_run: bool = False,
     allow_repeat: bool = False,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     limits: RenderLimits | None = None,
     spool: LetterSpool | None = None,
 ) -> QueueReport:
@@ -163,7 +165,8 @@ def queue_step(
     written to with the same template by another campaign unless `allow_repeat`.
 
     With `spool`, a dry run keeps every letter it makes there, and the run that queues takes from there the
-    letters a dry run made from the same template, letterhead and sender, instead of making them again."""
+    letters a dry run made from the same template, letterhead and sender, instead of making them again.
+    `progress(seen, total)` hears of each contact of the segment looked at, of how many."""
     report = QueueReport(name, position, dry_run=dry_run)
     with sessions() as session:
         campaign = find_campaign(session, name)
@@ -182,12 +185,14 @@ def queue_step(
             select(OutboxMessage.contact_id).where(OutboxMessage.step_id == step.id, OutboxMessage.state != "cancelled")
         ))  # fmt: skip
         repeated = set() if allow_repeat else _written_with(session, step.template, besides=campaign.id)
+        segment = parse_segment(campaign.segment)
+        total = count_contacts(sessions, segment) if progress else 0
         seen = 0
-        with streamed_contacts(session, parse_segment(campaign.segment)) as contacts:
+        with streamed_contacts(session, segment) as contacts:
             for contact in contacts:
                 seen += 1
-                if progress:
-                    progress(seen)
+                if progress and seen % _EVERY == 0:
+                    progress(seen, total)
                 if contact.status != "active" or not contact.email:
                     report.skipped[contact.status] = report.skipped.get(contact.status, 0) + 1
                     continue
@@ -199,6 +204,8 @@ def queue_step(
                     continue
                 zone = zone_for(contact.time_zone, contact.country, fallback)
                 copies.add(contact, first_send_time(as_utc(campaign.send_at), now, zone, placement))
+        if progress:
+            progress(seen, seen)
         copies.flush()
         if dry_run:
             session.rollback()

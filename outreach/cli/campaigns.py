@@ -14,6 +14,7 @@ from outreach.cli.output import (
     YesOption,
     command_group,
     confirm,
+    count_progress,
     emit_json,
     err,
     in_zone,
@@ -226,9 +227,10 @@ def queue_command(
     workspace = ctx.obj.workspace()
 
     def queue(dry: bool, spool: LetterSpool | None = None) -> QueueReport:
-        return queue_step(workspace.sessions, workspace.templates, name, workspace.sender(), now=datetime.now(UTC),
-                          dry_run=dry, allow_repeat=allow_repeat, limits=workspace.render_limits(),
-                          spool=spool)  # fmt: skip
+        with count_progress("Making and checking the letters" if dry else "Queueing") as update:
+            return queue_step(workspace.sessions, workspace.templates, name, workspace.sender(),
+                              now=datetime.now(UTC), dry_run=dry, allow_repeat=allow_repeat,
+                              limits=workspace.render_limits(), spool=spool, progress=update)  # fmt: skip
 
     with LetterSpool() as spool:
         if not (yes or dry_run):

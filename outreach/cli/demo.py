@@ -12,16 +12,13 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from outreach.cli.output import err, file_progress, out, table
+from outreach.cli.output import count_progress, err, file_progress, out, table
 from outreach.cli.report import print_report
 from outreach.cli.responses import inbox_of
 from outreach.cli.sending import build_sending
@@ -205,10 +202,8 @@ def _prepare(workspace: Workspace) -> None:
     followup = add_follow_up(sessions, CAMPAIGN, "appeal-reminder", "7d", ",".join(FOLLOW_UP_UNLESS), now=now).steps[-1]
     err.print(f"[bold]9. outreach campaigns followup[/bold] {CAMPAIGN} --after 7d --template appeal-reminder: "
               f"step {followup['position']}, unless {', '.join(followup['unless'])}")  # fmt: skip
-    with _bar("Queueing") as progress:
-        task = progress.add_task("", total=count_contacts(sessions, segment))
-        queued = queue_step(sessions, workspace.templates, CAMPAIGN, workspace.sender(), now=now,
-                            progress=lambda seen: progress.update(task, completed=seen))  # fmt: skip
+    with count_progress("Queueing") as update:
+        queued = queue_step(sessions, workspace.templates, CAMPAIGN, workspace.sender(), now=now, progress=update)
     languages = ", ".join(f"{n} in {language}" for language, n in sorted(queued.languages.items()))
     err.print(f"[bold]10. outreach campaigns queue[/bold] {CAMPAIGN}: {queued.queued} queued ({languages})")
 
@@ -220,11 +215,11 @@ def _send(workspace: Workspace, sink: SmtpSink, port: int) -> None:
 
     sessions, sending = workspace.sessions, build_sending(workspace)
     began = time.monotonic()
-    with _bar("Sending") as progress:
-        task = progress.add_task("", total=count_due(sessions, datetime.now(UTC)))
+    with count_progress("Sending") as update:
+        update(0, count_due(sessions, datetime.now(UTC)))
 
         def show(report: SendReport) -> None:
-            progress.update(task, completed=report.tried, description=f"{report.sent} sent, {report.failed} failed")
+            update(report.tried, note=f"{report.sent} sent, {report.failed} failed")
 
         sent = drain_outbox(sessions, sending, progress=show)
     seconds = time.monotonic() - began
@@ -287,11 +282,3 @@ def _signatory_counts(workspace: Workspace) -> str:
     for signatory in list_signatories(workspace.sessions):
         by_group[signatory.group] += 1
     return ", ".join(f"{count} {group.replace('_', ' ')}" for group, count in by_group.items())
-
-
-@contextmanager
-def _bar(what: str) -> Iterator[Progress]:
-    """A progress bar on stderr (shown on a terminal only), as `outreach send` has one."""
-    with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                  console=err, transient=True, disable=not err.is_terminal) as progress:  # fmt: skip
-        yield progress

@@ -104,6 +104,23 @@ def byte_progress(description: str, total: int) -> Iterator[Callable[[int], None
         yield lambda done: progress.update(task, completed=done)
 
 
+@contextmanager
+def count_progress(what: str) -> Iterator[Callable[..., None]]:
+    """Show a progress bar on stderr (on a terminal only) for work counted in things (letters, contacts); yield
+    `update(done, total=None, note=None)`: how many are done, of how many once known, and a word on how they went."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  TextColumn("{task.description}"), console=err, transient=True,
+                  disable=not err.is_terminal) as progress:  # fmt: skip
+        task = progress.add_task("", total=None)
+
+        def update(done: int, total: int | None = None, note: str | None = None) -> None:
+            progress.update(task, completed=done, total=total, description=note)  # None: left as it was
+
+        yield update
+
+
 def _bar() -> Progress:
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 

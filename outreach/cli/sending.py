@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from outreach.cli.completion import complete_campaign
-from outreach.cli.output import JsonOption, YesOption, confirm, emit_json, err, in_zone, tally
+from outreach.cli.output import JsonOption, YesOption, confirm, count_progress, emit_json, err, in_zone, tally
 from outreach.outbox.forecast import Forecast, in_words, last_goes_at, time_needed
 from outreach.outbox.pacing import Pacer
 from outreach.untrusted import visible
@@ -119,14 +118,12 @@ def send(
         if retry_unknown_:
             again = requeue(sessions, _now(), states=("unknown",), campaign=campaign)
             err.print(f"Queued again {again} messages of unknown fate.")
-        with Progress(TextColumn("Sending"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                      console=err, transient=True, disable=not err.is_terminal) as progress:  # fmt: skip
+        with count_progress("Sending") as update:
             due = count_due(sessions, _now(), campaign)
-            task = progress.add_task("", total=due if limit is None else min(due, limit))
+            update(0, due if limit is None else min(due, limit))
 
             def show(report: SendReport) -> None:
-                progress.update(task, completed=report.tried,
-                                description=f"{report.sent} sent, {report.failed} failed")  # fmt: skip
+                update(report.tried, note=f"{report.sent} sent, {report.failed} failed")
 
             report = drain_outbox(sessions, sending, campaign=campaign, limit=limit, progress=show, stop=stop)
     waiting, now = waiting_messages(sessions, campaign=campaign), _now()
