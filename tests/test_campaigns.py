@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from outreach.campaigns import queueing
@@ -18,7 +18,7 @@ from outreach.campaigns.catalog import create_campaign, set_status, show_campaig
 from outreach.campaigns.queueing import queue_step
 from outreach.campaigns.spool import LetterSpool
 from outreach.contacts import directory
-from outreach.db.models import OutboxBody, OutboxMessage
+from outreach.db.models import Contact, OutboxBody, OutboxMessage
 from outreach.errors import InvalidValueError
 from outreach.rendering.copies import TemplateRenderError
 from outreach.rendering.letters import Letter, Sender, letter_for
@@ -128,6 +128,7 @@ def _add_head(env: Env) -> None:
 
 @pytest.mark.parametrize(("change", "made_again"), [
     ("a contact suppressed and another added", 1),
+    ("a contact renamed", 1),
     ("the template edited", 59),
     ("a signatory added", 59),
 ])  # fmt: skip
@@ -139,7 +140,11 @@ def test_what_changed_after_the_look_is_decided_and_made_again(
         queue_step(ws.sessions, ws.root / "templates", "heads", SENDER, now=NOW, dry_run=True, spool=spool)
         checked = {letter.recipient: letter.data for letter in made}
         made.clear()
-        if change.startswith("a contact"):
+        if change == "a contact renamed":
+            with ws.sessions.begin() as session:
+                session.execute(update(Contact).where(Contact.email == "elysee@example.org")
+                                .values(name="Emmanuel Renommé"))  # fmt: skip
+        elif change.startswith("a contact"):
             directory.suppress_contact(ws.sessions, "elysee@example.org", "unsubscribed", None, now=NOW)
             _add_head(ws)
         elif change.startswith("the template"):
@@ -151,7 +156,12 @@ def test_what_changed_after_the_look_is_decided_and_made_again(
     assert len(made) == made_again
     letters = {message.recipient: queued_letters(ws)[message.message_id] for message in outbox(ws)}
     assert report.queued == len(letters) == 59
-    if change.startswith("a contact"):
+    if change == "a contact renamed":
+        assert [letter.recipient for letter in made] == ["elysee@example.org"]
+        assert "Emmanuel Renommé".encode() in made[0].data or b"=?utf-8?" in made[0].data
+        assert letters["elysee@example.org"] == made[0].data != checked["elysee@example.org"]
+        assert all(data == checked[recipient] for recipient, data in letters.items() if recipient != made[0].recipient)
+    elif change.startswith("a contact"):
         assert "elysee@example.org" not in letters and b"Ana Nova" not in checked.get("new-head@example.org", b"")
         assert [letter.recipient for letter in made] == ["new-head@example.org"]
         assert all(data == checked[recipient] for recipient, data in letters.items() if recipient in checked)

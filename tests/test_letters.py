@@ -8,6 +8,7 @@ import email.policy
 import json
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from sqlalchemy import func, select
 from outreach.db.models import OutboxMessage, Proof
 from outreach.outbox.sending import signer_for
 from outreach.rendering.copies import Copy
+from outreach.rendering.differences import same_letter
 from outreach.rendering.eml import eml_name
 from outreach.rendering.letters import Sender, compose, dated
 from outreach.rendering.mime import Mailbox
@@ -185,6 +187,24 @@ def test_a_letter_carries_everything_but_the_date_and_sending_adds_only_that() -
     assert sent["Date"].datetime == when and dated(letter.data, when).endswith(letter.data)
     proof = compose(copy, Mailbox("me@example.org"), sender, proof=True, unsubscribe_token="NO-ONE")
     assert proof.subject == "[proof] Open appeal" and proof.message_id.endswith("@example.org>")
+
+
+def test_two_builds_of_a_letter_are_the_same_letter_but_a_changed_word_is_not() -> None:
+    html = "<p>Dear President,</p>\n\n<p>Text.</p>\n"
+    copy = Copy("appeal", "en", "Open appeal", "Dear President,\n\nText.\n", html, Greeting("Dear President,", ""))
+    sender = Sender(Mailbox("appeal@example.org", "European Appeal"))
+
+    def build(made: Copy) -> bytes:
+        return compose(made, Mailbox("pm@example.gov"), sender, "<a@example.org>", unsubscribe_token="T").data
+
+    first, second = build(copy), build(copy)
+    assert first != second, "each build has its own MIME boundary"
+    assert same_letter(first, second)
+    assert not same_letter(first, build(replace(copy, text="Dear President,\n\nText!\n")))
+    assert not same_letter(first, build(replace(copy, subject="Open appeal, again")))
+    plain = compose(replace(copy, html=None), Mailbox("pm@example.gov"), sender, "<a@example.org>",
+                    unsubscribe_token="T").data  # fmt: skip
+    assert same_letter(plain, plain) and not same_letter(plain, first), "a letter without a boundary compares whole"
 
 
 def test_a_letter_is_signed_by_its_from_domains_key_or_the_nearest_above_it() -> None:

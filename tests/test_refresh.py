@@ -11,21 +11,23 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text, update
 
+from outreach.campaigns import refreshing
 from outreach.campaigns.catalog import add_follow_up, create_campaign
 from outreach.campaigns.queueing import queue_followups, queue_step
 from outreach.campaigns.refreshing import RefreshReport, refresh_campaign
 from outreach.campaigns.staleness import StaleStep, stale_steps
 from outreach.contacts.erasing import forget_contact
 from outreach.contacts.signatories import add_signatory
-from outreach.db.models import Campaign, OutboxBody, OutboxMessage
+from outreach.db.models import Campaign, Contact, OutboxBody, OutboxMessage
 from outreach.errors import InvalidValueError
 from outreach.outbox.records import requeue
 from outreach.rendering.copies import TemplateRenderError
-from outreach.rendering.letters import Sender
+from outreach.rendering.letters import Letter, Sender, letter_for
 from outreach.rendering.mime import Mailbox
 
 from .conftest import Env
@@ -128,6 +130,38 @@ def test_waiting_copies_are_made_again_and_those_that_may_have_reached_the_serve
                              diff=True)  # fmt: skip
     assert (again.changed, again.current, again.diff) == (0, len(before) - len(UNTOUCHED), None)
     assert stored(ws) == after
+
+
+def test_each_copy_is_made_once_and_one_whose_contact_changed_meanwhile_is_made_again(
+    ws: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    edit_english_body(ws)
+    before = stored(ws)
+    waiting = len(before)
+    made: list[Letter] = []
+
+    def making(*args: Any, **kwargs: Any) -> Letter:
+        made.append(letter_for(*args, **kwargs))
+        if len(made) == waiting:  # the last letter the pass that checks makes: a contact is renamed before the writes
+            with ws.sessions.begin() as session:
+                session.execute(update(Contact).where(Contact.email == "elysee@example.org")
+                                .values(name="Emmanuel Renommé"))  # fmt: skip
+        return made[-1]
+
+    monkeypatch.setattr(refreshing, "letter_for", making)
+    report = refresh_campaign(ws.sessions, ws.root / "templates", "heads", SENDER, now=LATER)
+    assert report.changed == sum(1 for _, language, *_ in stored(ws).values() if language == "en") + 1
+    assert len(made) == waiting + 1, "each copy made once, and the renamed contact's a second time"
+    assert made[-1].recipient == "elysee@example.org"
+    checked = {letter.message_id: letter.data for letter in made[:waiting]}
+    for message_id, (_, language, recipient, _, letter) in stored(ws).items():
+        if recipient == "elysee@example.org":
+            parsed = email.message_from_bytes(letter or b"", policy=email.policy.default)
+            assert "Emmanuel Renommé" in str(parsed["To"]), "made again for the contact as they are now"
+        elif language == "en":
+            assert letter == checked[message_id], "the letter written is the one checked"
+        else:
+            assert letter == before[message_id][-1], "a copy that reads the same is left as it was"
 
 
 def test_the_diff_shows_the_edited_line_of_one_changed_copy(ws: Env) -> None:

@@ -105,15 +105,17 @@ class _Copies:
         """Make one letter (an error leaves the session: nothing is kept) and queue it, due at `due`; `extra`
         adds variables for this contact alone (what a follow-up says of the first letter)."""
         assert contact.email is not None
-        letter = self.taking.take(contact.id) if self.taking else None
+        recipient = recipient_of(contact)
+        made_for = (recipient, thread_id, extra)
+        letter = self.taking.take(contact.id, made_for) if self.taking else None
         if letter is None:
             token = f"outreach.{self.campaign.id}.{self.step.id}.{contact.id}.{secrets.token_hex(4)}"
             signed = unsubscribe_token(self.secret, contact.id, self.campaign.id)
-            letter = letter_for(self.template, recipient_of(contact), self.head, self.sender,
+            letter = letter_for(self.template, recipient, self.head, self.sender,
                                 make_message_id(self.sender.domain, token), thread_id=thread_id, extra=extra,
                                 unsubscribe_token=signed)  # fmt: skip
         if self.keeping:
-            self.keeping.keep(contact.id, letter)
+            self.keeping.keep(contact.id, made_for, letter)
         self.report.count(letter, contact, due)
         self.rows.append((
             self.campaign.id, self.step.id, contact.id, "queued", letter.message_id, letter.recipient, contact.name,

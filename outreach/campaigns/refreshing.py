@@ -6,10 +6,11 @@ the same Message-ID, in the same thread and due at the same time. A copy that is
 `unknown` or `cancelled` is never touched: its bytes may have reached the server, or it is withdrawn.
 
 Like queueing, one broken copy refreshes none: every copy is rendered once first, changing nothing, and only then
-written, one transaction a batch so that senders are not kept waiting for the whole outbox. Each batch locks its
-rows (`FOR UPDATE` on PostgreSQL; SQLite has one writer at a time) and each write names the states it expects, so
-a sender claiming a copy at the same moment either sends the old letter, and the copy is left as it was, or waits
-and sends the new one (outreach/outbox/claims.py reads the letter in its claiming transaction).
+written (the letters made first, kept aside, unless its contact changed in between: outreach/campaigns/spool.py),
+one transaction a batch so that senders are not kept waiting for the whole outbox. Each batch locks its rows (`FOR
+UPDATE` on PostgreSQL; SQLite has one writer at a time) and each write names the states it expects, so a sender
+claiming a copy at the same moment either sends the old letter, and the copy is left as it was, or waits and sends
+the new one (outreach/outbox/claims.py reads the letter in its claiming transaction).
 
 A letter keeps the date it was made on (the `date` its template prints): refreshing it on a later day changes what
 was edited, not the date, so that "already current" means what it says.
@@ -21,13 +22,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from outreach.campaigns.catalog import FollowUp, campaign_sender
 from outreach.campaigns.queueing import first_letter_variables
+from outreach.campaigns.spool import LetterSpool
 from outreach.contacts.tokens import unsubscribe_token
 from outreach.db.engine import workspace_secret
 from outreach.db.models import CampaignStep, Contact, OutboxBody, OutboxMessage, as_utc
@@ -41,6 +43,17 @@ from outreach.rendering.previewing import compile_template, letterhead, recipien
 from outreach.vocabulary import REFRESHED_STATES
 
 BATCH = 500
+_OUTBOX, _BODIES = cast(Table, OutboxMessage.__table__), cast(Table, OutboxBody.__table__)
+# The writes, made once and run with each copy's values: building an UPDATE for each of 10,000 copies (and the ORM
+# looking through the session for objects to keep in step with it) took most of a refresh's time.
+_WRITTEN = ("recipient", "recipient_name", "language", "subject", "sender", "envelope_sender", "template_digest",
+            "last_reply", "updated_at")  # fmt: skip
+_WRITE_COPY = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("copy"), _OUTBOX.c.state.in_(REFRESHED_STATES))
+    .values({name: bindparam(name) for name in _WRITTEN})
+)
+_WRITE_LETTER = update(_BODIES).where(_BODIES.c.message_id == bindparam("copy")).values(letter=bindparam("letter"))
 # The states of the copies no sender has handed to the server: the only ones made again.
 
 _Copy = Row[*tuple[Any, ...]]  # one copy as `_rows` reads it, its columns by name
@@ -70,16 +83,18 @@ class _Letters:
     the sender and the signatories as they are now, each with its one-click token signed with `secret`."""
 
     def __init__(self, templates: Path, sender: Sender, head: Letterhead, limits: RenderLimits | None,
-                 campaign_id: int, secret: bytes) -> None:  # fmt: skip
+                 campaign_id: int, secret: bytes, spool: LetterSpool) -> None:  # fmt: skip
         self.templates, self.sender, self.head, self.limits = templates, sender, head, limits
         self.campaign_id, self.secret = campaign_id, secret
+        self.spool = spool  # the letters the pass that checks made, for the pass that writes
         # A compiled template keeps what is the same for every copy of a language, the date too: one for each day.
         self.compiled: dict[tuple[str, date], tuple[CompiledTemplate, Letterhead]] = {}
         self.digests: dict[str, str] = {}
 
-    def make(self, row: _Copy) -> Letter:
+    def make(self, row: _Copy, *, keep: bool = False) -> Letter:
         """The letter of one copy, under its Message-ID and in its thread; a follow-up says what its first letter
-        was called and when it went, as when it was queued."""
+        was called and when it went, as when it was queued. With `keep` (the pass that checks) the letter is kept
+        in the spool; without, the letter kept for the copy is taken when it was made from the same contact."""
         day = as_utc(row.created_at).date()
         if (row.template, day) not in self.compiled:
             self.digest(row.template)  # before the files are read: an edit in between leaves the copies stale
@@ -97,9 +112,16 @@ class _Letters:
                 row.first_language,
             )
             extra = first_letter_variables(first)
-        token = unsubscribe_token(self.secret, row.Contact.id, self.campaign_id)
-        return letter_for(template, recipient_of(row.Contact), head, self.sender, row.message_id,
-                          thread_id=row.thread_id, extra=extra, unsubscribe_token=token)  # fmt: skip
+        recipient = recipient_of(row.Contact)
+        made_for = (recipient, row.template, day, row.message_id, row.thread_id, extra)
+        letter = None if keep else self.spool.take(row.id, made_for)
+        if letter is None:
+            token = unsubscribe_token(self.secret, row.Contact.id, self.campaign_id)
+            letter = letter_for(template, recipient, head, self.sender, row.message_id, thread_id=row.thread_id,
+                                extra=extra, unsubscribe_token=token)  # fmt: skip
+        if keep:
+            self.spool.keep(row.id, made_for, letter)
+        return letter
 
     def digest(self, name: str) -> str:
         """The digest of a template's files as they are now."""
@@ -162,18 +184,19 @@ def refresh_campaign(
             select(OutboxMessage.id).where(OutboxMessage.campaign_id == campaign.id,
                                            OutboxMessage.state.in_(REFRESHED_STATES)).order_by(OutboxMessage.id)
         ))  # fmt: skip
-    letters = _Letters(templates, sender, head, limits, campaign_id, secret)
-    # Every copy is made once, changing nothing, so that a broken one (TemplateRenderError: the contact, the file,
-    # the line) stops the refresh before any batch is written.
-    for batch in _batches(ids):
-        with sessions() as session:
-            for row in _rows(session, batch, lock=False):
-                if row.Contact.email:
-                    letters.make(row)
-    for batch in _batches(ids):
-        with sessions.begin() as session:
-            for row in _rows(session, batch, lock=True):
-                _refresh(session, row, letters, report, now, diff=diff)
+    with LetterSpool() as spool:
+        letters = _Letters(templates, sender, head, limits, campaign_id, secret, spool)
+        # Every copy is made once, changing nothing, so that a broken one (TemplateRenderError: the contact, the
+        # file, the line) stops the refresh before any batch is written; the batches then write the letters made.
+        for batch in _batches(ids):
+            with sessions() as session:
+                for row in _rows(session, batch, lock=False):
+                    if row.Contact.email:
+                        letters.make(row, keep=True)
+        for batch in _batches(ids):
+            with sessions.begin() as session:
+                for row in _rows(session, batch, lock=True):
+                    _refresh(session, row, letters, report, now, diff=diff)
     return report
 
 
@@ -191,23 +214,18 @@ def _refresh(session: Session, row: _Copy, letters: _Letters, report: RefreshRep
     changed = not made and not same_letter(row.letter, letter.data)
     # Held by migration 0006 for want of a letter (every copy queued since has one): made now, it may be released.
     releasable = made and row.state == "held"
-    if releasable:
-        values["last_reply"] = None
     if not (made or changed) and all(getattr(row, column) == value for column, value in values.items()):
         report.current += 1
         return
-    written = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == row.id, OutboxMessage.state.in_(REFRESHED_STATES))
-        .values(**values, updated_at=now)
-    ).rowcount  # type: ignore[attr-defined]  # fmt: skip
+    written = session.execute(_WRITE_COPY, {
+        **values, "copy": row.id, "updated_at": now, "last_reply": None if releasable else row.last_reply,
+    }).rowcount  # type: ignore[attr-defined]  # fmt: skip
     if written != 1:  # a sender claimed it between the look and the write: it sends the letter it read
         report.taken += 1
         return
     if made or changed:
-        stored = session.execute(
-            update(OutboxBody).where(OutboxBody.message_id == row.message_id).values(letter=letter.data)
-        ).rowcount  # type: ignore[attr-defined]
+        letter_values = {"copy": row.message_id, "letter": letter.data}
+        stored = session.execute(_WRITE_LETTER, letter_values).rowcount  # type: ignore[attr-defined]
         if stored != 1:
             session.execute(insert(OutboxBody).values(message_id=row.message_id, letter=letter.data))
     if made:

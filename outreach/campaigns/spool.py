@@ -1,18 +1,19 @@
-"""The letters a look before queueing made, kept aside for the queueing that follows the campaigner's yes.
+"""Letters made by a first pass that checks them, kept aside for the second pass that writes them.
 
-`campaigns queue` makes and checks every letter before it asks (a dry run: a broken copy is found before the
-question, and nothing is kept in the outbox); the queueing after the yes then takes the letters that look made,
-instead of making each one again: the campaigner waits for one rendering, not two, and the letters queued are
-the ones that were checked.
+Whatever makes many letters makes and checks every one before it changes anything, so that one broken copy changes
+nothing: `campaigns queue` before it asks (a dry run, which keeps nothing in the outbox), `campaigns refresh` before
+its first batch is written. The pass that writes then takes the letters the first one made, instead of making each
+one again: the campaigner waits for one rendering, not two, and the letters written are the ones that were checked.
 
-A letter is taken only for the contact it was made for, and only when nothing it was made from has changed since:
-the template's files (their digest), the letterhead (the sender, the date, the signatories) and the sender. Anything
-else (a contact who unsubscribed or was queued meanwhile, a new contact) is decided again by the queueing itself,
-which makes the letters it finds no made one for.
+A letter is taken only for the same key (a contact's id, an outbox message's), only when what it was made for is
+the same (the contact's details, what a follow-up says of its first letter), and only when what every letter of
+the spool is made from has not changed (`usable`: the template's files, the letterhead, the sender). Anything else
+(a contact who unsubscribed, was edited or was queued meanwhile, a new contact) is decided again by the second pass,
+which makes the letters it finds none for.
 
 The letters are kept in memory up to `IN_MEMORY` bytes and in an unnamed temporary file beyond (deleted when closed
-or when the process ends), in the order they were made, which is the order of the contacts (by id): taking them
-is one pass over the file.
+or when the process ends), in the order they were made, which is the order of their keys: taking them is one pass
+over the file.
 """
 
 from __future__ import annotations
@@ -39,44 +40,46 @@ class MadeFrom:
 
 
 class LetterSpool:
-    """Letters kept by contact id, in contact order: `keep` while making them, then `take` while queueing."""
+    """Letters kept by an increasing key: `keep` them in the pass that checks, `take` them in the pass that writes."""
 
     def __init__(self) -> None:
         self._file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=IN_MEMORY)  # noqa: SIM115 - closed by close()
-        self.made_from: MadeFrom | None = None
+        self.made_from: object = None
         self.kept = 0
         self.taken = 0
-        self._next: tuple[int, Letter] | None = None
+        self._next: tuple[int, object, Letter] | None = None
         self._reading = False
 
-    def start(self, made_from: MadeFrom) -> None:
-        """Forget what was kept, and keep the letters made from `made_from` from now on."""
+    def start(self, made_from: object) -> None:
+        """Forget what was kept, and keep the letters made from `made_from` (what they all share) from now on."""
         self._file.seek(0)
         self._file.truncate()
         self.made_from, self.kept, self.taken, self._next, self._reading = made_from, 0, 0, None, False
 
-    def keep(self, contact_id: int, letter: Letter) -> None:
-        """Keep one contact's letter (contacts come in increasing id order)."""
-        pickle.dump((contact_id, letter), self._file, protocol=pickle.HIGHEST_PROTOCOL)
+    def keep(self, key: int, made_for: object, letter: Letter) -> None:
+        """Keep the letter of `key` (keys come in increasing order), made for `made_for` (compared by equality)."""
+        pickle.dump((key, made_for, letter), self._file, protocol=pickle.HIGHEST_PROTOCOL)
         self.kept += 1
 
-    def usable(self, made_from: MadeFrom) -> bool:
+    def usable(self, made_from: object) -> bool:
         """Whether the kept letters were made from exactly this (and so may be queued as they are)."""
         return self.kept > 0 and self.made_from == made_from
 
-    def take(self, contact_id: int) -> Letter | None:
-        """The letter kept for this contact, or None; contacts are asked for in increasing id order, and letters
-        kept for contacts passed over are dropped."""
+    def take(self, key: int, made_for: object) -> Letter | None:
+        """The letter kept for `key` if it was made for what equals `made_for`, else None; keys are asked for in
+        increasing order, and the letters of keys passed over are dropped."""
         if not self._reading:
             self._file.seek(0)
             self._reading = True
             self._advance()
-        while self._next is not None and self._next[0] < contact_id:
+        while self._next is not None and self._next[0] < key:
             self._advance()
-        if self._next is None or self._next[0] != contact_id:
+        if self._next is None or self._next[0] != key:
             return None
-        letter = self._next[1]
+        _, kept_for, letter = self._next
         self._advance()
+        if kept_for != made_for:
+            return None
         self.taken += 1
         return letter
 

@@ -9,16 +9,24 @@ from __future__ import annotations
 import difflib
 import email
 import email.policy
+import re
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 
+# The top-level Content-Type of a letter with an HTML part, as outreach/rendering/mime.py writes it.
+_OUR_BOUNDARY = re.compile(rb'^Content-Type: multipart/alternative;\r\n boundary="(=_outreach_[0-9a-f]+)"', re.M)
 # The headers a reader would notice changing; Message-ID is kept by whoever compares, Date is not in a letter yet.
 SHOWN_HEADERS = ("From", "Reply-To", "To", "Subject", "In-Reply-To", "References", "List-Unsubscribe")
 
 
 def without_boundary(data: bytes) -> bytes:
-    """A letter's bytes with its MIME boundary taken out, wherever it occurs: what two builds of one letter share."""
-    boundary = BytesHeaderParser().parsebytes(data).get_boundary()
+    """A letter's bytes with its MIME boundary taken out, wherever it occurs: what two builds of one letter share.
+
+    The boundary is a parameter of the top-level Content-Type, so only the header section is parsed (up to the
+    first blank line): parsing the whole letter made comparing 10,000 of them take seconds."""
+    headers = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    ours = _OUR_BOUNDARY.search(headers)  # as outreach/rendering/mime.py writes it; anything else is parsed
+    boundary = ours[1].decode("ascii") if ours else BytesHeaderParser().parsebytes(headers).get_boundary()
     return data.replace(boundary.encode("ascii"), b"") if boundary else data
 
 
