@@ -7,7 +7,9 @@
 (a) `outreach campaigns queue` of N copies of the shipped appeal, from start to exit, in copies per second.
     Also, on a copy of the same workspace, the same queueing as a campaigner runs it at a terminal: without
     --yes it makes and checks every letter, shows what it will queue, asks, and queues on a "y" (the answer is
-    typed at once, so the time is the command's own). Linux and macOS only (a pseudo-terminal).
+    typed at once, so the time is the command's own; Linux and macOS only: a pseudo-terminal); then, after a line
+    is added to the English text, `outreach campaigns refresh`, which makes every copy again and writes those
+    that changed.
 (b) `outreach send` of those N messages through one connection to an SMTP sink on loopback that answers at once
     (`bench/sink.py`, a process of its own), from start to exit, against the baseline: smtplib's `sendmail()` in a
     loop over one connection, with the same messages rendered beforehand (`outreach send --dry-run`). Measured
@@ -223,6 +225,23 @@ def time_asked(workspace: Path, expected: int) -> float | None:
     return seconds
 
 
+def time_refresh(workspace: Path) -> tuple[float, int]:
+    """Seconds `outreach campaigns refresh everyone` takes after a line is added to the English text, and how
+    many copies it changed (every English one: the script fails otherwise)."""
+    from sqlalchemy import text
+
+    body = workspace / "templates" / "appeal" / "en" / "body.txt"
+    body.write_text(body.read_text(encoding="utf-8") + "\nP.S. A line added after queueing.\n", encoding="utf-8")
+    with database(workspace) as db:
+        english = db.scalar(text("SELECT count(*) FROM outbox_messages WHERE language = 'en'"))
+    started = time.perf_counter()
+    report = json.loads(run("campaigns", "refresh", "everyone", "--json", cwd=workspace).stdout)
+    seconds = time.perf_counter() - started
+    if report["changed"] != english:
+        raise SystemExit(f"campaigns refresh changed {report['changed']} copies, not the {english} English ones")
+    return seconds, report["changed"]
+
+
 def _send(tools: ModuleType, workspace: Path, port: int, connections: int, count: int, limit: int | None) -> Any:
     settings(workspace, port, connections)
     args = [str(OUTREACH), "send", "--yes", "--json"] + (["--limit", str(limit)] if limit else [])
@@ -402,6 +421,7 @@ def main() -> int:
         workspace = make_workspace(tools, folder, args.count)
         shutil.copytree(workspace, folder / "asked")
         asked = time_asked(folder / "asked", args.count)
+        refreshed = time_refresh(folder / "asked")
         shutil.rmtree(folder / "asked")
         started = time.perf_counter()
         queued = json.loads(run("campaigns", "queue", "everyone", "--json", "--yes", cwd=workspace).stdout)["queued"]
@@ -412,6 +432,9 @@ def main() -> int:
         if asked is not None:
             result["queue"]["asked_seconds"] = round(asked, 2)
             say(f"(a) the same at a terminal, asked and answered yes: {asked:.2f} s")
+        result["refresh"] = {"seconds": round(refreshed[0], 2), "changed": refreshed[1]}
+        say(f"(a) campaigns refresh after an edit of the English text: {refreshed[1]} of {args.count} copies changed"
+            f" in {refreshed[0]:.2f} s")  # fmt: skip
 
         with_baseline = not args.no_baseline
         if with_baseline:
