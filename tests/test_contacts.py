@@ -104,6 +104,22 @@ def test_export_reads_back_as_the_same_contacts(listed: Env) -> None:
     assert (summary.rows, summary.unchanged, summary.rejected) == (5, 5, 0)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_listing_shows_part_and_says_so_and_how_to_see_all(listed: Env) -> None:
+    two = listed.run("contacts", "list", "--limit", "2")
+    assert "elysee@example.org" in two.stdout and "matignon@example.org" in two.stdout
+    assert "mp1@example.org" not in two.stdout and "6 contacts (all contacts)" in two.stdout
+    assert "2 of 6 shown, in the order they were added: --limit 0 shows all." in two.stderr
+    page = json.loads(listed.run("contacts", "list", "--limit", "2", "--segment", "tag:wave-1", "--json").stdout)
+    assert ([c["email"] for c in page["contacts"]], page["shown"], page["total"]) == (
+        ["mp1@example.org", "mep1@example.org"], 2, 3)  # fmt: skip
+    every = listed.run("contacts", "list", "--limit", "0")
+    assert "prospect@example.org" in every.stdout and "shown" not in every.stderr, "all shown: nothing to say"
+    assert json.loads(listed.run("contacts", "list", "--json").stdout)["total"] == 6
+    refused = listed.run("contacts", "list", "--limit", "-1", check=False)
+    assert refused.returncode != 0 and "--limit -1 is negative (0 shows all)" in refused.stderr
+
+
 def test_cli_list_show_and_forget(listed: Env) -> None:
     shown = json.loads(listed.run("contacts", "show", "mep1@example.org", "--json").stdout)
     assert (shown["name"], shown["tags"], shown["language"]) == ("Jan Novák", ["academics", "wave-1"], "cs")

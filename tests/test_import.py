@@ -298,7 +298,7 @@ def test_cli_import_prints_the_summary_and_json(env: Env) -> None:
     report = json.loads(again.stdout)
     assert (report["rows"], report["unchanged"], report["rejected"]) == (2, 1, 1)
     listed = json.loads(env.run("contacts", "list", "--segment", "tag:wave-1", "--json").stdout)
-    assert [c["email"] for c in listed] == ["a@example.org"]
+    assert [c["email"] for c in listed["contacts"]] == ["a@example.org"] and listed["total"] == 1
 
 
 def test_cli_errors_are_one_line(env: Env) -> None:

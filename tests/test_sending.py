@@ -401,8 +401,12 @@ def test_cli_outbox_lists_by_state_and_queues_failed_and_unknown_again_but_never
     [failed] = listed["messages"]
     assert (failed["recipient"], failed["state"], failed["attempts"]) == ("mp0@parliament0.example.org", "failed", 1)
     assert failed["last_reply"].startswith("550 5.7.1")
+    assert (listed["shown"], listed["total"]) == (1, 1), "the failed ones: one, shown"
     human = queued.run("outbox", "list").stderr
-    assert "11 sent" in human and "1 failed" in human
+    assert "11 sent" in human and "1 failed" in human and "shown" not in human
+    page = queued.run("outbox", "list", "--limit", "5")
+    assert "5 of 12 shown, the most recently changed first: --limit 0 shows all." in page.stderr
+    assert json.loads(queued.run("outbox", "list", "--limit", "0", "--json").stdout)["shown"] == 12
 
     sent_id = next(m["id"] for m in json.loads(queued.run("outbox", "list", "--json").stdout)["messages"]
                    if m["state"] == "sent")  # fmt: skip

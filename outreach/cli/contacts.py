@@ -9,7 +9,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from outreach.cli.output import JsonOption, SegmentOption, byte_progress, command_group, emit_json, err, out, table
+from outreach.cli.output import (
+    LISTED,
+    JsonOption,
+    LimitOption,
+    Listing,
+    SegmentOption,
+    byte_progress,
+    command_group,
+    emit_json,
+    err,
+    out,
+    table,
+)
 from outreach.errors import InvalidValueError
 from outreach.untrusted import visible
 from outreach.vocabulary import CONTACT_FIELDS, ROLES, SUPPRESSION_REASONS
@@ -175,28 +187,33 @@ def import_command(
         _print_import(summary)
 
 
+_LISTING = Listing("contacts", "in the order they were added")
+
+
 @app.command("list")
 def list_command(
     ctx: typer.Context,
     segment: SegmentOption = None,
-    limit: Annotated[int | None, typer.Option(help="Show at most this many.")] = None,
+    limit: LimitOption = LISTED,
     json_output: JsonOption = False,
 ) -> None:
-    """List contacts, all or those of a segment."""
+    """List contacts, all or those of a segment, in the order they were added."""
     from outreach.contacts import directory
     from outreach.contacts.segments import parse_segment
 
     chosen = parse_segment(segment)
     sessions = ctx.obj.workspace().sessions
-    found = directory.list_contacts(sessions, chosen, limit)
+    found = directory.list_contacts(sessions, chosen, _LISTING.limit(limit))
+    total = directory.count_contacts(sessions, chosen) if limit and len(found) == limit else len(found)
     if json_output:
-        emit_json([view.as_json() for view in found])
+        emit_json(_LISTING.json([view.as_json() for view in found], total))
         return
     table(
-        f"{len(found)} contacts ({chosen})",
+        f"{total} contacts ({chosen})",
         ["email", "name", "role", "country", "lang", "status", "tags"],
         [(v.email, v.name, v.role, v.country, v.language, v.status, ", ".join(v.tags)) for v in found],
     )
+    _LISTING.say_shown(len(found), total)
 
 
 @app.command("show")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from outreach.cli.completion import complete_campaign
-from outreach.cli.output import JsonOption, command_group, emit_json, err, table
+from outreach.cli.output import LISTED, JsonOption, LimitOption, Listing, command_group, emit_json, err, table
 from outreach.outbox.states import State
 
 # The outbox's records are imported inside each command: they bring SQLAlchemy, and shell completion and --help load
@@ -21,6 +21,9 @@ CampaignOption = Annotated[
 ]
 
 
+_LISTING = Listing("messages", "the most recently changed first")
+
+
 @app.command("list")
 def list_command(
     ctx: typer.Context,
@@ -28,15 +31,18 @@ def list_command(
         list[str] | None, typer.Option("--state", help="Only messages in this state (repeatable): failed, unknown ...")
     ] = None,
     campaign: CampaignOption = None,
-    limit: Annotated[int, typer.Option(help="Show at most this many, the most recently changed first.")] = 100,
+    limit: LimitOption = LISTED,
     json_output: JsonOption = False,
 ) -> None:
-    """List outbox messages with their state, attempts and the server's last answer."""
+    """List outbox messages with their state, attempts and the server's last answer, the most recently changed
+    first."""
     from outreach.outbox.records import list_outbox
 
-    entries, counts = list_outbox(ctx.obj.workspace().sessions, states=state or (), campaign=campaign, limit=limit)
+    entries, counts = list_outbox(ctx.obj.workspace().sessions, states=state or (), campaign=campaign,
+                                  limit=_LISTING.limit(limit))  # fmt: skip
+    total = sum(count for name, count in counts.items() if not state or name in state)
     if json_output:
-        emit_json({"counts": counts, "messages": [entry.as_json() for entry in entries]})
+        emit_json({"counts": counts, **_LISTING.json([entry.as_json() for entry in entries], total)})
         return
     table(
         None,
@@ -49,6 +55,7 @@ def list_command(
         ],
     )  # fmt: skip
     err.print(", ".join(f"{count} {name}" for name, count in sorted(counts.items())) or "The outbox is empty.")
+    _LISTING.say_shown(len(entries), total)
 
 
 @app.command("retry")

@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
@@ -15,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from outreach.errors import NotConfirmedError
+from outreach.errors import InvalidValueError, NotConfirmedError
 from outreach.untrusted import visible
 
 if TYPE_CHECKING:
@@ -35,6 +36,9 @@ SegmentOption = Annotated[
     ),
 ]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Answer yes: for scripts.")]
+# A listing shows its first LISTED items unless asked for more: a table of 10,000 contacts took 8 s to print.
+LISTED = 100
+LimitOption = Annotated[int, typer.Option(help=f"Show at most this many ({LISTED} unless given); 0 shows all.")]
 
 # Data goes to stdout; messages, tables meant for people and progress go to stderr, so --json stays clean.
 out = Console(soft_wrap=True)
@@ -68,6 +72,30 @@ def confirm(summary: list[str], question: str, yes: bool) -> None:
     if not typer.confirm(question, default=False, err=True):
         err.print("No: nothing was changed.")
         raise typer.Exit(1)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A listing that may show only part of what there is: its items' JSON key and the order it shows them in."""
+
+    key: str  # "contacts", "messages" ...
+    order: str  # "newest first" ...
+
+    @staticmethod
+    def limit(given: int) -> int | None:
+        """The --limit given as the query's limit: None (no limit) for 0; a negative one is refused."""
+        if given < 0:
+            raise InvalidValueError(f"--limit {given} is negative", hint="0 shows all")
+        return given or None
+
+    def json(self, items: Sequence[Any], total: int) -> dict[str, Any]:
+        """The items under the key, how many are shown, and how many there are in all."""
+        return {self.key: list(items), "shown": len(items), "total": total}
+
+    def say_shown(self, shown: int, total: int) -> None:
+        """Say on stderr, when only part is shown, how much and how to see all ("100 of 10000 shown, ...")."""
+        if total > shown:
+            err.print(f"{shown} of {total} shown, {self.order}: --limit 0 shows all.", markup=False, highlight=False)
 
 
 def tally(counts: dict[str, int], shown: int = 8) -> str:

@@ -11,7 +11,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from outreach.cli.completion import complete_campaign
-from outreach.cli.output import JsonOption, command_group, emit_json, err, out, table
+from outreach.cli.output import LISTED, JsonOption, LimitOption, Listing, command_group, emit_json, err, out, table
 from outreach.errors import ConfigError, InvalidValueError
 from outreach.untrusted import visible
 from outreach.vocabulary import CHANNELS, ERASED, OUTCOMES, RESPONSE_KINDS
@@ -91,6 +91,9 @@ def poll_command(
                   "(`outreach responses list --kind unreadable`, `outreach responses show ID --raw`).")  # fmt: skip
 
 
+_LISTING = Listing("responses", "newest first")
+
+
 @app.command("list")
 def list_command(
     ctx: typer.Context,
@@ -98,7 +101,7 @@ def list_command(
     kind: Annotated[str | None, typer.Option(help=f"Only this kind: {', '.join(RESPONSE_KINDS)}.")] = None,
     contact: Annotated[str | None, typer.Option(help="Only this contact's address.")] = None,
     since: Annotated[str | None, typer.Option(help="Only since this date (YYYY-MM-DD, UTC).")] = None,
-    limit: Annotated[int, typer.Option(help="Show at most this many, newest first; 0 shows all.")] = 100,
+    limit: LimitOption = LISTED,
     json_output: JsonOption = False,
 ) -> None:
     """The response log, newest first."""
@@ -106,12 +109,10 @@ def list_command(
 
     sessions = ctx.obj.workspace().sessions
     narrowed: dict[str, Any] = {"campaign": campaign, "kind": kind, "contact": contact, "since": _date(since)}
-    if limit < 0:
-        raise InvalidValueError(f"--limit {limit} is negative", hint="0 shows all")
-    views = list_responses(sessions, **narrowed, limit=limit or None)
+    views = list_responses(sessions, **narrowed, limit=_LISTING.limit(limit))
     total = count_responses(sessions, **narrowed) if limit and len(views) == limit else len(views)
     if json_output:
-        emit_json({"responses": [view.as_json() for view in views], "shown": len(views), "total": total})
+        emit_json(_LISTING.json([view.as_json() for view in views], total))
         return
     table(
         None,
@@ -121,8 +122,7 @@ def list_command(
     )  # fmt: skip
     if not views:
         err.print("No responses yet: `outreach responses poll` reads the inbox.")
-    elif total > len(views):
-        err.print(f"{len(views)} of {total} shown, newest first: --limit 0 shows all.")
+    _LISTING.say_shown(len(views), total)
 
 
 @app.command("show")

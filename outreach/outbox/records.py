@@ -138,9 +138,14 @@ def waiting_messages(sessions: sessionmaker[Session], *, campaign: str | None = 
 
 
 def list_outbox(
-    sessions: sessionmaker[Session], *, states: Sequence[str] = (), campaign: str | None = None, limit: int = 100
+    sessions: sessionmaker[Session],
+    *,
+    states: Sequence[str] = (),
+    campaign: str | None = None,
+    limit: int | None = 100,
 ) -> tuple[list[OutboxEntry], dict[str, int]]:
-    """Messages in the given states (all without), newest change first, and the count of every state."""
+    """Messages in the given states (all without), newest change first, at most `limit` (None: all), and the count
+    of every state."""
     for state in states:
         if state not in State.__members__.values():
             raise InvalidValueError(f"{state!r} is not an outbox state", hint=", ".join(State))
