@@ -170,10 +170,12 @@ def refresh_campaign(
     now: datetime,
     diff: bool = False,
     limits: RenderLimits | None = None,
+    spool_folder: Path | None = None,
 ) -> RefreshReport:
     """Make every copy of a campaign not yet handed to the server (queued, held, failed) again from its template,
     its contact, the signatories and the campaign's sender as they are now, keeping its Message-ID, thread and due
-    time; with `diff`, the report carries a unified diff of one changed copy."""
+    time; with `diff`, the report carries a unified diff of one changed copy. The letters made by the check are
+    kept for the writes in `spool_folder` (the workspace's; None: the system's temporary folder)."""
     report = RefreshReport(name)
     with sessions() as session:
         campaign = find_campaign(session, name)
@@ -184,7 +186,7 @@ def refresh_campaign(
             select(OutboxMessage.id).where(OutboxMessage.campaign_id == campaign.id,
                                            OutboxMessage.state.in_(REFRESHED_STATES)).order_by(OutboxMessage.id)
         ))  # fmt: skip
-    with LetterSpool() as spool:
+    with LetterSpool(spool_folder) as spool:
         letters = _Letters(templates, sender, head, limits, campaign_id, secret, spool)
         # Every copy is made once, changing nothing, so that a broken one (TemplateRenderError: the contact, the
         # file, the line) stops the refresh before any batch is written; the batches then write the letters made.

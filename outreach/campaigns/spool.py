@@ -11,9 +11,10 @@ the spool is made from has not changed (`usable`: the template's files, the lett
 (a contact who unsubscribed, was edited or was queued meanwhile, a new contact) is decided again by the second pass,
 which makes the letters it finds none for.
 
-The letters are kept in memory up to `IN_MEMORY` bytes and in an unnamed temporary file beyond (deleted when closed
-or when the process ends), in the order they were made, which is the order of their keys: taking them is one pass
-over the file.
+The letters are kept in memory up to `IN_MEMORY` bytes and beyond in an unnamed temporary file (deleted when closed
+or when the process ends) in the folder given, the workspace's: 100,000 letters take some 1.7 GB, which belong beside
+the database they are going to, not in the system's temporary folder (often in memory, and small). They are kept in
+the order they were made, which is the order of their keys: taking them is one pass over the file.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import pickle
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import IO
 
@@ -42,8 +44,10 @@ class MadeFrom:
 class LetterSpool:
     """Letters kept by an increasing key: `keep` them in the pass that checks, `take` them in the pass that writes."""
 
-    def __init__(self) -> None:
-        self._file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=IN_MEMORY)  # noqa: SIM115 - closed by close()
+    def __init__(self, folder: Path | None = None) -> None:
+        """Keep letters beyond `IN_MEMORY` bytes in `folder` (None: the system's temporary folder)."""
+        where = None if folder is None else str(folder)
+        self._file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=IN_MEMORY, dir=where)  # noqa: SIM115 - closed by close()
         self.made_from: object = None
         self.kept = 0
         self.taken = 0

@@ -232,7 +232,7 @@ def queue_command(
                               now=datetime.now(UTC), dry_run=dry, allow_repeat=allow_repeat,
                               limits=workspace.render_limits(), spool=spool, progress=update)  # fmt: skip
 
-    with LetterSpool() as spool:
+    with LetterSpool(workspace.root) as spool:
         if not (yes or dry_run):
             # Every letter is made and checked first, and nothing is kept in the outbox: only then is there
             # something to show. The letters made are kept aside, and queued after the yes as they were checked.
@@ -366,7 +366,8 @@ def refresh_command(
 
     workspace = ctx.obj.workspace()
     report = refresh_campaign(workspace.sessions, workspace.templates, name, workspace.sender(),
-                              now=datetime.now(UTC), diff=diff, limits=workspace.render_limits())  # fmt: skip
+                              now=datetime.now(UTC), diff=diff, limits=workspace.render_limits(),
+                              spool_folder=workspace.root)  # fmt: skip
     if json_output:
         emit_json(report.as_json())
         return
