@@ -91,6 +91,16 @@ def test_each_contact_gets_their_language_and_form_of_address(
     assert "Andrej \u0410. Piontkovsky" in text_of(message, "html")
 
 
+def test_the_subject_alone_is_the_subject_of_the_whole_copy(ws: Env) -> None:
+    root = ws.root / "templates"
+    template = CompiledTemplate(make_environment(root), root, "appeal", shipped_forms())
+    head = Letterhead("European Appeal", "European Surge for Ukraine", NOW.date(), {})
+    for language in ("fr", "de", "uk", None):
+        recipient = Recipient("someone@example.org", name="Anna Nowak", role="mp", language=language)
+        copy = template.render(recipient, head)
+        assert template.subject(recipient, head) == (copy.language, copy.subject)
+
+
 def test_non_latin_names_reach_the_to_header_intact(ws: Env) -> None:
     for address, name in [("rada@example.org", "Олена Коваленко"), ("vouli@example.org", "Κυριάκος Μητσοτάκης"),
                           ("azgayin@example.org", "Նիկոլ Փաշինյան"),

@@ -201,11 +201,12 @@ class CompiledTemplate:
             self._labels[language] = {**letterhead, **head.extra, CACHE: {}}
         return self._labels[language]
 
-    def render(self, recipient: Recipient, head: Letterhead, extra: Mapping[str, Any] | None = None) -> Copy:
-        """Render the copy for one recipient, in their language or the fallback; `extra` adds variables for
-        this recipient alone (a follow-up's `first_subject`)."""
+    def _prepare(
+        self, recipient: Recipient, head: Letterhead, extra: Mapping[str, Any] | None
+    ) -> tuple[str, _Files, Greeting, dict[str, Any]]:
+        """A recipient's copy about to be rendered: its language (theirs or the fallback), its files, its greeting
+        and the variables its templates see; the limits start counting for it."""
         language = recipient.language if recipient.language in self._files else FALLBACK_LANGUAGE
-        files = self._files[language]
         person = recipient.addressee()
         if recipient.language != language:
             person = Addressee(**{**person.__dict__, "language": language})  # the greeting follows the letter
@@ -214,6 +215,18 @@ class CompiledTemplate:
         if extra and not LETTERHEAD_NAMES.isdisjoint(extra):  # this copy's own letterhead: its parts are its own
             variables[CACHE] = {}
         self._env.budget.begin()  # the limits are for the copy: its files together
+        return language, self._files[language], hello, variables
+
+    def subject(self, recipient: Recipient, head: Letterhead) -> tuple[str, str]:
+        """The language and subject of one recipient's copy, its subject file alone rendered (what a follow-up's
+        preview says of the first letter)."""
+        language, files, _, variables = self._prepare(recipient, head, None)
+        return language, " ".join(self._run(files.subject, variables, recipient, 0).split())
+
+    def render(self, recipient: Recipient, head: Letterhead, extra: Mapping[str, Any] | None = None) -> Copy:
+        """Render the copy for one recipient, in their language or the fallback; `extra` adds variables for
+        this recipient alone (a follow-up's `first_subject`)."""
+        language, files, hello, variables = self._prepare(recipient, head, extra)
         subject = self._run(files.subject, variables, recipient, 0)
         html = self._run(files.html, variables, recipient, len(subject)) if files.html else None
         text = self._run(files.text, variables, recipient, len(subject) + len(html or "")) if files.text else None

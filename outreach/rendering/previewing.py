@@ -69,8 +69,8 @@ def _follow_up(first: CompiledTemplate | None, recipient: Recipient, head: Lette
     """What a follow-up says of the first letter, as if that letter had gone out today (for previews)."""
     if first is None:
         return {}
-    copy = first.render(recipient, head)
-    return {"first_subject": copy.subject, "first_sent_on": format_date(head.date, "long", locale=copy.language)}
+    language, subject = first.subject(recipient, head)
+    return {"first_subject": subject, "first_sent_on": format_date(head.date, "long", locale=language)}
 
 
 def render_for(
