@@ -197,7 +197,9 @@ def test_on_a_terminal_queue_shows_the_letters_it_made_asks_and_queues_them_on_a
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_on_a_terminal_queueing_and_sending_show_their_progress(env: Env, server: tuple[FaultyHandler, int]) -> None:
+def test_on_a_terminal_queueing_checking_refreshing_and_sending_show_their_progress(
+    env: Env, server: tuple[FaultyHandler, int]
+) -> None:
     handler, port = server
     configure(env, port, "OUTREACH_RATE_LIMIT=\nOUTREACH_DOMAIN_RATE_LIMIT=\n")
     rows = "".join(f"{email},Person {n},{role},{country},{language}\n"
@@ -207,6 +209,10 @@ def test_on_a_terminal_queueing_and_sending_show_their_progress(env: Env, server
     queued = on_a_terminal(env, "campaigns", "queue", "wave", "--yes", stream="stderr").decode()
     assert "Queueing" in queued and "24/24" in queued
     assert "wave step 0: 24 letters queued" in queued
+    checked = on_a_terminal(env, "templates", "check", "appeal", stream="stderr").decode()
+    assert "Checking appeal" in checked and "24/24" in checked
+    refreshed = on_a_terminal(env, "campaigns", "refresh", "wave", stream="stderr").decode()
+    assert "Refreshing" in refreshed and "24/24" in refreshed and "wave: 0 changed, 24 already current" in refreshed
     sent = on_a_terminal(env, "send", "--yes", stream="stderr").decode()
     assert "Sending" in sent and "24/24" in sent and "24 sent, 0 failed" in sent
     assert len(handler.received) == 24

@@ -18,7 +18,7 @@ was edited, not the date, so that "already current" means what it says.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -156,9 +156,10 @@ def _rows(session: Session, ids: Sequence[int], *, lock: bool) -> Sequence[_Copy
     return session.execute(query).all()
 
 
-def _batches(ids: list[int]) -> Iterator[list[int]]:
+def _batches(ids: list[int]) -> Iterator[tuple[int, list[int]]]:
+    """The ids a batch at a time, each with how many are done once it is."""
     for start in range(0, len(ids), BATCH):
-        yield ids[start : start + BATCH]
+        yield min(start + BATCH, len(ids)), ids[start : start + BATCH]
 
 
 def refresh_campaign(
@@ -171,11 +172,13 @@ def refresh_campaign(
     diff: bool = False,
     limits: RenderLimits | None = None,
     spool_folder: Path | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> RefreshReport:
     """Make every copy of a campaign not yet handed to the server (queued, held, failed) again from its template,
     its contact, the signatories and the campaign's sender as they are now, keeping its Message-ID, thread and due
     time; with `diff`, the report carries a unified diff of one changed copy. The letters made by the check are
-    kept for the writes in `spool_folder` (the workspace's; None: the system's temporary folder)."""
+    kept for the writes in `spool_folder` (the workspace's; None: the system's temporary folder).
+    `progress(done, total, what)` hears after each batch how many copies are made and checked, then written."""
     report = RefreshReport(name)
     with sessions() as session:
         campaign = find_campaign(session, name)
@@ -190,15 +193,19 @@ def refresh_campaign(
         letters = _Letters(templates, sender, head, limits, campaign_id, secret, spool)
         # Every copy is made once, changing nothing, so that a broken one (TemplateRenderError: the contact, the
         # file, the line) stops the refresh before any batch is written; the batches then write the letters made.
-        for batch in _batches(ids):
+        for done, batch in _batches(ids):
             with sessions() as session:
                 for row in _rows(session, batch, lock=False):
                     if row.Contact.email:
                         letters.make(row, keep=True)
-        for batch in _batches(ids):
+            if progress:
+                progress(done, len(ids), "made and checked")
+        for done, batch in _batches(ids):
             with sessions.begin() as session:
                 for row in _rows(session, batch, lock=True):
                     _refresh(session, row, letters, report, now, diff=diff)
+            if progress:
+                progress(done, len(ids), "written")
     return report
 
 

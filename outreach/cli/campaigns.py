@@ -365,9 +365,10 @@ def refresh_command(
     from outreach.campaigns.refreshing import refresh_campaign
 
     workspace = ctx.obj.workspace()
-    report = refresh_campaign(workspace.sessions, workspace.templates, name, workspace.sender(),
-                              now=datetime.now(UTC), diff=diff, limits=workspace.render_limits(),
-                              spool_folder=workspace.root)  # fmt: skip
+    with count_progress("Refreshing") as update:
+        report = refresh_campaign(workspace.sessions, workspace.templates, name, workspace.sender(),
+                                  now=datetime.now(UTC), diff=diff, limits=workspace.render_limits(),
+                                  spool_folder=workspace.root, progress=update)  # fmt: skip
     if json_output:
         emit_json(report.as_json())
         return

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from outreach.cli.completion import complete_template
-from outreach.cli.output import JsonOption, SegmentOption, command_group, emit_json, err, table
+from outreach.cli.output import JsonOption, SegmentOption, command_group, count_progress, emit_json, err, table
 from outreach.errors import InvalidValueError, OutreachError
 from outreach.untrusted import visible
 
@@ -64,19 +64,14 @@ def check_command(
     workspace = ctx.obj.workspace()
     names = [name] if name else template_names(workspace.templates)
     chosen = parse_segment(segment)
-    reports = [
-        check_template(
-            workspace.sessions,
-            workspace.templates,
-            each,
-            chosen,
-            workspace.sender(),
-            now=datetime.now(UTC),
-            follows=follows or first_letter_of(workspace.templates, each),
-            limits=workspace.render_limits(),
-        )
-        for each in names
-    ]
+    reports = []
+    for each in names:
+        with count_progress(f"Checking {each}") as update:
+            reports.append(check_template(
+                workspace.sessions, workspace.templates, each, chosen, workspace.sender(), now=datetime.now(UTC),
+                follows=follows or first_letter_of(workspace.templates, each), limits=workspace.render_limits(),
+                progress=update,
+            ))  # fmt: skip
     failed = sum(len(report.failures) for report in reports)
     if json_output:
         emit_json([

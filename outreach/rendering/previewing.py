@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.contacts.addresses import InvalidAddressError, ascii_domain_form, parse_address
-from outreach.contacts.directory import find_contact
+from outreach.contacts.directory import count_contacts, find_contact
 from outreach.contacts.segments import Segment
 from outreach.contacts.selecting import streamed_contacts
 from outreach.db.models import Contact, Signatory
@@ -25,6 +25,8 @@ from outreach.rendering.folders import FALLBACK_LANGUAGE, template_names
 from outreach.rendering.letters import Sender
 from outreach.rendering.mime import Mailbox
 from outreach.rendering.salutations import Form, forms_used, greeting, shipped_forms
+
+_EVERY = 50  # contacts between two words to a progress bar
 
 
 def parse_mailbox(text: str, setting: str) -> Mailbox | None:
@@ -180,14 +182,16 @@ def check_template(
     *,
     now: datetime,
     follows: str | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     limits: RenderLimits | None = None,
 ) -> CheckReport:
-    """Render the template for every contact of the segment; collect every failure instead of stopping."""
+    """Render the template for every contact of the segment; collect every failure instead of stopping.
+    `progress(checked, total)` hears how many contacts are checked, of how many."""
     template = compile_template(root, name, limits)
     first = compile_template(root, follows, limits) if follows else None
     forms = shipped_forms()  # the forms compile_template gives the template
     report = CheckReport(name)
+    total = count_contacts(sessions, segment) if progress else 0
     with sessions() as session:
         head = letterhead(session, sender, now)
         with streamed_contacts(session, segment) as contacts:
@@ -202,6 +206,8 @@ def check_template(
                 except TemplateRenderError as error:
                     report.failures.append((recipient.email, error))
                 report.checked += 1
-                if progress:
-                    progress(report.checked)
+                if progress and report.checked % _EVERY == 0:
+                    progress(report.checked, total)
+    if progress:
+        progress(report.checked, report.checked)
     return report
