@@ -216,3 +216,16 @@ def test_on_a_terminal_queueing_checking_refreshing_and_sending_show_their_progr
     sent = on_a_terminal(env, "send", "--yes", stream="stderr").decode()
     assert "Sending" in sent and "24/24" in sent and "24 sent, 0 failed" in sent
     assert len(handler.received) == 24
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(("answer", "code", "left"), [("n", 1, 24), ("y", 0, 23)])
+def test_on_a_terminal_forget_says_what_it_erases_and_asks(wave: Env, answer: str, code: int, left: int) -> None:
+    returncode, stderr = answered(wave, ["contacts", "forget", "mep0@parliament.example.eu"], answer)
+    assert returncode == code, stderr
+    erases = "erases these rows: contacts 1, outbox_messages 1, outbox_bodies 1."
+    assert "Its letters not sent yet are withdrawn: 1." in stderr
+    assert f"Forgetting mep0@parliament.example.eu {erases}" in stderr
+    assert "Forget mep0@parliament.example.eu? This cannot be undone. [y/N]" in stderr
+    assert ("No: nothing was changed." in stderr) == (answer == "n")
+    assert states(wave).get("queued") == left

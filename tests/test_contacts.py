@@ -126,7 +126,11 @@ def test_cli_list_show_and_forget(listed: Env) -> None:
     table = listed.run("contacts", "list", "--segment", "role:mep").stdout
     assert "Jan Novák" in table and "Eva Lind" in table and "Macron" not in table
     refused = listed.run("contacts", "forget", "mep1@example.org", check=False)
-    assert refused.returncode == 2 and "pass --yes" in refused.stderr
+    assert refused.returncode == 7 and "pass --yes" in refused.stderr
+    assert "Forgetting mep1@example.org erases these rows: contacts 1, contact_tags 2. The address stays" in (
+        refused.stderr
+    ), "what would be erased is said first, counted by the erasure itself"
+    assert "mep1@example.org" in listed.run("contacts", "export").stdout, "nothing was erased"
     listed.run("contacts", "forget", "mep1@example.org", "--yes")
     assert "mep1@example.org" not in listed.run("contacts", "export").stdout
     missing = listed.run("contacts", "show", "mep1@example.org", check=False)

@@ -212,6 +212,15 @@ def test_forget_erases_her_everywhere_and_keeps_the_figures(world: Env) -> None:
     assert env.run("contacts", "forget", ADDRESS, "--yes", check=False).returncode == 5, "nothing left to forget"
 
 
+def test_a_dry_run_counts_what_forget_erases_and_changes_nothing(world: Env) -> None:
+    before = sorted(every_value(world), key=repr)
+    ahead = forget_contact(world.sessions, ADDRESS, now=datetime.now(UTC), dry_run=True)
+    assert sorted(every_value(world), key=repr) == before, "nothing changed"
+    done = forget_contact(world.sessions, ADDRESS, now=datetime.now(UTC))
+    assert (ahead.rows, ahead.cancelled, ahead.refresh) == (done.rows, done.cancelled, done.refresh)
+    assert ahead.rows["contacts"] == 1 and ahead.checkpointed is None
+
+
 def test_the_cli_says_what_was_erased_and_what_it_cannot_reach(world: Env) -> None:
     said = world.run("contacts", "forget", ADDRESS, "--yes").stderr
     assert (

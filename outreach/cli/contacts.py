@@ -17,6 +17,7 @@ from outreach.cli.output import (
     SegmentOption,
     byte_progress,
     command_group,
+    confirm,
     emit_json,
     err,
     out,
@@ -359,11 +360,14 @@ def forget_command(
     """Erase a person from every table (GDPR); a keyed hash of the address stays so no import brings them back."""
     from outreach.contacts.erasing import forget_contact
 
-    if not yes:
-        if not sys.stdin.isatty():
-            raise InvalidValueError("forgetting cannot be undone", hint="pass --yes to confirm")
-        typer.confirm(f"Erase everything about {address}? This cannot be undone", abort=True)
-    erasure = forget_contact(ctx.obj.workspace().sessions, address, now=_now())
+    sessions = ctx.obj.workspace().sessions
+    ahead = forget_contact(sessions, address, now=_now(), dry_run=True)  # counted by the erasure, rolled back
+    rows = ", ".join(f"{table} {count}" for table, count in ahead.rows.items() if count)
+    summary = [f"Forgetting {address} erases these rows: {rows}."
+               + (f" Its letters not sent yet are withdrawn: {ahead.cancelled}." if ahead.cancelled else "")
+               + " The address stays only as a keyed hash, so that no import brings it back."]  # fmt: skip
+    confirm(summary, f"Forget {address}? This cannot be undone.", yes)
+    erasure = forget_contact(sessions, address, now=_now())
     if json_output:
         emit_json(erasure.as_json())
         return

@@ -115,14 +115,15 @@ class Erasure:
         }
 
 
-def forget_contact(sessions: sessionmaker[Session], address: str, *, now: datetime) -> Erasure:
+def forget_contact(sessions: sessionmaker[Session], address: str, *, now: datetime, dry_run: bool = False) -> Erasure:
     """Erase a person from every table that holds them, in one transaction (see the module's docstring for what
-    is left); their address stays only as a keyed hash, so that no import brings them back."""
+    is left); their address stays only as a keyed hash, so that no import brings them back. A dry run does the
+    same and rolls it back: what it says is what the erasure would erase, counted by the erasure itself."""
     try:
         key = parse_address(address).key
     except InvalidAddressError as error:
         raise InvalidValueError(str(error)) from None
-    with sessions.begin() as session:
+    with sessions() as session:
         dialect = session.get_bind().dialect.name
         if dialect == "sqlite":  # on for every connection already (db/engine.py); said again where it matters
             session.execute(text("PRAGMA secure_delete=ON"))
@@ -151,6 +152,10 @@ def forget_contact(sessions: sessionmaker[Session], address: str, *, now: dateti
             )
         for each in keys:
             _suppress_for_good(session, each, now)
+        if dry_run:
+            session.rollback()
+            return Erasure(contact_id, rows, cancelled, refresh, dialect, None)
+        session.commit()
     checkpointed = _checkpoint(sessions) if dialect == "sqlite" else None
     return Erasure(contact_id, rows, cancelled, refresh, dialect, checkpointed)
 
