@@ -48,3 +48,15 @@ def test_letters_beyond_memory_go_to_the_folder_given_in_a_file_no_one_else_can_
         assert where.startswith(f"{tmp_path}/") and where.endswith("(deleted)"), where
         assert list(tmp_path.iterdir()) == [], "unnamed: nothing in the folder to open or leave behind"
         assert [spool.take(key, None) for key in range(20)] == [letter(key) for key in range(20)]
+
+
+def test_letters_that_cannot_be_kept_are_made_again_and_nothing_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spooling, "IN_MEMORY", 10_000)
+    with LetterSpool(tmp_path / "gone") as spool:  # the folder is not there: the file beyond memory cannot be made
+        spool.start("made from A")
+        for key in range(20):
+            spool.keep(key, None, letter(key))
+        assert not spool.usable("made from A")
+        assert spool.take(0, None) is None, "nothing is taken: every letter is made again"

@@ -14,7 +14,8 @@ which makes the letters it finds none for.
 The letters are kept in memory up to `IN_MEMORY` bytes and beyond in an unnamed temporary file (deleted when closed
 or when the process ends) in the folder given, the workspace's: 100,000 letters take some 1.7 GB, which belong beside
 the database they are going to, not in the system's temporary folder (often in memory, and small). They are kept in
-the order they were made, which is the order of their keys: taking them is one pass over the file.
+the order they were made, which is the order of their keys: taking them is one pass over the file. Where they
+cannot be kept (the disk full), the second pass makes them all again, as before there was a spool.
 """
 
 from __future__ import annotations
@@ -53,25 +54,37 @@ class LetterSpool:
         self.taken = 0
         self._next: tuple[int, object, Letter] | None = None
         self._reading = False
+        self._failed = False  # a letter could not be kept (the folder full, gone or not writable)
 
     def start(self, made_from: object) -> None:
         """Forget what was kept, and keep the letters made from `made_from` (what they all share) from now on."""
         self._file.seek(0)
         self._file.truncate()
         self.made_from, self.kept, self.taken, self._next, self._reading = made_from, 0, 0, None, False
+        self._failed = False
 
     def keep(self, key: int, made_for: object, letter: Letter) -> None:
-        """Keep the letter of `key` (keys come in increasing order), made for `made_for` (compared by equality)."""
-        pickle.dump((key, made_for, letter), self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        """Keep the letter of `key` (keys come in increasing order), made for `made_for` (compared by equality).
+        Where the letters cannot be kept (the folder full, gone or not writable), none is taken: they are made
+        again, as if nothing had been kept."""
+        if self._failed:
+            return
+        try:
+            pickle.dump((key, made_for, letter), self._file, protocol=pickle.HIGHEST_PROTOCOL)
+        except OSError:
+            self._failed = True
+            return
         self.kept += 1
 
     def usable(self, made_from: object) -> bool:
         """Whether the kept letters were made from exactly this (and so may be queued as they are)."""
-        return self.kept > 0 and self.made_from == made_from
+        return not self._failed and self.kept > 0 and self.made_from == made_from
 
     def take(self, key: int, made_for: object) -> Letter | None:
         """The letter kept for `key` if it was made for what equals `made_for`, else None; keys are asked for in
         increasing order, and the letters of keys passed over are dropped."""
+        if self._failed:
+            return None
         if not self._reading:
             self._file.seek(0)
             self._reading = True
