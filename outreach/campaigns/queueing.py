@@ -39,7 +39,6 @@ from outreach.rendering.mime import make_message_id
 from outreach.rendering.previewing import compile_template, letterhead, recipient_of
 
 BATCH = 500
-_EVERY = 50  # contacts between two words to a progress bar
 _COLUMNS = (
     "campaign_id", "step_id", "contact_id", "state", "message_id", "recipient", "recipient_name", "language",
     "subject", "attempts", "next_attempt_at", "thread_id", "sender", "envelope_sender", "template_digest",
@@ -193,7 +192,7 @@ def queue_step(
         with streamed_contacts(session, segment) as contacts:
             for contact in contacts:
                 seen += 1
-                if progress and seen % _EVERY == 0:
+                if progress:
                     progress(seen, total)
                 if contact.status != "active" or not contact.email:
                     report.skipped[contact.status] = report.skipped.get(contact.status, 0) + 1
@@ -206,8 +205,6 @@ def queue_step(
                     continue
                 zone = zone_for(contact.time_zone, contact.country, fallback)
                 copies.add(contact, first_send_time(as_utc(campaign.send_at), now, zone, placement))
-        if progress:
-            progress(seen, seen)
         copies.flush()
         if dry_run:
             session.rollback()

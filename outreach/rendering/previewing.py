@@ -26,8 +26,6 @@ from outreach.rendering.letters import Sender
 from outreach.rendering.mime import Mailbox
 from outreach.rendering.salutations import Form, forms_used, greeting, shipped_forms
 
-_EVERY = 50  # contacts between two words to a progress bar
-
 
 def parse_mailbox(text: str, setting: str) -> Mailbox | None:
     """Read `Name <address>` from a setting; empty means not set."""
@@ -206,8 +204,6 @@ def check_template(
                 except TemplateRenderError as error:
                     report.failures.append((recipient.email, error))
                 report.checked += 1
-                if progress and report.checked % _EVERY == 0:
+                if progress:
                     progress(report.checked, total)
-    if progress:
-        progress(report.checked, report.checked)
     return report
