@@ -205,7 +205,7 @@ def list_command(
     chosen = parse_segment(segment)
     sessions = ctx.obj.workspace().sessions
     found = directory.list_contacts(sessions, chosen, _LISTING.limit(limit))
-    total = directory.count_contacts(sessions, chosen) if limit and len(found) == limit else len(found)
+    total = _LISTING.total(len(found), limit, lambda: directory.count_contacts(sessions, chosen))
     if json_output:
         emit_json(_LISTING.json([view.as_json() for view in found], total))
         return
@@ -361,12 +361,13 @@ def forget_command(
     from outreach.contacts.erasing import forget_contact
 
     sessions = ctx.obj.workspace().sessions
-    ahead = forget_contact(sessions, address, now=_now(), dry_run=True)  # counted by the erasure, rolled back
-    rows = ", ".join(f"{table} {count}" for table, count in ahead.rows.items() if count)
-    summary = [f"Forgetting {address} erases these rows: {rows}."
-               + (f" Its letters not sent yet are withdrawn: {ahead.cancelled}." if ahead.cancelled else "")
-               + " The address stays only as a keyed hash, so that no import brings it back."]  # fmt: skip
-    confirm(summary, f"Forget {address}? This cannot be undone.", yes)
+    if not yes:  # with --yes, what was erased is said after, from the erasure itself
+        ahead = forget_contact(sessions, address, now=_now(), dry_run=True)  # counted by the erasure, rolled back
+        rows = ", ".join(f"{table} {count}" for table, count in ahead.rows.items() if count)
+        summary = [f"Forgetting {address} erases these rows: {rows}."
+                   + (f" Its letters not sent yet are withdrawn: {ahead.cancelled}." if ahead.cancelled else "")
+                   + " The address stays only as a keyed hash, so that no import brings it back."]  # fmt: skip
+        confirm(summary, f"Forget {address}? This cannot be undone.", yes=False)
     erasure = forget_contact(sessions, address, now=_now())
     if json_output:
         emit_json(erasure.as_json())

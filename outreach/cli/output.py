@@ -88,6 +88,11 @@ class Listing:
             raise InvalidValueError(f"--limit {given} is negative", hint="0 shows all")
         return given or None
 
+    @staticmethod
+    def total(shown: int, given: int, count: Callable[[], int]) -> int:
+        """How many there are in all: `shown`, unless the --limit given may have cut them (then `count()` asks)."""
+        return count() if given and shown == given else shown
+
     def json(self, items: Sequence[Any], total: int) -> dict[str, Any]:
         """The items under the key, how many are shown, and how many there are in all."""
         return {self.key: list(items), "shown": len(items), "total": total}

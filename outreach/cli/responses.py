@@ -110,7 +110,7 @@ def list_command(
     sessions = ctx.obj.workspace().sessions
     narrowed: dict[str, Any] = {"campaign": campaign, "kind": kind, "contact": contact, "since": _date(since)}
     views = list_responses(sessions, **narrowed, limit=_LISTING.limit(limit))
-    total = count_responses(sessions, **narrowed) if limit and len(views) == limit else len(views)
+    total = _LISTING.total(len(views), limit, lambda: count_responses(sessions, **narrowed))
     if json_output:
         emit_json(_LISTING.json([view.as_json() for view in views], total))
         return
