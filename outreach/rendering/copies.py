@@ -221,7 +221,7 @@ class CompiledTemplate:
         """The language and subject of one recipient's copy, its subject file alone rendered (what a follow-up's
         preview says of the first letter)."""
         language, files, _, variables = self._prepare(recipient, head, None)
-        return language, " ".join(self._run(files.subject, variables, recipient, 0).split())
+        return language, _subject_line(self._run(files.subject, variables, recipient, 0))
 
     def render(self, recipient: Recipient, head: Letterhead, extra: Mapping[str, Any] | None = None) -> Copy:
         """Render the copy for one recipient, in their language or the fallback; `extra` adds variables for
@@ -232,7 +232,7 @@ class CompiledTemplate:
         text = self._run(files.text, variables, recipient, len(subject) + len(html or "")) if files.text else None
         if (len(subject) + len(html or "") + len(text or "")) * 4 > self._env.budget.limits.size:
             self._check_bytes([subject, html or "", text or ""], recipient, language)
-        subject = " ".join(subject.split())
+        subject = _subject_line(subject)
         return Copy(self.name, language, subject, text_from_html(html or "") if text is None else text, html, hello)
 
     def _run(self, template: Template, variables: Mapping[str, Any], recipient: Recipient, used: int) -> str:
@@ -288,6 +288,11 @@ class CompiledTemplate:
             )
             failure.contact = recipient.email
             raise failure
+
+
+def _subject_line(rendered: str) -> str:
+    """A rendered subject file as the Subject a copy carries: one line, its blanks and line breaks collapsed."""
+    return " ".join(rendered.split())
 
 
 def _template_line(error: BaseException, filename: str) -> int | None:
