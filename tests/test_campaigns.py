@@ -6,6 +6,7 @@ import email
 import email.policy
 import json
 import shutil
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,9 +14,11 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from outreach import parallel
 from outreach.campaigns import queueing
 from outreach.campaigns.catalog import create_campaign, set_status, show_campaign
 from outreach.campaigns.queueing import queue_step
+from outreach.campaigns.refreshing import refresh_campaign
 from outreach.campaigns.spool import LetterSpool
 from outreach.contacts import directory
 from outreach.db.models import Contact, OutboxBody, OutboxMessage
@@ -63,6 +66,52 @@ def test_a_step_is_queued_once_per_contact_and_suppressed_contacts_are_skipped(w
     assert body is not None and "Monsieur le Président de la République," in body.get_content()
     assert letter["Message-ID"] == elysee.message_id and letter["Date"] is None, "sending adds the Date"
     assert show_campaign(ws.sessions, "heads").status == "active"
+
+
+@pytest.fixture
+def two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Letters made on both cores even for a few contacts: chunks of 8, a worker forked as on a machine with two."""
+    if sys.platform != "linux":
+        pytest.skip("the worker is forked on Linux only")
+    monkeypatch.setattr(parallel, "CHUNK", 8)
+    monkeypatch.setattr(parallel, "second_core", lambda: True)
+
+
+def test_letters_made_on_both_cores_are_the_letters_one_core_makes(ws: Env, two_cores: None) -> None:
+    forked = []
+    start = parallel._Worker.__init__
+
+    def counted(self: Any, make: Any) -> None:
+        forked.append(1)
+        start(self, make)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parallel._Worker, "__init__", counted)
+        report = queue_step(ws.sessions, ws.root / "templates", "heads", SENDER, now=NOW)
+    assert forked, "the worker was used"
+    assert (report.queued, report.skipped) == (59, {"bounced": 1})
+    assert report.languages == {"de": 4, "en": 39, "es": 2, "fr": 4, "it": 2, "nl": 4, "pl": 2, "pt": 2}
+    contacts = [message.contact_id for message in outbox(ws)]
+    assert contacts == sorted(contacts), "queued in the contacts' order"
+    # Each letter is what making it here gives: a refresh makes every copy again (on one core) and compares.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parallel, "second_core", lambda: False)
+        again = refresh_campaign(ws.sessions, ws.root / "templates", "heads", SENDER, now=NOW)
+    assert (again.current, again.changed) == (59, 0)
+
+
+def test_a_copy_that_fails_on_the_worker_fails_as_on_one_core(ws: Env, two_cores: None) -> None:
+    body = ws.root / "templates" / "appeal" / "de" / "body.txt"
+    body.write_text(body.read_text(encoding="utf-8") + "{{ contact.attributes.party }}\n", encoding="utf-8")
+    failures = []
+    for second_core in (True, False):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(parallel, "second_core", lambda second_core=second_core: second_core)
+            with pytest.raises(TemplateRenderError) as caught:
+                queue_step(ws.sessions, ws.root / "templates", "heads", SENDER, now=NOW)
+        failures.append(caught.value.format_message())
+    assert failures[0] == failures[1] and "appeal/de/body.txt:" in failures[0]
+    assert outbox(ws) == []
 
 
 def test_the_database_refuses_a_second_copy_of_a_step_for_a_contact(ws: Env) -> None:

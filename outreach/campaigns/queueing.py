@@ -10,11 +10,12 @@ the contact has replied, bounced or unsubscribed meanwhile: that is decided then
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from babel.dates import format_date
 from sqlalchemy import exists, select
@@ -31,7 +32,8 @@ from outreach.db.engine import workspace_secret
 from outreach.db.models import Campaign, CampaignStep, Contact, OutboxBody, OutboxMessage, Response, StepSkip, as_utc
 from outreach.db.queries import find_campaign, insert_many
 from outreach.errors import ConfigError, InvalidValueError
-from outreach.rendering.copies import CompiledTemplate, Letterhead
+from outreach.parallel import in_order
+from outreach.rendering.copies import CompiledTemplate, Letterhead, Recipient
 from outreach.rendering.environment import RenderLimits
 from outreach.rendering.folders import template_digest
 from outreach.rendering.letters import Letter, Sender, domain_of, letter_for
@@ -66,11 +68,12 @@ class QueueReport:
     sender: str = ""  # the From address
     time_zone: str = "UTC"  # the campaign's, where its times are shown
 
-    def count(self, letter: Letter, contact: Contact, due: datetime) -> None:
-        """Count one queued letter: by language, role, country and recipient domain, and its due time."""
+    def count(self, letter: Letter, role: str | None, country: str | None, due: datetime) -> None:
+        """Count one queued letter: by language, its contact's role and country, recipient domain, and its due
+        time."""
         self.queued += 1
-        for tally, key in ((self.languages, letter.language), (self.roles, contact.role or "no role"),
-                           (self.countries, contact.country or "no country"),
+        for tally, key in ((self.languages, letter.language), (self.roles, role or "no role"),
+                           (self.countries, country or "no country"),
                            (self.domains, domain_of(letter.recipient))):  # fmt: skip
             tally[key] = tally.get(key, 0) + 1
         self.first_due = min(self.first_due or due, due)
@@ -78,6 +81,23 @@ class QueueReport:
     def as_json(self) -> dict[str, Any]:
         """JSON-ready values."""
         return {**self.__dict__, "first_due": self.first_due.isoformat() if self.first_due else None}
+
+
+class _Order(NamedTuple):
+    """One copy to queue: what its letter is made from (plain values, which a worker process can be sent), and
+    what its outbox row and the report take from its contact."""
+
+    contact_id: int
+    name: str | None
+    role: str | None
+    country: str | None
+    recipient: Recipient
+    due: datetime
+    thread_id: str | None
+    extra: dict[str, str] | None
+    message_id: str = ""
+    unsubscribe_token: str = ""
+    letter: Letter | None = None  # made by a look before queueing, from the same: nothing to make
 
 
 class _Copies:
@@ -99,27 +119,46 @@ class _Copies:
         """What these letters are made from, besides each contact's details."""
         return MadeFrom(self.digest, self.head, self.sender)
 
-    def add(self, contact: Contact, due: datetime, thread_id: str | None = None,
-            extra: dict[str, str] | None = None) -> None:  # fmt: skip
-        """Make one letter (an error leaves the session: nothing is kept) and queue it, due at `due`; `extra`
-        adds variables for this contact alone (what a follow-up says of the first letter)."""
+    def queue(self, wanted: Iterable[tuple[Contact, datetime, str | None, dict[str, str] | None]]) -> None:
+        """Make the letter of each wanted copy (contact, due time, thread, and the variables of this contact alone
+        that a follow-up adds) and queue it, in order; an error leaves the session, and nothing is kept. The
+        letters are made on both cores where there are many (outreach/parallel.py)."""
+        orders = (self._order(*copy) for copy in wanted)
+        for order, letter in in_order(self._make, orders, local=lambda order: order.letter is not None):
+            self._add(order, letter)
+        self.flush()
+
+    def _order(self, contact: Contact, due: datetime, thread_id: str | None = None,
+               extra: dict[str, str] | None = None) -> _Order:  # fmt: skip
+        """What one copy's letter is made from, or the letter a look before made from the same."""
         assert contact.email is not None
         recipient = recipient_of(contact)
         made_for = (recipient, thread_id, extra)
+        order = _Order(contact.id, contact.name, contact.role, contact.country, recipient, due, thread_id, extra)
         letter = self.taking.take(contact.id, made_for) if self.taking else None
-        if letter is None:
-            token = f"outreach.{self.campaign.id}.{self.step.id}.{contact.id}.{secrets.token_hex(4)}"
-            signed = unsubscribe_token(self.secret, contact.id, self.campaign.id)
-            letter = letter_for(self.template, recipient, self.head, self.sender,
-                                make_message_id(self.sender.domain, token), thread_id=thread_id, extra=extra,
-                                unsubscribe_token=signed)  # fmt: skip
+        if letter is not None:
+            return order._replace(letter=letter)
+        token = f"outreach.{self.campaign.id}.{self.step.id}.{contact.id}.{secrets.token_hex(4)}"
+        signed = unsubscribe_token(self.secret, contact.id, self.campaign.id)
+        return order._replace(message_id=make_message_id(self.sender.domain, token), unsubscribe_token=signed)
+
+    def _make(self, order: _Order) -> Letter:
+        """One copy's letter (what a worker process runs: it reads nothing but the order and what was forked)."""
+        if order.letter is not None:
+            return order.letter
+        return letter_for(self.template, order.recipient, self.head, self.sender, order.message_id,
+                          thread_id=order.thread_id, extra=order.extra,
+                          unsubscribe_token=order.unsubscribe_token)  # fmt: skip
+
+    def _add(self, order: _Order, letter: Letter) -> None:
+        """Queue one letter made."""
         if self.keeping:
-            self.keeping.keep(contact.id, made_for, letter)
-        self.report.count(letter, contact, due)
+            self.keeping.keep(order.contact_id, (order.recipient, order.thread_id, order.extra), letter)
+        self.report.count(letter, order.role, order.country, order.due)
         self.rows.append((
-            self.campaign.id, self.step.id, contact.id, "queued", letter.message_id, letter.recipient, contact.name,
-            letter.language, letter.subject, 0, due, thread_id, letter.sender, letter.envelope_sender, self.digest,
-            self.now, self.now,
+            self.campaign.id, self.step.id, order.contact_id, "queued", letter.message_id, letter.recipient,
+            order.name, letter.language, letter.subject, 0, order.due, order.thread_id, letter.sender,
+            letter.envelope_sender, self.digest, self.now, self.now,
         ))  # fmt: skip
         self.bodies.append((letter.message_id, letter.data))
         if len(self.rows) >= BATCH:
@@ -188,24 +227,23 @@ def queue_step(
         repeated = set() if allow_repeat else _written_with(session, step.template, besides=campaign.id)
         segment = parse_segment(campaign.segment)
         total = count_contacts(sessions, segment) if progress else 0
-        seen = 0
-        with streamed_contacts(session, segment) as contacts:
-            for contact in contacts:
-                seen += 1
+
+        def wanted(contacts: Iterable[Contact]) -> Iterator[tuple[Contact, datetime, None, None]]:
+            for seen, contact in enumerate(contacts, 1):
                 if progress:
                     progress(seen, total)
                 if contact.status != "active" or not contact.email:
                     report.skipped[contact.status] = report.skipped.get(contact.status, 0) + 1
-                    continue
-                if contact.id in done:
+                elif contact.id in done:
                     report.already_queued += 1
-                    continue
-                if contact.id in repeated:
+                elif contact.id in repeated:
                     report.repeats += 1
-                    continue
-                zone = zone_for(contact.time_zone, contact.country, fallback)
-                copies.add(contact, first_send_time(as_utc(campaign.send_at), now, zone, placement))
-        copies.flush()
+                else:
+                    zone = zone_for(contact.time_zone, contact.country, fallback)
+                    yield contact, first_send_time(as_utc(campaign.send_at), now, zone, placement), None, None
+
+        with streamed_contacts(session, segment) as contacts:
+            copies.queue(wanted(contacts))
         if dry_run:
             session.rollback()
         else:
@@ -272,23 +310,28 @@ def queue_followups(
             campaign = find_campaign(session, name)
             step = find_step(session, campaign, position)
             step_report = QueueReport(name, position)
-            copies: _Copies | None = None  # the template is compiled once a follow-up of the step is due
-            for follow_up in follow_ups(session, campaign, step):
-                if follow_up.due > now:
-                    report.waiting += 1
-                    report.next_due = min(report.next_due or follow_up.due, follow_up.due)
-                    continue
-                contact = follow_up.contact
-                reason = _skip_reason(session, campaign, step, contact)
-                if reason is not None:
-                    session.add(StepSkip(step_id=step.id, contact_id=contact.id, reason=reason, created_at=now))
-                    step_report.skipped[reason] = step_report.skipped.get(reason, 0) + 1
-                    continue
-                copies = copies or _copies(session, campaign, step, templates, default_sender, step_report, now,
-                                           limits)  # fmt: skip
-                copies.add(contact, follow_up.due, follow_up.thread_id, first_letter_variables(follow_up))
-            if copies is not None:
-                copies.flush()
+
+            def due_now(session: Session = session, campaign: Campaign = campaign, step: CampaignStep = step,
+                        step_report: QueueReport = step_report) -> Iterator[tuple[Contact, datetime, str | None,
+                                                                                     dict[str, str]]]:  # fmt: skip
+                for follow_up in follow_ups(session, campaign, step):
+                    if follow_up.due > now:
+                        report.waiting += 1
+                        report.next_due = min(report.next_due or follow_up.due, follow_up.due)
+                        continue
+                    contact = follow_up.contact
+                    reason = _skip_reason(session, campaign, step, contact)
+                    if reason is not None:
+                        session.add(StepSkip(step_id=step.id, contact_id=contact.id, reason=reason, created_at=now))
+                        step_report.skipped[reason] = step_report.skipped.get(reason, 0) + 1
+                        continue
+                    yield contact, follow_up.due, follow_up.thread_id, first_letter_variables(follow_up)
+
+            due = due_now()
+            first = next(due, None)  # the template is compiled once a follow-up of the step is due
+            if first is not None:
+                copies = _copies(session, campaign, step, templates, default_sender, step_report, now, limits)
+                copies.queue(chain([first], due))
         if step_report.queued or step_report.skipped:
             report.steps.append(step_report)
     return report

@@ -1,0 +1,91 @@
+"""Long runs of work on both cores: every result in the order of its item, as making them one by one gives; an
+error raised at its item; a worker that dies or cannot be sent an item leaves its work to this process."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from outreach import parallel
+from outreach.parallel import in_order
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the worker is forked on Linux only")
+
+PARENT = os.getpid()
+
+
+def square(number: int) -> tuple[int, int, bool]:
+    """The item, its square, and whether the worker made it."""
+    return number, number * number, os.getpid() != PARENT
+
+
+def test_results_come_in_order_and_the_worker_makes_a_share() -> None:
+    made = list(in_order(square, range(1000), chunk=10, worker=True))
+    assert [item for item, _ in made] == list(range(1000))
+    assert all(result[:2] == (item, item * item) for item, result in made)
+    assert any(result[2] for _, result in made), "the worker made none"
+    assert list(in_order(square, range(1000), chunk=10, worker=False)) == [
+        (item, (item, item * item, False)) for item in range(1000)
+    ]
+
+
+def test_no_worker_for_a_single_chunk() -> None:
+    assert not any(result[2] for _, result in in_order(square, range(10), chunk=10, worker=True))
+
+
+def test_an_error_is_raised_at_its_item_whoever_made_it() -> None:
+    def fails_at_537(number: int) -> int:
+        if number == 537:
+            raise ValueError(f"no copy for {number} (made {'there' if os.getpid() != PARENT else 'here'})")
+        return number
+
+    for worker in (True, False):
+        seen = []
+        with pytest.raises(ValueError, match=r"^no copy for 537 \(made here\)$"):
+            for item, _ in in_order(fails_at_537, range(1000), chunk=10, worker=worker):
+                seen.append(item)
+        assert seen == list(range(537)), "every item before it, and none after"
+
+
+def test_a_worker_that_dies_leaves_its_chunks_to_this_process() -> None:
+    def dies_there(number: int) -> tuple[int, bool]:
+        if os.getpid() != PARENT:
+            os._exit(3)  # as a worker killed by the system would end
+        return number, False
+
+    assert list(in_order(dies_there, range(1000), chunk=10, worker=True)) == [(n, (n, False)) for n in range(1000)]
+
+
+def test_items_to_keep_here_and_items_that_cannot_be_sent_are_made_here() -> None:
+    made = dict(in_order(square, range(200), chunk=10, worker=True, local=lambda number: number < 100))
+    assert not any(made[number][2] for number in range(100))
+
+    class Unsendable:
+        def __init__(self, number: int) -> None:
+            self.number = number
+            self.hook = lambda: number  # a lambda does not pickle
+
+    def number_of(item: Unsendable) -> tuple[int, bool]:
+        return item.number, os.getpid() != PARENT
+
+    results = [result for _, result in in_order(number_of, map(Unsendable, range(100)), chunk=10, worker=True)]
+    assert results == [(number, False) for number in range(100)]
+
+
+def test_leaving_early_ends_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    workers: list[int] = []
+    start = parallel._Worker.__init__
+
+    def remembered(self: parallel._Worker[int, tuple[int, int, bool]], make: object) -> None:
+        start(self, make)  # type: ignore[arg-type]
+        workers.append(self._pid)
+
+    monkeypatch.setattr(parallel._Worker, "__init__", remembered)
+    made = in_order(square, range(1000), chunk=10, worker=True)
+    assert next(made)[0] == 0
+    made.close()
+    assert workers
+    with pytest.raises(ChildProcessError):
+        os.waitpid(workers[0], os.WNOHANG)  # ended and reaped
