@@ -10,6 +10,7 @@ import os
 import pty
 import socket
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from outreach import parallel
 from outreach.db.engine import make_engine, make_session_factory, upgrade
 from outreach.db.models import Base
 from outreach.workspace import init_workspace, read_secret
@@ -192,3 +194,13 @@ def on_a_terminal(env: Env, *args: str, stream: str = "stdout") -> bytes:
         os.close(leader)
         assert process.wait(timeout=120) == 0, written.decode(errors="replace")
     return written
+
+
+@pytest.fixture
+def two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Letters made on both cores even for a few contacts (outreach/parallel.py): chunks of 8, and a worker forked
+    as on a machine with two cores."""
+    if sys.platform != "linux":
+        pytest.skip("the worker is forked on Linux only")
+    monkeypatch.setattr(parallel, "CHUNK", 8)
+    monkeypatch.setattr(parallel, "second_core", lambda: True)

@@ -6,7 +6,6 @@ import email
 import email.policy
 import json
 import shutil
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,15 +65,6 @@ def test_a_step_is_queued_once_per_contact_and_suppressed_contacts_are_skipped(w
     assert body is not None and "Monsieur le Président de la République," in body.get_content()
     assert letter["Message-ID"] == elysee.message_id and letter["Date"] is None, "sending adds the Date"
     assert show_campaign(ws.sessions, "heads").status == "active"
-
-
-@pytest.fixture
-def two_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Letters made on both cores even for a few contacts: chunks of 8, a worker forked as on a machine with two."""
-    if sys.platform != "linux":
-        pytest.skip("the worker is forked on Linux only")
-    monkeypatch.setattr(parallel, "CHUNK", 8)
-    monkeypatch.setattr(parallel, "second_core", lambda: True)
 
 
 def test_letters_made_on_both_cores_are_the_letters_one_core_makes(ws: Env, two_cores: None) -> None:

@@ -94,7 +94,12 @@ def moved(env: Env) -> dict[str, str]:
     return states
 
 
-def test_waiting_copies_are_made_again_and_those_that_may_have_reached_the_server_are_not(ws: Env) -> None:
+@pytest.mark.parametrize("cores", ["one core", "two cores"])
+def test_waiting_copies_are_made_again_and_those_that_may_have_reached_the_server_are_not(
+    ws: Env, cores: str, request: pytest.FixtureRequest
+) -> None:
+    if cores == "two cores":
+        request.getfixturevalue("two_cores")  # the letters made by a forked worker too
     states = moved(ws)
     before = stored(ws)
     english = sum(1 for _, language, *_ in before.values() if language == "en")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from outreach import parallel
 from outreach.contacts import directory
 from outreach.contacts.segments import parse_segment
 from outreach.contacts.signatories import import_signatories
@@ -25,6 +26,7 @@ from outreach.rendering.previewing import check_template, render_for
 from outreach.rendering.salutations import shipped_forms
 
 from .conftest import Env
+from .test_import import do_import
 
 NOW = datetime(2026, 11, 29, 9, 30, tzinfo=UTC)
 SENDER = Sender(Mailbox("appeal@example.org", "European Appeal"), "European Surge for Ukraine")
@@ -173,6 +175,22 @@ def test_check_reports_every_failing_contact_with_file_and_line(ws: Env) -> None
     assert all(e.where and e.where.endswith("broken/en/body.txt:3") for _, e in report.failures)
     problem, contacts = report.grouped()[0]
     assert "'dict object' has no attribute 'party'" in problem and len(contacts) == 4
+
+
+def test_a_check_on_both_cores_finds_what_one_core_finds(env: Env, two_cores: None) -> None:
+    do_import(env, env.root / "contacts" / "heads-of-state.csv")
+    write_template(env, "broken", "{{ greeting.salutation }}\n\n{{ contact.attributes.party }}\n")
+    directory.edit_contact(env.sessions, "elysee@example.org", {}, {"party": "Renaissance"}, (), now=NOW)
+    reports = []
+    for second_core in (True, False):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(parallel, "second_core", lambda second_core=second_core: second_core)
+            for name in ("broken", "appeal"):
+                report = check_template(env.sessions, env.root / "templates", name, parse_segment(""), SENDER, now=NOW)
+                reports.append((report.checked, report.languages, [(email, error.format_message())
+                                for email, error in report.failures], report.fallbacks, report.unchecked))  # fmt: skip
+    assert reports[:2] == reports[2:]
+    assert reports[0][0] == 60 and len(reports[0][2]) == 59, "every contact checked, the one with a party passes"
 
 
 def test_cli_check_and_render(ws: Env) -> None:

@@ -18,11 +18,11 @@ was edited, not the date, so that "already current" means what it says.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Row, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
@@ -34,7 +34,8 @@ from outreach.contacts.tokens import unsubscribe_token
 from outreach.db.engine import workspace_secret
 from outreach.db.models import CampaignStep, Contact, OutboxBody, OutboxMessage, as_utc
 from outreach.db.queries import find_campaign
-from outreach.rendering.copies import CompiledTemplate, Letterhead
+from outreach.parallel import in_order
+from outreach.rendering.copies import CompiledTemplate, Letterhead, Recipient
 from outreach.rendering.differences import letter_diff, same_letter
 from outreach.rendering.environment import RenderLimits
 from outreach.rendering.folders import template_digest
@@ -78,6 +79,23 @@ class RefreshReport:
         return dict(self.__dict__)
 
 
+class _Order(NamedTuple):
+    """One copy's letter to make: plain values, which a worker process can be sent."""
+
+    copy: int  # the outbox row
+    compiled: tuple[str, date]  # the template, and the day the letter was made on
+    recipient: Recipient
+    message_id: str
+    thread_id: str | None
+    extra: dict[str, str] | None
+    token: str  # the one-click unsubscribe token
+
+    @property
+    def made_for(self) -> tuple[Any, ...]:
+        """What the letter kept for the copy must have been made for, to be taken instead of made again."""
+        return (self.recipient, *self.compiled, self.message_id, self.thread_id, self.extra)
+
+
 class _Letters:
     """The letters of a campaign made again: the templates compiled once for each day a letter was made on, with
     the sender and the signatories as they are now, each with its one-click token signed with `secret`."""
@@ -91,16 +109,14 @@ class _Letters:
         self.compiled: dict[tuple[str, date], tuple[CompiledTemplate, Letterhead]] = {}
         self.digests: dict[str, str] = {}
 
-    def make(self, row: _Copy, *, keep: bool = False) -> Letter:
-        """The letter of one copy, under its Message-ID and in its thread; a follow-up says what its first letter
-        was called and when it went, as when it was queued. With `keep` (the pass that checks) the letter is kept
-        in the spool; without, the letter kept for the copy is taken when it was made from the same contact."""
+    def order(self, row: _Copy) -> _Order:
+        """What one copy's letter is made from: under its Message-ID and in its thread, a follow-up saying what its
+        first letter was called and when it went, as when it was queued."""
         day = as_utc(row.created_at).date()
         if (row.template, day) not in self.compiled:
             self.digest(row.template)  # before the files are read: an edit in between leaves the copies stale
             self.compiled[row.template, day] = (compile_template(self.templates, row.template, self.limits),
                                                 replace(self.head, date=day))  # fmt: skip
-        template, head = self.compiled[row.template, day]
         extra = None
         if row.thread_id:
             first = FollowUp(
@@ -113,15 +129,25 @@ class _Letters:
             )
             extra = first_letter_variables(first)
         recipient = recipient_of(row.Contact)
-        made_for = (recipient, row.template, day, row.message_id, row.thread_id, extra)
-        letter = None if keep else self.spool.take(row.id, made_for)
-        if letter is None:
-            token = unsubscribe_token(self.secret, row.Contact.id, self.campaign_id)
-            letter = letter_for(template, recipient, head, self.sender, row.message_id, thread_id=row.thread_id,
-                                extra=extra, unsubscribe_token=token)  # fmt: skip
-        if keep:
-            self.spool.keep(row.id, made_for, letter)
-        return letter
+        token = unsubscribe_token(self.secret, row.Contact.id, self.campaign_id)
+        return _Order(row.id, (row.template, day), recipient, row.message_id, row.thread_id, extra, token)
+
+    def made(self, order: _Order) -> Letter:
+        """One copy's letter, made (what a worker process runs: a template compiled after it was forked is not
+        there, and its letters are made here)."""
+        template, head = self.compiled[order.compiled]
+        return letter_for(template, order.recipient, head, self.sender, order.message_id, thread_id=order.thread_id,
+                          extra=order.extra, unsubscribe_token=order.token)  # fmt: skip
+
+    def check(self, rows: Iterable[_Copy]) -> None:
+        """Make every copy's letter (on both cores when there are many), and keep them for the writes."""
+        for order, letter in in_order(self.made, map(self.order, rows)):
+            self.spool.keep(order.copy, order.made_for, letter)
+
+    def make(self, row: _Copy) -> Letter:
+        """The letter of one copy: the one kept when the check made it from the same, else made now."""
+        order = self.order(row)
+        return self.spool.take(row.id, order.made_for) or self.made(order)
 
     def digest(self, name: str) -> str:
         """The digest of a template's files as they are now."""
@@ -191,15 +217,17 @@ def refresh_campaign(
         ))  # fmt: skip
     with LetterSpool(spool_folder) as spool:
         letters = _Letters(templates, sender, head, limits, campaign_id, secret, spool)
+
         # Every copy is made once, changing nothing, so that a broken one (TemplateRenderError: the contact, the
         # file, the line) stops the refresh before any batch is written; the batches then write the letters made.
-        for done, batch in _batches(ids):
-            with sessions() as session:
-                for row in _rows(session, batch, lock=False):
-                    if row.Contact.email:
-                        letters.make(row, keep=True)
-            if progress:
-                progress(done, len(ids), "made and checked")
+        def checked() -> Iterator[_Copy]:
+            for done, batch in _batches(ids):
+                with sessions() as session:
+                    yield from (row for row in _rows(session, batch, lock=False) if row.Contact.email)
+                if progress:
+                    progress(done, len(ids), "made and checked")
+
+        letters.check(checked())
         for done, batch in _batches(ids):
             with sessions.begin() as session:
                 for row in _rows(session, batch, lock=True):

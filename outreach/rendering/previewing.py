@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.utils import parseaddr
 from pathlib import Path
+from typing import NamedTuple
 
 from babel.dates import format_date
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from outreach.contacts.segments import Segment
 from outreach.contacts.selecting import streamed_contacts
 from outreach.db.models import Contact, Signatory
 from outreach.errors import ConfigError, NotFoundError, OutreachError
+from outreach.parallel import in_order
 from outreach.rendering.copies import CompiledTemplate, Copy, Letterhead, Recipient, TemplateRenderError
 from outreach.rendering.copies import Signatory as PrintedSignatory
 from outreach.rendering.environment import RenderLimits, make_environment
@@ -171,6 +173,14 @@ class CheckReport:
         return list(groups.items())
 
 
+class _Checked(NamedTuple):
+    """What the check of one contact's copy found, when it rendered."""
+
+    language: str
+    fallback: tuple[str, str] | None
+    unchecked: tuple[Form, ...]
+
+
 def check_template(
     sessions: sessionmaker[Session],
     root: Path,
@@ -192,17 +202,24 @@ def check_template(
     total = count_contacts(sessions, segment) if progress else 0
     with sessions() as session:
         head = letterhead(session, sender, now)
+
+        def check(recipient: Recipient) -> _Checked | TemplateRenderError:
+            """One contact's copy, as the report counts it (what a worker process runs, and sends back)."""
+            try:
+                copy = template.render(recipient, head, _follow_up(first, recipient, head))
+            except TemplateRenderError as error:
+                return error
+            return _Checked(copy.language, fallback_of(recipient, copy, forms), unchecked_forms(recipient, copy, forms))
+
         with streamed_contacts(session, segment) as contacts:
-            for contact in contacts:
-                recipient = recipient_of(contact)
-                try:
-                    copy = template.render(recipient, head, _follow_up(first, recipient, head))
-                    report.languages[copy.language] = report.languages.get(copy.language, 0) + 1
-                    if fallback := fallback_of(recipient, copy, forms):
-                        report.fell_back(recipient.email, recipient.language or "", *fallback)
-                    report.used_unchecked(recipient.email, unchecked_forms(recipient, copy, forms))
-                except TemplateRenderError as error:
-                    report.failures.append((recipient.email, error))
+            for recipient, checked in in_order(check, map(recipient_of, contacts)):  # on both cores, when many
+                if isinstance(checked, TemplateRenderError):
+                    report.failures.append((recipient.email, checked))
+                else:
+                    report.languages[checked.language] = report.languages.get(checked.language, 0) + 1
+                    if checked.fallback:
+                        report.fell_back(recipient.email, recipient.language or "", *checked.fallback)
+                    report.used_unchecked(recipient.email, checked.unchecked)
                 report.checked += 1
                 if progress:
                     progress(report.checked, total)
