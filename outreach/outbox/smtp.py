@@ -68,10 +68,17 @@ class SmtpConnection:
         if settings.security not in SECURITIES:
             raise SmtpError(f"OUTREACH_SMTP_SECURITY {settings.security!r} is not one of {', '.join(SECURITIES)}")
         self.settings = settings
-        self._context = context or ssl.create_default_context()
+        self._context = context
         self._smtp: smtplib.SMTP | None = None
         # What the server says goes into errors and replies: a server that echoes the login must not show it.
         self._scrub = Scrubber([(settings.username, settings.password)])
+
+    def _tls(self) -> ssl.SSLContext:
+        """The TLS settings, made when a connection first needs them: loading the system's certificates takes some
+        20 ms, which a connection without TLS (a local relay) need not spend."""
+        if self._context is None:
+            self._context = ssl.create_default_context()
+        return self._context
 
     @property
     def where(self) -> str:
@@ -91,7 +98,7 @@ class SmtpConnection:
         try:
             if s.security == "tls":
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    s.host, s.port, timeout=s.timeout, local_hostname=s.local_hostname, context=self._context
+                    s.host, s.port, timeout=s.timeout, local_hostname=s.local_hostname, context=self._tls()
                 )
             else:
                 smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout, local_hostname=s.local_hostname)
@@ -123,7 +130,7 @@ class SmtpConnection:
                         where=self.where,
                         hint="set OUTREACH_SMTP_SECURITY=tls for port 465, or none for a local server",
                     )
-                smtp.starttls(context=self._context)
+                smtp.starttls(context=self._tls())
                 smtp.ehlo()
             if s.username:
                 if s.security == "none" and not is_loopback(s.host):
