@@ -24,6 +24,7 @@ import select
 import signal
 import struct
 import sys
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
@@ -110,7 +111,12 @@ class _Worker(Generic[T, R]):
             fcntl.fcntl(answers_write, fcntl.F_SETPIPE_SZ, _PIPE)
         gc.freeze()  # the worker never collects, and so never finalizes, what it inherited (a database connection)
         try:
-            self._pid = os.fork()
+            with warnings.catch_warnings():
+                # Python 3.12 warns of a fork beside other threads (a progress bar's, a scheduler's): a lock one of
+                # them held would stay held in the worker. The worker only makes what `make` makes, with nothing
+                # those threads hold, and ends with os._exit.
+                warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
+                self._pid = os.fork()
         except OSError:
             gc.unfreeze()
             for fd in (orders_read, self._orders, self._answers, answers_write):
