@@ -225,6 +225,32 @@ def time_asked(workspace: Path, expected: int) -> float | None:
     return seconds
 
 
+def one_core(args: list[str]) -> list[str]:
+    """A command run on one core: its process (and any it forks) may use only the first core this one may."""
+    pin = "import os, sys; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); os.execv(sys.argv[1], sys.argv[1:])"
+    return [sys.executable, "-c", pin, *args]
+
+
+def time_queue(workspace: Path, expected: int, *, cores: int) -> float:
+    """Seconds `outreach campaigns queue everyone --yes` takes from start to exit, on both cores or on one."""
+    command = [str(OUTREACH), "campaigns", "queue", "everyone", "--json", "--yes"]
+    started = time.perf_counter()
+    done = subprocess.run(command if cores > 1 else one_core(command), cwd=workspace, capture_output=True, text=True,
+                          env=import_tools().child_env())  # fmt: skip
+    seconds = time.perf_counter() - started
+    if done.returncode != 0 or json.loads(done.stdout)["queued"] != expected:
+        raise SystemExit(f"outreach campaigns queue exited {done.returncode}: {done.stderr.strip()}")
+    return seconds
+
+
+def render_rate(count: int) -> float:
+    """Copies a second of `bench/render.py` (one core, pinned by itself), run now."""
+    done = subprocess.run([sys.executable, str(Path(__file__).parent / "render.py"), "--count", str(count), "--json",
+                           "--no-baseline"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return float(json.loads(done.stdout)["ours"]["per_second"])
+
+
 def time_refresh(workspace: Path) -> tuple[float, int]:
     """Seconds `outreach campaigns refresh everyone` takes after a line is added to the English text, and how
     many copies it changed (every English one: the script fails otherwise)."""
@@ -423,12 +449,18 @@ def main() -> int:
         asked = time_asked(folder / "asked", args.count)
         refreshed = time_refresh(folder / "asked")
         shutil.rmtree(folder / "asked")
-        started = time.perf_counter()
-        queued = json.loads(run("campaigns", "queue", "everyone", "--json", "--yes", cwd=workspace).stdout)["queued"]
-        seconds = queue_seconds = time.perf_counter() - started
-        assert queued == args.count, f"queued {queued}, expected {args.count}"
-        result["queue"] = {"seconds": round(seconds, 2), "per_second": round(queued / seconds)}
-        say(f"(a) campaigns queue: {queued} copies in {seconds:.2f} s: {queued / seconds:,.0f} copies/s")
+        shutil.copytree(workspace, folder / "one-core")
+        seconds = queue_seconds = time_queue(workspace, args.count, cores=2)
+        queued = args.count
+        one = time_queue(folder / "one-core", args.count, cores=1)
+        shutil.rmtree(folder / "one-core")
+        rendered = render_rate(min(args.count, 5_000))
+        result["queue"] = {"seconds": round(seconds, 2), "per_second": round(queued / seconds),
+                           "one_core_seconds": round(one, 2), "render_one_core_per_second": round(rendered),
+                           "ratio_to_render": round(queued / seconds / rendered, 2)}  # fmt: skip
+        say(f"(a) campaigns queue: {queued} copies in {seconds:.2f} s: {queued / seconds:,.0f} copies/s"
+            f" ({one:.2f} s on one core); bench/render.py on one core right after: {rendered:,.0f} copies/s;"
+            f" ratio {queued / seconds / rendered:.2f}")  # fmt: skip
         if asked is not None:
             result["queue"]["asked_seconds"] = round(asked, 2)
             say(f"(a) the same at a terminal, asked and answered yes: {asked:.2f} s")
