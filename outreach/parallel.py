@@ -36,6 +36,7 @@ R = TypeVar("R")
 
 CHUNK = 100  # items a chunk: about 30 ms of letters, small enough that neither side waits long for the other
 _AHEAD = 2  # chunks the worker holds at once: one to make, one waiting, so that it never waits for this process
+STALL = 30.0  # seconds without a word from the worker before this process ends it and makes its chunks itself
 _PIPE = 1 << 20  # bytes the answer pipe holds, where Linux allows (its default limit for a user)
 _FRAME = struct.Struct("<Q")  # each message on a pipe: its length, then the pickle
 
@@ -194,7 +195,10 @@ class _Worker(Generic[T, R]):
         except (pickle.PicklingError, TypeError, AttributeError):
             return False
         while data:
-            readable, writable, _ = select.select([self._answers], [self._orders], [])
+            readable, writable, _ = select.select([self._answers], [self._orders], [], STALL)
+            if not (readable or writable):
+                self._stalled()
+                return False
             if readable and not self._read():
                 return False
             if writable:
@@ -221,8 +225,18 @@ class _Worker(Generic[T, R]):
                 return None
             self._read()
 
+    def _stalled(self) -> None:
+        """End a worker that has neither read nor written for STALL seconds: stuck, it would hold up the command
+        for good (a lock another thread held at the fork stays held in the worker). Its chunks are made here."""
+        self._alive = False
+        with suppress(ProcessLookupError):
+            os.kill(self._pid, signal.SIGKILL)
+
     def _read(self) -> bool:
-        """Read what the worker wrote; False when it is gone (end of file)."""
+        """Read what the worker wrote; False when it is gone (end of file), or silent for STALL seconds."""
+        if not select.select([self._answers], [], [], STALL)[0]:
+            self._stalled()
+            return False
         data = os.read(self._answers, 1 << 20)
         self._inbox += data
         self._alive = self._alive and bool(data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import pytest
 
@@ -89,3 +90,16 @@ def test_leaving_early_ends_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     assert workers
     with pytest.raises(ChildProcessError):
         os.waitpid(workers[0], os.WNOHANG)  # ended and reaped
+
+
+def test_a_worker_stuck_is_ended_and_its_chunks_made_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "STALL", 0.3)
+
+    def stuck_there(number: int) -> tuple[int, bool]:
+        if os.getpid() != PARENT:
+            time.sleep(600)  # as on a lock another thread held at the fork
+        return number, False
+
+    started = time.monotonic()
+    assert list(in_order(stuck_there, range(100), chunk=10, worker=True)) == [(n, (n, False)) for n in range(100)]
+    assert time.monotonic() - started < 10
