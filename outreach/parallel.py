@@ -130,6 +130,9 @@ class _Worker(Generic[T, R]):
         gc.unfreeze()
         os.close(orders_read)
         os.close(answers_write)
+        # Written without blocking: a write that waited for room while the worker waited for its answer to be read
+        # would wait for good; `_send` reads answers between writes instead.
+        os.set_blocking(self._orders, False)
         self._inbox = bytearray()
         self._alive = True
 
@@ -204,6 +207,8 @@ class _Worker(Generic[T, R]):
             if writable:
                 try:
                     data = data[os.write(self._orders, data) :]
+                except BlockingIOError:  # room for less than the kernel writes at once: read, then write
+                    continue
                 except BrokenPipeError:
                     self._alive = False
                     return False

@@ -4,6 +4,7 @@ error raised at its item; a worker that dies or cannot be sent an item leaves it
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 
@@ -103,3 +104,19 @@ def test_a_worker_stuck_is_ended_and_its_chunks_made_here(monkeypatch: pytest.Mo
     started = time.monotonic()
     assert list(in_order(stuck_there, range(100), chunk=10, worker=True)) == [(n, (n, False)) for n in range(100)]
     assert time.monotonic() - started < 10
+
+
+def test_large_items_and_results_both_ways_never_leave_both_processes_writing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A chunk of orders larger than a pipe holds, sent while the worker writes an answer larger than its pipe holds:
+    # each process must read the other's while it writes (a blocking write on both sides waited for good).
+    monkeypatch.setattr(parallel, "_AHEAD", 4)
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("the two processes waited for each other"))
+    signal.alarm(60)
+    try:
+        made = list(in_order(lambda item: item * 3, (bytes([n % 256]) * 200_000 for n in range(60)), chunk=10,
+                             worker=True))  # fmt: skip
+    finally:
+        signal.alarm(0)
+    assert [result for _, result in made] == [bytes([n % 256]) * 600_000 for n in range(60)]
