@@ -198,7 +198,7 @@ class _Worker(Generic[T, R]):
         except (pickle.PicklingError, TypeError, AttributeError):
             return False
         while data:
-            readable, writable, _ = select.select([self._answers], [self._orders], [], STALL)
+            readable, writable = self._ready(write=True, within=STALL)
             if not (readable or writable):
                 self._stalled()
                 return False
@@ -226,9 +226,21 @@ class _Worker(Generic[T, R]):
             if not self._alive:
                 return []
             # An answer begun is read whole: the worker is writing it, and would wait for this process to read.
-            if not wait and not self._inbox and not select.select([self._answers], [], [], 0)[0]:
+            if not wait and not self._inbox and not self._ready(write=False, within=0)[0]:
                 return None
             self._read()
+
+    def _ready(self, *, write: bool, within: float) -> tuple[bool, bool]:
+        """Whether the worker's answers can be read, and (with `write`) its orders written, waiting at most `within`
+        seconds for either (poll, not select: a descriptor past 1024 is fine)."""
+        poller = select.poll()
+        poller.register(self._answers, select.POLLIN)
+        if write:
+            poller.register(self._orders, select.POLLOUT)
+        events = dict(poller.poll(within * 1000))
+        # A worker gone shows as a hang-up (or an error): read it, and find the end of file.
+        readable = bool(events.get(self._answers, 0) & (select.POLLIN | select.POLLHUP | select.POLLERR))
+        return readable, bool(events.get(self._orders, 0) & (select.POLLOUT | select.POLLERR))
 
     def _stalled(self) -> None:
         """End a worker that has neither read nor written for STALL seconds: stuck, it would hold up the command
@@ -239,7 +251,7 @@ class _Worker(Generic[T, R]):
 
     def _read(self) -> bool:
         """Read what the worker wrote; False when it is gone (end of file), or silent for STALL seconds."""
-        if not select.select([self._answers], [], [], STALL)[0]:
+        if not self._ready(write=False, within=STALL)[0]:
             self._stalled()
             return False
         data = os.read(self._answers, 1 << 20)
