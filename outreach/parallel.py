@@ -16,7 +16,6 @@ letterhead); only the items and the results cross the pipes, so both must be pic
 
 from __future__ import annotations
 
-import fcntl
 import gc
 import os
 import pickle
@@ -28,7 +27,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
-from itertools import islice
+from itertools import chain, islice
 from typing import Any, Generic, NoReturn, TypeVar, cast
 
 T = TypeVar("T")
@@ -36,6 +35,7 @@ R = TypeVar("R")
 
 CHUNK = 100  # items a chunk: about 30 ms of letters, small enough that neither side waits long for the other
 _AHEAD = 2  # chunks the worker holds at once: one to make, one waiting, so that it never waits for this process
+_LEAD = 8  # chunks read at most beyond the oldest the worker still makes: what waits in memory is bounded
 STALL = 30.0  # seconds without a word from the worker before this process ends it and makes its chunks itself
 _PIPE = 1 << 20  # bytes the answer pipe holds, where Linux allows (its default limit for a user)
 _FRAME = struct.Struct("<Q")  # each message on a pipe: its length, then the pickle
@@ -75,7 +75,7 @@ def in_order(make: Callable[[T], R], items: Iterable[T], *, local: Callable[[T],
         except OSError:  # no fork to be had (memory, process limit): one core, as before
             helper = None
     if helper is None:
-        for part in (*started, *chunks):
+        for part in chain(started, chunks):  # as they come: the items may be a stream of a million contacts
             yield from ((item, make(item)) for item in part)
         return
     with helper:
@@ -108,6 +108,8 @@ class _Worker(Generic[T, R]):
     def __init__(self, make: Callable[[T], R]) -> None:
         orders_read, self._orders = os.pipe()
         self._answers, answers_write = os.pipe()
+        import fcntl  # here: a worker is forked on Linux only, and Windows has no fcntl
+
         with suppress(OSError):  # a larger pipe: fewer turns for the two processes to pass a chunk of letters
             fcntl.fcntl(answers_write, fcntl.F_SETPIPE_SZ, _PIPE)
         gc.freeze()  # the worker never collects, and so never finalizes, what it inherited (a database connection)
@@ -179,7 +181,7 @@ class _Worker(Generic[T, R]):
         for part in started:
             take(part)
         for part in chunks:
-            receive(wait=False)
+            receive(wait=len(queue) >= _LEAD)  # this far ahead of the worker: wait for it rather than read on
             take(part)
             while queue and queue[0][1] is not None:
                 part, results = queue.popleft()

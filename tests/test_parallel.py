@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -120,3 +121,19 @@ def test_large_items_and_results_both_ways_never_leave_both_processes_writing(
     finally:
         signal.alarm(0)
     assert [result for _, result in made] == [bytes([n % 256]) * 600_000 for n in range(60)]
+
+
+def test_items_are_taken_as_they_are_needed_on_one_core_and_on_two() -> None:
+    for worker in (False, True):
+        taken: list[int] = []
+
+        def counted(taken: list[int] = taken) -> Iterator[int]:
+            for number in range(10_000):
+                taken.append(number)
+                yield number
+
+        made = in_order(square, counted(), chunk=10, worker=worker)
+        for _ in range(15):
+            next(made)
+        assert len(taken) <= 100, f"{len(taken)} items read ahead to make 15"
+        made.close()
