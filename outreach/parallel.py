@@ -62,14 +62,18 @@ def in_order(make: Callable[[T], R], items: Iterable[T], *, local: Callable[[T],
     """Yield `(item, make(item))` for every item, in order, made here or by a forked worker.
 
     A chunk holding an item for which `local(item)` is true is made here (its making is cheap, or its item costly
-    to send). `worker` None forks one when `second_core()` and there are at least two chunks; False never does.
+    to send). `worker` None forks one when `second_core()` and there are at least two chunks, not all of them to be
+    made here; False never does.
     An exception of `make` is raised here, when its item's turn comes, as making the items one by one would.
     """
     iterator, size = iter(items), chunk or CHUNK
     chunks = iter(lambda: list(islice(iterator, size)), [])
     started = list(islice(chunks, 2))
     helper = None
-    if len(started) == 2 and (second_core() if worker is None else worker):
+    # A worker for two chunks or more, unless every item so far is to be made here: then likely all are (a queue
+    # taking the letters its look made).
+    needed = len(started) == 2 and not all(local(item) for part in started for item in part)
+    if needed and (second_core() if worker is None else worker):
         try:
             helper = _Worker(make)
         except OSError:  # no fork to be had (memory, process limit): one core, as before

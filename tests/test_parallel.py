@@ -61,9 +61,10 @@ def test_a_worker_that_dies_leaves_its_chunks_to_this_process() -> None:
     assert list(in_order(dies_there, range(1000), chunk=10, worker=True)) == [(n, (n, False)) for n in range(1000)]
 
 
-def test_items_to_keep_here_and_items_that_cannot_be_sent_are_made_here() -> None:
-    made = dict(in_order(square, range(200), chunk=10, worker=True, local=lambda number: number < 100))
-    assert not any(made[number][2] for number in range(100))
+def test_items_to_keep_here_and_items_that_cannot_be_sent_are_made_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    made = dict(in_order(square, range(200), chunk=10, worker=True, local=lambda number: number % 100 < 15))
+    assert not any(made[number][2] for number in range(200) if number % 100 < 20), "chunks with one to keep here"
+    assert any(made[number][2] for number in range(200)), "the worker made the others"
 
     class Unsendable:
         def __init__(self, number: int) -> None:
@@ -75,6 +76,12 @@ def test_items_to_keep_here_and_items_that_cannot_be_sent_are_made_here() -> Non
 
     results = [result for _, result in in_order(number_of, map(Unsendable, range(100)), chunk=10, worker=True)]
     assert results == [(number, False) for number in range(100)]
+
+    def no_fork(*args: object) -> None:
+        raise AssertionError("a worker was forked for items all made here")
+
+    monkeypatch.setattr(parallel._Worker, "__init__", no_fork)
+    assert len(list(in_order(square, range(200), chunk=10, worker=True, local=lambda number: True))) == 200
 
 
 def test_leaving_early_ends_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
