@@ -83,7 +83,7 @@ def in_order(make: Callable[[T], R], items: Iterable[T], *, local: Callable[[T],
             yield from ((item, make(item)) for item in part)
         return
     with helper:
-        yield from helper.run(make, started, chunks, local)
+        yield from helper.run(started, chunks, local)
 
 
 def _made_here(make: Callable[[T], R], part: list[T]) -> list[Any]:
@@ -139,6 +139,7 @@ class _Worker(Generic[T, R]):
         # Written without blocking: a write that waited for room while the worker waited for its answer to be read
         # would wait for good; `_send` reads answers between writes instead.
         os.set_blocking(self._orders, False)
+        self._make = make
         self._inbox = bytearray()
         self._alive = True
 
@@ -153,10 +154,11 @@ class _Worker(Generic[T, R]):
             os.kill(self._pid, signal.SIGKILL)
         os.waitpid(self._pid, 0)
 
-    def run(self, make: Callable[[T], R], started: list[list[T]], chunks: Iterator[list[T]],
+    def run(self, started: list[list[T]], chunks: Iterator[list[T]],
             local: Callable[[T], bool]) -> Iterator[tuple[T, R]]:  # fmt: skip
         """Yield every item of the chunks with its result, in order: the worker makes what it is handed (up to
-        `_AHEAD` chunks at once), this process the rest."""
+        `_AHEAD` chunks at once), this process the rest, with the same `make`."""
+        make = self._make
         queue: deque[tuple[list[T], list[Any] | None]] = deque()  # the chunks in order, with results once made
         handed = 0  # chunks at the worker
 

@@ -99,6 +99,11 @@ class _Order(NamedTuple):
     unsubscribe_token: str = ""
     letter: Letter | None = None  # made by a look before queueing, from the same: nothing to make
 
+    @property
+    def made_for(self) -> tuple[Any, ...]:
+        """What a letter kept by the look must have been made for, to be taken instead of made again."""
+        return (self.recipient, self.thread_id, self.extra)
+
 
 class _Copies:
     """Letters of one step on their way into the outbox: rendered, counted, and written in batches."""
@@ -132,10 +137,9 @@ class _Copies:
                extra: dict[str, str] | None = None) -> _Order:  # fmt: skip
         """What one copy's letter is made from, or the letter a look before made from the same."""
         assert contact.email is not None
-        recipient = recipient_of(contact)
-        made_for = (recipient, thread_id, extra)
-        order = _Order(contact.id, contact.name, contact.role, contact.country, recipient, due, thread_id, extra)
-        letter = self.taking.take(contact.id, made_for) if self.taking else None
+        order = _Order(contact.id, contact.name, contact.role, contact.country, recipient_of(contact), due, thread_id,
+                       extra)  # fmt: skip
+        letter = self.taking.take(contact.id, order.made_for) if self.taking else None
         if letter is not None:
             return order._replace(letter=letter)
         token = f"outreach.{self.campaign.id}.{self.step.id}.{contact.id}.{secrets.token_hex(4)}"
@@ -153,7 +157,7 @@ class _Copies:
     def _add(self, order: _Order, letter: Letter) -> None:
         """Queue one letter made."""
         if self.keeping:
-            self.keeping.keep(order.contact_id, (order.recipient, order.thread_id, order.extra), letter)
+            self.keeping.keep(order.contact_id, order.made_for, letter)
         self.report.count(letter, order.role, order.country, order.due)
         self.rows.append((
             self.campaign.id, self.step.id, order.contact_id, "queued", letter.message_id, letter.recipient,
