@@ -88,8 +88,7 @@ class Workspace:
 
     def sender(self) -> Sender:
         """Who the letters come from, as the settings say."""
-        from outreach.rendering.letters import Sender
-        from outreach.rendering.previewing import parse_mailbox
+        from outreach.rendering.letters import Sender, parse_mailbox
 
         s = self.settings
         return Sender(

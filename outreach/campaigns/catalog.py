@@ -30,8 +30,7 @@ from outreach.contacts.selecting import check_segment
 from outreach.db.models import Campaign, CampaignStep, Contact, OutboxMessage, StepSkip, as_utc
 from outreach.db.queries import find_campaign
 from outreach.errors import InvalidValueError, NotFoundError
-from outreach.rendering.letters import Sender
-from outreach.rendering.previewing import parse_mailbox
+from outreach.rendering.letters import Sender, parse_mailbox
 from outreach.vocabulary import FOLLOW_UP_UNLESS, OUTBOX_STATES, UNSENT_STATES
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")

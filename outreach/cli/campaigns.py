@@ -57,7 +57,8 @@ def create_command(
 ) -> None:
     """Create a campaign with its first step."""
     from outreach.campaigns.catalog import create_campaign
-    from outreach.rendering.previewing import compile_template, parse_mailbox
+    from outreach.rendering.letters import parse_mailbox
+    from outreach.rendering.previewing import compile_template
 
     workspace = ctx.obj.workspace()
     compile_template(workspace.templates, template)  # a missing or broken template is refused now
@@ -299,7 +300,7 @@ def proof_command(
     from outreach.campaigns.previews import proof_letters
     from outreach.cli.sending import build_sending
     from outreach.outbox.proofs import send_proofs
-    from outreach.rendering.previewing import parse_mailbox
+    from outreach.rendering.letters import parse_mailbox
 
     workspace = ctx.obj.workspace()
     mailbox = parse_mailbox(to, "--to")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from importlib import import_module
 from typing import Any
 
 from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from outreach.db.models import Campaign, ContactTag, Tag
@@ -31,7 +31,8 @@ def insert_many(
     if not rows:
         return
     dialect = session.get_bind().dialect
-    insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+    # The INSERT of the dialect in use (for ON CONFLICT): the other dialect is not loaded for nothing.
+    insert = import_module(f"sqlalchemy.dialects.{'postgresql' if dialect.name == 'postgresql' else 'sqlite'}").insert
     statement = insert(table).on_conflict_do_nothing() if skip_duplicates else insert(table)
     compiled = statement.compile(dialect=dialect, column_keys=list(columns), for_executemany=True)
     # A column with a Python-side default would be compiled in with nothing to fill it: the caller must name it.

@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from email.utils import format_datetime
+from email.utils import format_datetime, parseaddr
 from typing import TYPE_CHECKING, Any
 
-from outreach.contacts.addresses import ascii_domain_form
+from outreach.contacts.addresses import InvalidAddressError, ascii_domain_form, parse_address
 from outreach.errors import ConfigError
 from outreach.rendering.mime import Mailbox, Message, build_message, make_message_id
 
@@ -53,6 +53,18 @@ class Sender:
     def domain(self) -> str:
         """The From address's domain: Message-IDs are made under it, and its DKIM key signs."""
         return domain_of(self.mailbox.address) if self.mailbox else ""
+
+
+def parse_mailbox(text: str, setting: str) -> Mailbox | None:
+    """Read `Name <address>` from a setting; empty means not set."""
+    if not text.strip():
+        return None
+    name, address = parseaddr(text)
+    try:
+        checked = parse_address(address)
+    except InvalidAddressError as error:
+        raise ConfigError(f"{setting}: {error}", hint='write it as "Name <address@example.org>"') from None
+    return Mailbox(ascii_domain_form(checked.email), name or None)
 
 
 @dataclass(frozen=True)

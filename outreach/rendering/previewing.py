@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from email.utils import parseaddr
 from pathlib import Path
 from typing import NamedTuple
 
@@ -13,32 +12,18 @@ from babel.dates import format_date
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from outreach.contacts.addresses import InvalidAddressError, ascii_domain_form, parse_address
 from outreach.contacts.directory import count_contacts, find_contact
 from outreach.contacts.segments import Segment
 from outreach.contacts.selecting import streamed_contacts
 from outreach.db.models import Contact, Signatory
-from outreach.errors import ConfigError, NotFoundError, OutreachError
+from outreach.errors import NotFoundError, OutreachError
 from outreach.parallel import in_order
 from outreach.rendering.copies import CompiledTemplate, Copy, Letterhead, Recipient, TemplateRenderError
 from outreach.rendering.copies import Signatory as PrintedSignatory
 from outreach.rendering.environment import RenderLimits, make_environment
 from outreach.rendering.folders import FALLBACK_LANGUAGE, template_names
 from outreach.rendering.letters import Sender
-from outreach.rendering.mime import Mailbox
 from outreach.rendering.salutations import Form, forms_used, greeting, shipped_forms
-
-
-def parse_mailbox(text: str, setting: str) -> Mailbox | None:
-    """Read `Name <address>` from a setting; empty means not set."""
-    if not text.strip():
-        return None
-    name, address = parseaddr(text)
-    try:
-        checked = parse_address(address)
-    except InvalidAddressError as error:
-        raise ConfigError(f"{setting}: {error}", hint='write it as "Name <address@example.org>"') from None
-    return Mailbox(ascii_domain_form(checked.email), name or None)
 
 
 def compile_template(root: Path, name: str, limits: RenderLimits | None = None) -> CompiledTemplate:
