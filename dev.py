@@ -49,12 +49,21 @@ def ensure_environment() -> None:
     STAMP.write_text(wanted)
 
 
+def compile_bytecode() -> None:
+    """Compile outreach's modules, as pip does for a regular install (an editable one is left to compile itself).
+    Where PYTHONDONTWRITEBYTECODE is set, as on this project's CI machine, Python would otherwise compile every
+    module it imports from source again at every command: 40-60 ms of each command's start. Files compiled already
+    are skipped; a syntax error is left for the task to report."""
+    subprocess.run([str(BIN / "python"), "-m", "compileall", "-q", "-q", str(ROOT / "outreach")], check=False)
+
+
 def main(argv: list[str]) -> int:
     """Run the task named on the command line, with any further arguments passed on."""
     if not argv or argv[0] not in TASKS:
         print(__doc__, file=sys.stderr)
         return 2
     ensure_environment()
+    compile_bytecode()
     task, extra = TASKS[argv[0]], argv[1:]
     for index, command in enumerate(task):
         result = subprocess.run(command + (extra if index == len(task) - 1 else []), cwd=ROOT)
