@@ -17,13 +17,18 @@
     servers do, which outreach uses and smtplib does not.
 (c) `outreach send` with 4 connections to a sink that answers each DATA after 20 ms, as a server across a network
     does, against the same one-connection baseline on that same sink (`--delayed-count` messages, 4,000 by default:
-    the baseline needs about 90 seconds for them), again without and with PIPELINING offered.
+    the baseline needs about 90 seconds for them), again without and with PIPELINING offered. The same run also
+    times the baseline's loop itself on 4 connections (threads) to that sink: what the loop measured against
+    reaches with 4 connections on this machine and sink, the ceiling for a sender that does not pipeline.
 (d) what campaigners would otherwise reach for: mailmerge 2.3 (`pip install -e '.[bench]'`), sending the same
     appeal (the English text and HTML as one multipart/alternative template, the signatory list rendered into it,
     each recipient's salutation and address line in its CSV) to the first `--mailmerge-count` recipients of the
     same outbox (1,000 by default: mailmerge takes a connection a message), on a sink of its own, timed from start
     to exit. Against it, outreach's `campaigns queue` and first `send` of (a) and (b) together: rates, not times,
     as the counts differ. `--no-mailmerge` skips it; without mailmerge installed, it is skipped with a word.
+    Also the most any sender could reach on this sink, from the CPU time the sink (one process, one thread) spent
+    a message during that send: N messages cannot go faster than N times it, so queue + send cannot beat
+    N / (queue seconds + N x sink CPU a message) over one connection.
 
 Runs of (b) alternate with runs of the baseline, and the ratio is taken run by run, because this machine is shared
 and noisy. After every run the sink reports what it received: the script fails unless each message arrived once.
@@ -47,6 +52,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -95,6 +101,14 @@ class Sink:
         if self.process.stdout.readline().strip() != "ready":
             raise SystemExit("the SMTP sink did not start")
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time the sink has used so far (user and system); None where /proc cannot say (not Linux)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (proc(5))
+
     def stop(self) -> dict[str, int]:
         """Stop the sink and return what it received."""
         self.process.send_signal(signal.SIGTERM)
@@ -107,25 +121,43 @@ def _check(received: dict[str, int], count: int, what: str) -> None:
         raise SystemExit(f"{what}: the sink received {received}, expected {count} messages, each once")
 
 
-def baseline(folder: Path, port: int, count: int) -> float:
-    """The minimal smtplib loop, in a process of its own: one connection, `sendmail()` for each of the first
-    `count` pre-rendered messages (read into memory before the clock starts); returns the seconds it took."""
+def baseline(folder: Path, port: int, count: int, connections: int = 1) -> float:
+    """The minimal smtplib loop, in a process of its own: `sendmail()` for each of the first `count` pre-rendered
+    messages (read into memory before the clock starts), over one connection or over `connections` at once (a
+    thread each, taking the next message as they go); returns the seconds it took."""
     done = subprocess.run(
-        [sys.executable, __file__, "--baseline-of", str(folder), "--port", str(port), "--count", str(count)],
+        [sys.executable, __file__, "--baseline-of", str(folder), "--port", str(port), "--count", str(count),
+         "--connections", str(connections)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     return float(done.stdout)
 
 
-def _baseline_process(folder: Path, port: int, count: int) -> None:
+def _baseline_process(folder: Path, port: int, count: int, connections: int) -> None:
     manifest = (folder / "recipients.tsv").read_text(encoding="utf-8").splitlines()[:count]
     pairs = (line.split("\t") for line in manifest)
-    messages = [(recipient, (folder / name).read_bytes()) for name, recipient in pairs]
+    messages = iter([(recipient, (folder / name).read_bytes()) for name, recipient in pairs])
+    taking = threading.Lock()
+
+    def loop() -> None:
+        smtp = smtplib.SMTP("127.0.0.1", port)
+        while True:
+            with taking:
+                recipient, data = next(messages, ("", b""))
+            if not recipient:
+                break
+            smtp.sendmail(SENDER, [recipient], data, mail_options=() if recipient.isascii() else ("SMTPUTF8",))
+        smtp.quit()
+
     started = time.perf_counter()
-    smtp = smtplib.SMTP("127.0.0.1", port)
-    for recipient, data in messages:
-        smtp.sendmail(SENDER, [recipient], data, mail_options=() if recipient.isascii() else ("SMTPUTF8",))
-    smtp.quit()
+    if connections == 1:
+        loop()
+    else:
+        threads = [threading.Thread(target=loop) for _ in range(connections)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     print(time.perf_counter() - started)
 
 
@@ -280,6 +312,17 @@ def _send(tools: ModuleType, workspace: Path, port: int, connections: int, count
     return timed
 
 
+def send_once(tools: ModuleType, workspace: Path, count: int) -> tuple[Any, float | None]:
+    """`outreach send` of the whole queue, again, over one connection to a fresh sink that answers at once: how it
+    was timed, and the sink's CPU seconds a message (None where they cannot be read)."""
+    requeue(workspace)
+    sink = Sink(0.0)
+    timed = _send(tools, workspace, sink.port, 1, count, None)
+    used = sink.cpu_seconds()
+    _check(sink.stop(), count, "outreach send")
+    return timed, None if used is None else used / count
+
+
 def _prerender(workspace: Path, folder: Path) -> None:
     """The messages as `outreach send` would send them (its dry run), and a manifest of their recipients."""
     from sqlalchemy import text
@@ -402,10 +445,11 @@ def time_mailmerge(command: Path, folder: Path) -> float:
     return seconds
 
 
-def compare_mailmerge(command: Path, workspace: Path, folder: Path, count: int, outreach: tuple[int, float]
-                      ) -> dict[str, Any]:  # fmt: skip
+def compare_mailmerge(command: Path, workspace: Path, folder: Path, count: int, outreach: tuple[int, float],
+                      fastest: float | None = None) -> dict[str, Any]:  # fmt: skip
     """(d): mailmerge sends `count` messages to a sink of its own; against `outreach`, (messages, seconds) of its
-    queue and send together; in messages a second."""
+    queue and send together, and against `fastest`, the fewest seconds they could have taken on that sink; in
+    messages a second."""
     from importlib.metadata import version
 
     sink = Sink(0.0)
@@ -418,7 +462,9 @@ def compare_mailmerge(command: Path, workspace: Path, folder: Path, count: int, 
     theirs, ours = made["recipients"] / seconds, outreach[0] / outreach[1]
     return {"version": version("mailmerge"), **made, "seconds": round(seconds, 2), "per_second": round(theirs, 1),
             "outreach_messages": outreach[0], "outreach_seconds": round(outreach[1], 2),
-            "outreach_per_second": round(ours, 1), "ratio": round(ours / theirs, 1)}  # fmt: skip
+            "outreach_per_second": round(ours, 1), "ratio": round(ours / theirs, 1)} | (
+        {} if fastest is None else {"ceiling_per_second": round(outreach[0] / fastest, 1),
+                                    "ceiling_ratio": round(outreach[0] / fastest / theirs, 1)})  # fmt: skip
 
 
 def main() -> int:
@@ -435,9 +481,10 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--baseline-of", type=Path, help=argparse.SUPPRESS)  # the baseline's own process
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--connections", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline_of:
-        _baseline_process(args.baseline_of, args.port, args.count)
+        _baseline_process(args.baseline_of, args.port, args.count, args.connections)
         return 0
     tools = import_tools()
     say = (lambda *a: None) if args.json else print
@@ -472,18 +519,15 @@ def main() -> int:
         if with_baseline:
             _prerender(workspace, folder / "eml")
         runs = []
-        first_send = 0.0  # seconds of the first `outreach send` of (b), for (d)
+        first_send: tuple[float, float | None] | None = None  # (b)'s first send for (d): seconds, sink CPU a message
         for number in range(args.runs):
             entry: dict[str, Any] = {}
             if with_baseline:
                 sink = Sink(0.0)
                 entry["baseline_per_second"] = round(args.count / baseline(folder / "eml", sink.port, args.count))
                 _check(sink.stop(), args.count, "baseline")
-            requeue(workspace)
-            sink = Sink(0.0)
-            timed = _send(tools, workspace, sink.port, 1, args.count, None)
-            _check(sink.stop(), args.count, "outreach send")
-            first_send = first_send or timed.seconds
+            timed, sink_cpu = send_once(tools, workspace, args.count)
+            first_send = first_send or (timed.seconds, sink_cpu)
             entry |= {"per_second": round(args.count / timed.seconds), "peak_rss_mb": round(timed.peak_rss_mb, 1)}
             if with_baseline:
                 entry["ratio"] = round(entry["per_second"] / entry["baseline_per_second"], 2)
@@ -523,30 +567,42 @@ def main() -> int:
             if with_baseline:
                 entry["ratio"] = round(entry["per_second"] / entry["baseline_per_second"], 2)
                 entry["pipelining_ratio"] = round(entry["pipelining_per_second"] / entry["baseline_per_second"], 2)
+                sink = Sink(0.02)  # the ceiling: the smtplib loop itself on 4 connections
+                entry["four_baseline_per_second"] = round(count / baseline(folder / "eml", sink.port, count, 4))
+                _check(sink.stop(), count, "baseline on 4 connections, 20 ms")
+                entry["ceiling_ratio"] = round(entry["four_baseline_per_second"] / entry["baseline_per_second"], 2)
             result["delayed"] = entry
             say(f"(c) 20 ms sink, {count} messages: outreach send with 4 connections {entry['per_second']:,}/s, "
                 f"{entry['pipelining_per_second']:,}/s to a sink offering PIPELINING"
                 + (f"; baseline (one connection) {entry['baseline_per_second']:,}/s; ratios {entry['ratio']} and "
-                   f"{entry['pipelining_ratio']}" if with_baseline else ""))  # fmt: skip
+                   f"{entry['pipelining_ratio']}; the smtplib loop itself on 4 connections "
+                   f"{entry['four_baseline_per_second']:,}/s: ratio {entry['ceiling_ratio']}, what the loop"
+                   " measured against reaches itself" if with_baseline else ""))  # fmt: skip
 
         if not args.no_mailmerge:
             command = mailmerge_command()
             if command is None:
                 say("(d) skipped: mailmerge is not installed; `pip install -e '.[bench]'` installs it")
             else:
-                if not first_send:  # --runs 0: one send of (b) for the comparison
-                    requeue(workspace)
-                    sink = Sink(0.0)
-                    first_send = _send(tools, workspace, sink.port, 1, args.count, None).seconds
-                    _check(sink.stop(), args.count, "outreach send")
+                if first_send is None:  # --runs 0: one send of (b) for the comparison
+                    timed, sink_cpu = send_once(tools, workspace, args.count)
+                    first_send = (timed.seconds, sink_cpu)
                 count = min(args.mailmerge_count, args.count)
-                outreach = (args.count, queue_seconds + first_send)
-                result["mailmerge"] = entry = compare_mailmerge(command, workspace, folder, count, outreach)
+                sent_seconds, sink_cpu = first_send
+                outreach = (args.count, queue_seconds + sent_seconds)
+                fastest = None if sink_cpu is None else queue_seconds + args.count * sink_cpu
+                result["mailmerge"] = entry = compare_mailmerge(command, workspace, folder, count, outreach, fastest)
                 say(f"(d) mailmerge {entry['version']}: {entry['recipients']:,} messages in {entry['seconds']:.1f} s:"
                     f" {entry['per_second']:,.1f} msg/s; outreach queue + send: {args.count:,} in"
                     f" {entry['outreach_seconds']:.1f} s: {entry['outreach_per_second']:,.1f} msg/s;"
                     f" ratio {entry['ratio']}x ({entry['left_out']} recipients left out: mailmerge cannot send to"
                     " addresses with non-ASCII characters)")  # fmt: skip
+                if fastest is not None:
+                    say(
+                        f"(d) the sink spent {sink_cpu * 1000:.2f} ms of CPU a message in that send: over one"
+                        f" connection, queue + send of {args.count:,} cannot take less than {fastest:.1f} s here:"
+                        f" {entry['ceiling_per_second']:,.1f} msg/s, ratio {entry['ceiling_ratio']}x at most"
+                    )
     finally:
         if args.keep:
             say(f"kept {folder}")
