@@ -84,11 +84,11 @@ class _Order(NamedTuple):
 
     copy: int  # the outbox row
     compiled: tuple[str, date]  # the template, and the day the letter was made on
+    contact_id: int  # whose one-click unsubscribe token the letter carries (signed as it is made)
     recipient: Recipient
     message_id: str
     thread_id: str | None
     extra: dict[str, str] | None
-    token: str  # the one-click unsubscribe token
 
     @property
     def made_for(self) -> tuple[Any, ...]:
@@ -128,16 +128,16 @@ class _Letters:
                 row.first_language,
             )
             extra = first_letter_variables(first)
-        recipient = recipient_of(row.Contact)
-        token = unsubscribe_token(self.secret, row.Contact.id, self.campaign_id)
-        return _Order(row.id, (row.template, day), recipient, row.message_id, row.thread_id, extra, token)
+        return _Order(row.id, (row.template, day), row.Contact.id, recipient_of(row.Contact), row.message_id,
+                      row.thread_id, extra)  # fmt: skip
 
     def made(self, order: _Order) -> Letter:
         """One copy's letter, made (what a worker process runs: a template compiled after it was forked is not
         there, and its letters are made here)."""
         template, head = self.compiled[order.compiled]
+        token = unsubscribe_token(self.secret, order.contact_id, self.campaign_id)
         return letter_for(template, order.recipient, head, self.sender, order.message_id, thread_id=order.thread_id,
-                          extra=order.extra, unsubscribe_token=order.token)  # fmt: skip
+                          extra=order.extra, unsubscribe_token=token)  # fmt: skip
 
     def check(self, rows: Iterable[_Copy]) -> None:
         """Make every copy's letter (on both cores when there are many), and keep them for the writes."""
@@ -254,17 +254,19 @@ def _refresh(session: Session, row: _Copy, letters: _Letters, report: RefreshRep
     if not (made or changed) and all(getattr(row, column) == value for column, value in values.items()):
         report.current += 1
         return
-    written = session.execute(_WRITE_COPY, {
+    # Through the session's connection: the same transaction, without the ORM's handling of each statement (half
+    # the time of 15,000 small UPDATEs).
+    connection = session.connection()
+    written = connection.execute(_WRITE_COPY, {
         **values, "copy": row.id, "updated_at": now, "last_reply": None if releasable else row.last_reply,
-    }).rowcount  # type: ignore[attr-defined]  # fmt: skip
+    }).rowcount  # fmt: skip
     if written != 1:  # a sender claimed it between the look and the write: it sends the letter it read
         report.taken += 1
         return
     if made or changed:
         letter_values = {"copy": row.message_id, "letter": letter.data}
-        stored = session.execute(_WRITE_LETTER, letter_values).rowcount  # type: ignore[attr-defined]
-        if stored != 1:
-            session.execute(insert(OutboxBody).values(message_id=row.message_id, letter=letter.data))
+        if connection.execute(_WRITE_LETTER, letter_values).rowcount != 1:
+            connection.execute(insert(_BODIES).values(message_id=row.message_id, letter=letter.data))
     if made:
         report.made += 1
         report.releasable += releasable
