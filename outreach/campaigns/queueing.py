@@ -95,8 +95,6 @@ class _Order(NamedTuple):
     due: datetime
     thread_id: str | None
     extra: dict[str, str] | None
-    message_id: str = ""
-    unsubscribe_token: str = ""
     letter: Letter | None = None  # made by a look before queueing, from the same: nothing to make
 
     @property
@@ -114,6 +112,7 @@ class _Copies:
         self.session, self.campaign, self.step, self.template, self.head = session, campaign, step, template, head
         self.sender, self.digest, self.report, self.now = sender, digest, report, now
         self.secret = workspace_secret(session)  # signs each letter's one-click unsubscribe token
+        self.campaign_id, self.step_id = campaign.id, step.id  # plain values, for a worker to read
         self.rows: list[tuple[Any, ...]] = []
         self.bodies: list[tuple[Any, ...]] = []
         self.keeping: LetterSpool | None = None  # where the letters made are kept (a look before queueing)
@@ -140,19 +139,18 @@ class _Copies:
         order = _Order(contact.id, contact.name, contact.role, contact.country, recipient_of(contact), due, thread_id,
                        extra)  # fmt: skip
         letter = self.taking.take(contact.id, order.made_for) if self.taking else None
-        if letter is not None:
-            return order._replace(letter=letter)
-        token = f"outreach.{self.campaign.id}.{self.step.id}.{contact.id}.{secrets.token_hex(4)}"
-        signed = unsubscribe_token(self.secret, contact.id, self.campaign.id)
-        return order._replace(message_id=make_message_id(self.sender.domain, token), unsubscribe_token=signed)
+        return order if letter is None else order._replace(letter=letter)
 
     def _make(self, order: _Order) -> Letter:
-        """One copy's letter (what a worker process runs: it reads nothing but the order and what was forked)."""
+        """One copy's letter, under a new Message-ID and with its signed one-click token (what a worker process
+        runs: it reads nothing but the order and what was forked, so that the signing is shared out too)."""
         if order.letter is not None:
             return order.letter
-        return letter_for(self.template, order.recipient, self.head, self.sender, order.message_id,
-                          thread_id=order.thread_id, extra=order.extra,
-                          unsubscribe_token=order.unsubscribe_token)  # fmt: skip
+        unique = f"outreach.{self.campaign_id}.{self.step_id}.{order.contact_id}.{secrets.token_hex(4)}"
+        signed = unsubscribe_token(self.secret, order.contact_id, self.campaign_id)
+        return letter_for(self.template, order.recipient, self.head, self.sender,
+                          make_message_id(self.sender.domain, unique), thread_id=order.thread_id, extra=order.extra,
+                          unsubscribe_token=signed)  # fmt: skip
 
     def _add(self, order: _Order, letter: Letter) -> None:
         """Queue one letter made."""
