@@ -169,6 +169,52 @@ def test_each_copy_is_made_once_and_one_whose_contact_changed_meanwhile_is_made_
             assert letter == before[message_id][-1], "a copy that reads the same is left as it was"
 
 
+def test_only_the_copies_found_different_are_read_again_and_written(ws: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refresh with nothing to change writes nothing; a contact renamed before it changes that contact's copy alone,
+    and only that copy is read again, locked, and written. One renamed after the check found its copy current is left
+    for the next refresh: this one reports what it found, as if it had run a moment earlier."""
+    before = stored(ws)
+    made: list[Letter] = []
+    renamed_late = ""
+
+    def making(*args: Any, **kwargs: Any) -> Letter:
+        made.append(letter_for(*args, **kwargs))
+        if renamed_late and len(made) == len(before):  # the check's last letter: renamed before the writes
+            with ws.sessions.begin() as session:
+                session.execute(update(Contact).where(Contact.email == renamed_late).values(name="Late Renommé"))
+        return made[-1]
+
+    monkeypatch.setattr(refreshing, "letter_for", making)
+
+    def refresh() -> tuple[RefreshReport, list[tuple[int, int, str]]]:
+        made.clear()
+        steps: list[tuple[int, int, str]] = []
+        report = refresh_campaign(ws.sessions, ws.root / "templates", "heads", SENDER, now=NOW,
+                                  progress=lambda done, total, what: steps.append((done, total, what)))  # fmt: skip
+        return report, [step for step in steps if step[2] == "written"]
+
+    report, written = refresh()
+    assert (report.changed, report.current, written) == (0, len(before), [])
+    assert len(made) == len(before) and stored(ws) == before
+
+    with ws.sessions.begin() as session:
+        session.execute(update(Contact).where(Contact.email == "elysee@example.org").values(name="Emmanuel Renommé"))
+    report, written = refresh()
+    assert (report.changed, report.current, written) == (1, len(before) - 1, [(1, 1, "written")])
+    assert len(made) == len(before), "the renamed contact's letter was made once, by the check, and written"
+    changed = {mid for mid, copy in stored(ws).items() if copy != before[mid]}
+    assert [before[mid][2] for mid in changed] == ["elysee@example.org"]
+
+    renamed_late = "matignon@example.org"
+    after = stored(ws)
+    report, written = refresh()
+    assert (report.changed, report.current, written) == (0, len(before), [])
+    assert stored(ws) == after, "found current by the check: left as it was"
+    renamed_late = ""
+    report, _ = refresh()
+    assert report.changed == 1, "the next refresh makes it again"
+
+
 def test_the_diff_shows_the_edited_line_of_one_changed_copy(ws: Env) -> None:
     edit_english_body(ws)
     report = refresh_campaign(ws.sessions, ws.root / "templates", "heads", SENDER, now=NOW, diff=True)

@@ -6,11 +6,12 @@ the same Message-ID, in the same thread and due at the same time. A copy that is
 `unknown` or `cancelled` is never touched: its bytes may have reached the server, or it is withdrawn.
 
 Like queueing, one broken copy refreshes none: every copy is rendered once first, changing nothing, and only then
-written (the letters made first, kept aside, unless its contact changed in between: outreach/campaigns/spool.py),
-one transaction a batch so that senders are not kept waiting for the whole outbox. Each batch locks its rows (`FOR
-UPDATE` on PostgreSQL; SQLite has one writer at a time) and each write names the states it expects, so a sender
-claiming a copy at the same moment either sends the old letter, and the copy is left as it was, or waits and sends
-the new one (outreach/outbox/claims.py reads the letter in its claiming transaction).
+are the copies found different written (the letters made first, kept aside, unless its contact changed in between:
+outreach/campaigns/spool.py); a copy found current is not read again, so a refresh with nothing to change writes
+nothing. The writes go one transaction a batch so that senders are not kept waiting for the whole outbox. Each batch
+locks its rows (`FOR UPDATE` on PostgreSQL; SQLite has one writer at a time) and each write names the states it
+expects, so a sender claiming a copy at the same moment either sends the old letter, and the copy is left as it was,
+or waits and sends the new one (outreach/outbox/claims.py reads the letter in its claiming transaction).
 
 A letter keeps the date it was made on (the `date` its template prints): refreshing it on a later day changes what
 was edited, not the date, so that "already current" means what it says.
@@ -18,6 +19,7 @@ was edited, not the date, so that "already current" means what it says.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -139,10 +141,24 @@ class _Letters:
         return letter_for(template, order.recipient, head, self.sender, order.message_id, thread_id=order.thread_id,
                           extra=order.extra, unsubscribe_token=token)  # fmt: skip
 
-    def check(self, rows: Iterable[_Copy]) -> None:
-        """Make every copy's letter (on both cores when there are many), and keep them for the writes."""
-        for order, letter in in_order(self.made, map(self.order, rows)):
-            self.spool.keep(order.copy, order.made_for, letter)
+    def check(self, rows: Iterable[_Copy]) -> set[int]:
+        """Make every copy's letter (on both cores when there are many) and return the copies found current: each
+        already is what it would be written as. The others' letters are kept for the writes."""
+        looked: deque[_Copy] = deque()  # the rows whose orders were handed out, in order: only orders are sent
+        current: set[int] = set()
+
+        def orders() -> Iterator[_Order]:
+            for row in rows:
+                looked.append(row)
+                yield self.order(row)
+
+        for order, letter in in_order(self.made, orders()):
+            row = looked.popleft()
+            if _is_current(row, letter, _written(row, letter, self.digest(row.template))):
+                current.add(row.id)
+            else:
+                self.spool.keep(order.copy, order.made_for, letter)
+        return current
 
     def make(self, row: _Copy) -> Letter:
         """The letter of one copy: the one kept when the check made it from the same, else made now."""
@@ -227,14 +243,35 @@ def refresh_campaign(
                 if progress:
                     progress(done, len(ids), "made and checked")
 
-        letters.check(checked())
-        for done, batch in _batches(ids):
+        # A copy the check found current is not looked at again: had its contact changed since, the refresh
+        # reports it as it found it, as a refresh run a moment earlier would. The others are read again, locked.
+        current = letters.check(checked())
+        report.current += len(current)
+        differing = [copy for copy in ids if copy not in current]
+        for done, batch in _batches(differing):
             with sessions.begin() as session:
                 for row in _rows(session, batch, lock=True):
                     _refresh(session, row, letters, report, now, diff=diff)
             if progress:
-                progress(done, len(ids), "written")
+                progress(done, len(differing), "written")
     return report
+
+
+def _written(row: _Copy, letter: Letter, digest: str) -> dict[str, Any]:
+    """What a refresh writes in a copy's outbox row, as its letter made now has it."""
+    return {"recipient": letter.recipient, "recipient_name": row.Contact.name, "language": letter.language,
+            "subject": letter.subject, "sender": letter.sender, "envelope_sender": letter.envelope_sender,
+            "template_digest": digest}  # fmt: skip
+
+
+def _is_current(row: _Copy, letter: Letter, values: dict[str, Any]) -> bool:
+    """Whether a copy already is what a refresh would write: its letter reads the same, and its row holds `values`."""
+    return row.letter is not None and _holds(row, values) and same_letter(row.letter, letter.data)  # cheaper first
+
+
+def _holds(row: _Copy, values: dict[str, Any]) -> bool:
+    """Whether a copy's outbox row holds these values."""
+    return all(getattr(row, column) == value for column, value in values.items())
 
 
 def _refresh(session: Session, row: _Copy, letters: _Letters, report: RefreshReport, now: datetime, *,
@@ -244,14 +281,12 @@ def _refresh(session: Session, row: _Copy, letters: _Letters, report: RefreshRep
         report.skipped["no address"] = report.skipped.get("no address", 0) + 1
         return
     letter = letters.make(row)
-    values = {"recipient": letter.recipient, "recipient_name": row.Contact.name, "language": letter.language,
-              "subject": letter.subject, "sender": letter.sender, "envelope_sender": letter.envelope_sender,
-              "template_digest": letters.digest(row.template)}  # fmt: skip
+    values = _written(row, letter, letters.digest(row.template))
     made = row.letter is None
     changed = not made and not same_letter(row.letter, letter.data)
     # Held by migration 0006 for want of a letter (every copy queued since has one): made now, it may be released.
     releasable = made and row.state == "held"
-    if not (made or changed) and all(getattr(row, column) == value for column, value in values.items()):
+    if not (made or changed) and _holds(row, values):  # current after all: what differed changed back since
         report.current += 1
         return
     # Through the session's connection: the same transaction, without the ORM's handling of each statement (half
