@@ -112,7 +112,8 @@ class _Copies:
         self.session, self.campaign, self.step, self.template, self.head = session, campaign, step, template, head
         self.sender, self.digest, self.report, self.now = sender, digest, report, now
         self.secret = workspace_secret(session)  # signs each letter's one-click unsubscribe token
-        self.campaign_id, self.step_id = campaign.id, step.id  # plain values, for a worker to read
+        # Plain values for the worker: an ORM object read there could load from the database it inherited.
+        self.campaign_id, self.step_id = campaign.id, step.id
         self.rows: list[tuple[Any, ...]] = []
         self.bodies: list[tuple[Any, ...]] = []
         self.keeping: LetterSpool | None = None  # where the letters made are kept (a look before queueing)

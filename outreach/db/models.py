@@ -95,6 +95,7 @@ class Base(DeclarativeBase):
 
 @event.listens_for(Base.metadata, "before_create")
 def _partial_indexes_on_postgresql(metadata: MetaData, connection: Connection, **_: Any) -> None:
+    """Give PostgreSQL the conditions of the partial indexes (`_where`) as it creates the tables."""
     if connection.dialect.name == "postgresql":
         for table in metadata.tables.values():
             for index in table.indexes:
