@@ -20,7 +20,6 @@ from outreach.config import ENV_FILE, Settings, load_settings
 from outreach.db.engine import make_engine, make_session_factory, require_current, upgrade
 from outreach.db.models import Suppression
 from outreach.errors import ConfigError, SettingsError, WorkspaceError
-from outreach.locks import exclusive
 
 if TYPE_CHECKING:  # the adapters and the template engine load when a command asks for them, not with the workspace
     from outreach.outbox.signing import DkimSigner
@@ -140,6 +139,8 @@ class Workspace:
         url = make_url(self.settings.database_url)
         if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
             return nullcontext()
+        from outreach.locks import exclusive  # here: the commands that take no lock need not load filelock
+
         return exclusive(Path(f"{url.database}.{job}.lock"), f"`outreach {job}`", wait=wait)
 
     def close(self) -> None:
