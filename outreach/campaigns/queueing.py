@@ -159,7 +159,7 @@ class _Copies:
             self.keeping.keep(order.contact_id, order.made_for, letter)
         self.report.count(letter, order.role, order.country, order.due)
         self.rows.append((
-            self.campaign.id, self.step.id, order.contact_id, "queued", letter.message_id, letter.recipient,
+            self.campaign_id, self.step_id, order.contact_id, "queued", letter.message_id, letter.recipient,
             order.name, letter.language, letter.subject, 0, order.due, order.thread_id, letter.sender,
             letter.envelope_sender, self.digest, self.now, self.now,
         ))  # fmt: skip
